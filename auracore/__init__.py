@@ -1,0 +1,3 @@
+"""AuraCore: a real-time AI mastering engine (kernels, realtime, models, offline, control)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The outside world's handle on the engine: parameters, presets and the command line."""

@@ -1,0 +1,80 @@
+"""Feed-forward compressor: soft-knee static curve, peak or RMS detection, stereo-linked."""
+
+import math
+
+from numba import njit
+
+RMS_WINDOW_MS = 10.0
+LEVEL_FLOOR_DB = -200.0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def static_gain_db(level_db, threshold_db, ratio, knee_db):
+    """Gain (<= 0 dB) the static curve applies to a detector level in dB.
+
+    Below the knee: 0. Inside it (|level - threshold| <= knee/2):
+    (1/ratio - 1) * (level - threshold + knee/2)^2 / (2 knee). Above it:
+    (1/ratio - 1) * (level - threshold).
+    """
+    over = level_db - threshold_db
+    slope = 1.0 / ratio - 1.0
+    if knee_db > 0.0 and 2.0 * abs(over) <= knee_db:
+        t = over + 0.5 * knee_db
+        return slope * t * t / (2.0 * knee_db)
+    if over > 0.0:
+        return slope * over
+    return 0.0
+
+
+@njit(cache=True, nogil=True)
+def time_coef(time_ms, sample_rate):
+    """One-pole coefficient reaching 63% of a step in time_ms."""
+    return 1.0 - math.exp(-1000.0 / (max(time_ms, 1e-3) * sample_rate))
+
+
+@njit(cache=True, nogil=True)
+def compressor_process(x, start, stop, threshold_db, ratio, knee_db, attack_coef, release_coef,
+                       rms, rms_coef, makeup0_db, makeup1_db, tick_pos, tick, st):
+    """Compress rows start..stop-1 of x: (frames, channels) in place, channels linked.
+
+    Ballistics act on the gain in dB (attack when it falls, release when it rises).
+    makeup glides linearly from makeup0_db to makeup1_db across a tick of `tick` samples,
+    tick_pos being the position of row `start` in it. st: [mean square, gain dB].
+    Returns the smallest gain (dB) applied in the range, for the meters.
+    """
+    channels = x.shape[1]
+    ms = st[0]
+    gr = st[1]
+    lowest = 0.0
+    for n in range(start, stop):
+        if rms:
+            acc = 0.0
+            for c in range(channels):
+                acc += x[n, c] * x[n, c]
+            ms += rms_coef * (acc / channels - ms)
+            level = math.sqrt(ms)
+        else:
+            level = 0.0
+            for c in range(channels):
+                a = abs(x[n, c])
+                if a > level:
+                    level = a
+        level_db = 20.0 * math.log10(level) if level > 1e-10 else LEVEL_FLOOR_DB
+        target = static_gain_db(level_db, threshold_db, ratio, knee_db)
+        if target < gr:
+            gr += attack_coef * (target - gr)
+        else:
+            gr += release_coef * (target - gr)
+        if gr < lowest:
+            lowest = gr
+        frac = (tick_pos + n - start) / tick
+        g = 10.0 ** ((gr + makeup0_db + (makeup1_db - makeup0_db) * frac) / 20.0)
+        for c in range(channels):
+            x[n, c] *= g
+    if abs(ms) < 1e-30:
+        ms = 0.0
+    if abs(gr) < 1e-30:
+        gr = 0.0
+    st[0] = ms
+    st[1] = gr
+    return lowest

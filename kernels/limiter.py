@@ -1,0 +1,147 @@
+"""Lookahead brickwall limiter on a true-peak estimate: it owns the chain's latency.
+
+Gain computer (stereo-linked): for every frame q, r(q) = min(1, ceiling / p(q)) where p is
+the true-peak estimate of kernels/truepeak.py (4x + parabola). A minimum over a window of
+B + 2R frames, a release one-pole that only rises, and a B-frame moving average give the
+gain G. Because the average only sees values no larger than r(q) for every frame within R
+of a peak, G has reached r(q) before the peak arrives and holds it across the
+interpolator's reach: the attack is a smooth ramp of B frames and nothing overshoots.
+Latency = TP_DELAY + (B - 1) + R frames, reported exactly; B follows from the lookahead.
+The dry input is delayed by the same amount so that bypass stays time-aligned.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .truepeak import TP_DELAY, TruePeakState, truepeak_process
+
+HOLD_RADIUS = 4
+MIN_ATTACK = 8
+# integer state slots
+I_POS = 0      # delay-line write position
+I_HEAD = 1     # deque head
+I_TAIL = 2     # deque tail (one past last)
+I_BPOS = 3     # box ring position
+I_FRAME = 4    # frames seen
+# float state slots
+F_EREL = 0     # release follower
+F_BOXSUM = 1   # box filter running sum
+F_GAIN = 2     # last gain applied (linear)
+
+
+def latency_for(sample_rate: float, lookahead_ms: float) -> tuple[int, int]:
+    """(latency frames, attack frames B) for a lookahead in ms at a sample rate."""
+    wanted = int(round(lookahead_ms * sample_rate / 1000.0))
+    latency = max(wanted, TP_DELAY + HOLD_RADIUS + MIN_ATTACK - 1)
+    attack = latency - TP_DELAY - HOLD_RADIUS + 1
+    return latency, attack
+
+
+class LimiterState:
+    """Preallocated limiter state for one stream."""
+
+    def __init__(self, sample_rate: float, channels: int, lookahead_ms: float, max_block: int):
+        self.latency, self.attack = latency_for(sample_rate, lookahead_ms)
+        size = 1
+        while size < self.latency + 1:
+            size *= 2
+        self.delay = np.zeros((channels, size))
+        self.dry = np.zeros((channels, size))
+        window = self.attack + 2 * HOLD_RADIUS
+        self.dq_val = np.ones(window + 2)
+        self.dq_idx = np.zeros(window + 2, dtype=np.int64)
+        self.box = np.ones(self.attack)
+        self.ints = np.zeros(5, dtype=np.int64)
+        self.floats = np.array([1.0, float(self.attack), 1.0])
+        self.ints[I_TAIL] = 1  # one entry: r = 1 for every frame before the stream
+        self.dq_idx[0] = -(1 << 40)
+        self.tp = TruePeakState(channels)
+        self.tp_out = np.zeros((max_block, channels))
+
+    @property
+    def arrays(self):
+        return (self.delay, self.dry, self.dq_val, self.dq_idx, self.box, self.ints, self.floats,
+                self.tp.coefs, self.tp.hist, self.tp.prev3, self.tp.work, self.tp_out)
+
+
+@njit(cache=True, nogil=True)
+def limiter_process(x, dry_in, start, stop, ceiling0, ceiling1, release_coef, bypass0, bypass1,
+                    tick_pos, tick, latency, delay, dry, dq_val, dq_idx, box, ints, floats,
+                    tp_coefs, tp_hist, tp_prev3, tp_work, tp_out):
+    """Limit rows start..stop-1 of x: (frames, channels) in place; they come out `latency`
+    frames late, mixed with the equally delayed dry_in rows (0..stop-start-1) by the bypass
+    weight. ceiling and bypass glide linearly across the tick. Returns the lowest gain (lin).
+    """
+    channels = x.shape[1]
+    n = stop - start
+    truepeak_process(x[start:stop], tp_coefs, tp_hist, tp_prev3, tp_work, tp_out)
+    mask = delay.shape[1] - 1
+    attack = box.shape[0]
+    window = attack + 2 * HOLD_RADIUS
+    cap = dq_val.shape[0]
+    pos = ints[I_POS]
+    head = ints[I_HEAD]
+    tail = ints[I_TAIL]
+    bpos = ints[I_BPOS]
+    frame = ints[I_FRAME]
+    erel = floats[F_EREL]
+    boxsum = floats[F_BOXSUM]
+    lowest = 1.0
+    gain = floats[F_GAIN]
+    for i in range(n):
+        frac = (tick_pos + i) / tick
+        ceiling = ceiling0 + (ceiling1 - ceiling0) * frac
+        peak = 0.0
+        for c in range(channels):
+            if tp_out[i, c] > peak:
+                peak = tp_out[i, c]
+        r = 1.0
+        if peak > ceiling:
+            r = ceiling / peak
+        # running minimum over the last `window` estimates (monotonic deque, ring of cap)
+        q = frame - TP_DELAY
+        while tail != head and dq_val[(tail - 1) % cap] >= r:
+            tail -= 1
+        dq_val[tail % cap] = r
+        dq_idx[tail % cap] = q
+        tail += 1
+        while dq_idx[head % cap] <= q - window:
+            head += 1
+        hold = dq_val[head % cap]
+        if hold < erel:
+            erel = hold
+        else:
+            erel += release_coef * (hold - erel)
+        boxsum += erel - box[bpos]
+        box[bpos] = erel
+        bpos += 1
+        if bpos == attack:
+            bpos = 0
+            boxsum = 0.0
+            for k in range(attack):
+                boxsum += box[k]
+        gain = boxsum / attack
+        if gain < lowest:
+            lowest = gain
+        b = bypass0 + (bypass1 - bypass0) * frac
+        rd = (pos - latency) & mask
+        for c in range(channels):
+            delay[c, pos] = x[start + i, c]
+            dry[c, pos] = dry_in[i, c]
+            x[start + i, c] = (1.0 - b) * gain * delay[c, rd] + b * dry[c, rd]
+        pos = (pos + 1) & mask
+        frame += 1
+    if head > cap and tail > cap:
+        head -= cap
+        tail -= cap
+    ints[I_POS] = pos
+    ints[I_HEAD] = head
+    ints[I_TAIL] = tail
+    ints[I_BPOS] = bpos
+    ints[I_FRAME] = frame
+    floats[F_EREL] = erel
+    floats[F_BOXSUM] = boxsum
+    floats[F_GAIN] = gain
+    return lowest

@@ -1,0 +1,1 @@
+"""Learning: model definitions, data synthesis, training, export and the ONNX Runtime wrapper."""

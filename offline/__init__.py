@@ -1,0 +1,1 @@
+"""Whole files: render, analyze, and the heavier offline analysis."""
