@@ -5,7 +5,7 @@ import math
 from numba import njit
 
 RMS_WINDOW_MS = 10.0
-LEVEL_FLOOR_DB = -200.0
+DB_PER_LN = 20.0 / math.log(10.0)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -46,6 +46,8 @@ def compressor_process(x, start, stop, threshold_db, ratio, knee_db, attack_coef
     ms = st[0]
     gr = st[1]
     lowest = 0.0
+    # levels below the knee's foot leave the static curve at 0 dB: skip the logarithm there
+    floor_lin = math.exp((threshold_db - 0.5 * knee_db) / DB_PER_LN)
     for n in range(start, stop):
         if rms:
             acc = 0.0
@@ -59,8 +61,9 @@ def compressor_process(x, start, stop, threshold_db, ratio, knee_db, attack_coef
                 a = abs(x[n, c])
                 if a > level:
                     level = a
-        level_db = 20.0 * math.log10(level) if level > 1e-10 else LEVEL_FLOOR_DB
-        target = static_gain_db(level_db, threshold_db, ratio, knee_db)
+        target = 0.0
+        if level > floor_lin:
+            target = static_gain_db(DB_PER_LN * math.log(level), threshold_db, ratio, knee_db)
         if target < gr:
             gr += attack_coef * (target - gr)
         else:
@@ -68,7 +71,7 @@ def compressor_process(x, start, stop, threshold_db, ratio, knee_db, attack_coef
         if gr < lowest:
             lowest = gr
         frac = (tick_pos + n - start) / tick
-        g = 10.0 ** ((gr + makeup0_db + (makeup1_db - makeup0_db) * frac) / 20.0)
+        g = math.exp((gr + makeup0_db + (makeup1_db - makeup0_db) * frac) / DB_PER_LN)
         for c in range(channels):
             x[n, c] *= g
     if abs(ms) < 1e-30:

@@ -50,8 +50,11 @@ class LimiterState:
         self.delay = np.zeros((channels, size))
         self.dry = np.zeros((channels, size))
         window = self.attack + 2 * HOLD_RADIUS
-        self.dq_val = np.ones(window + 2)
-        self.dq_idx = np.zeros(window + 2, dtype=np.int64)
+        cap = 1
+        while cap < window + 2:
+            cap *= 2
+        self.dq_val = np.ones(cap)
+        self.dq_idx = np.zeros(cap, dtype=np.int64)
         self.box = np.ones(self.attack)
         self.ints = np.zeros(5, dtype=np.int64)
         self.floats = np.array([1.0, float(self.attack), 1.0])
@@ -76,11 +79,11 @@ def limiter_process(x, dry_in, start, stop, ceiling0, ceiling1, release_coef, by
     """
     channels = x.shape[1]
     n = stop - start
-    truepeak_process(x[start:stop], tp_coefs, tp_hist, tp_prev3, tp_work, tp_out)
+    truepeak_process(x[start:stop], tp_coefs, tp_hist, tp_prev3, tp_work, tp_out, min(ceiling0, ceiling1))
     mask = delay.shape[1] - 1
     attack = box.shape[0]
     window = attack + 2 * HOLD_RADIUS
-    cap = dq_val.shape[0]
+    qmask = dq_val.shape[0] - 1
     pos = ints[I_POS]
     head = ints[I_HEAD]
     tail = ints[I_TAIL]
@@ -100,16 +103,16 @@ def limiter_process(x, dry_in, start, stop, ceiling0, ceiling1, release_coef, by
         r = 1.0
         if peak > ceiling:
             r = ceiling / peak
-        # running minimum over the last `window` estimates (monotonic deque, ring of cap)
+        # running minimum over the last `window` estimates (monotonic deque in a power-of-two ring)
         q = frame - TP_DELAY
-        while tail != head and dq_val[(tail - 1) % cap] >= r:
+        while tail != head and dq_val[(tail - 1) & qmask] >= r:
             tail -= 1
-        dq_val[tail % cap] = r
-        dq_idx[tail % cap] = q
+        dq_val[tail & qmask] = r
+        dq_idx[tail & qmask] = q
         tail += 1
-        while dq_idx[head % cap] <= q - window:
+        while dq_idx[head & qmask] <= q - window:
             head += 1
-        hold = dq_val[head % cap]
+        hold = dq_val[head & qmask]
         if hold < erel:
             erel = hold
         else:
@@ -133,9 +136,11 @@ def limiter_process(x, dry_in, start, stop, ceiling0, ceiling1, release_coef, by
             x[start + i, c] = (1.0 - b) * gain * delay[c, rd] + b * dry[c, rd]
         pos = (pos + 1) & mask
         frame += 1
-    if head > cap and tail > cap:
-        head -= cap
-        tail -= cap
+    # keep the counters small; both move by a multiple of the ring size, so slots stay put
+    if head > qmask + 1:
+        shift = head & ~qmask
+        head -= shift
+        tail -= shift
     ints[I_POS] = pos
     ints[I_HEAD] = head
     ints[I_TAIL] = tail

@@ -16,6 +16,7 @@ from numba import njit
 
 FACTOR = 4
 HALF_TAPS = 12
+TAPS = 2 * HALF_TAPS
 TP_DELAY = HALF_TAPS - 1
 KAISER_BETA = 6.0
 CHUNK = 256
@@ -44,7 +45,7 @@ class TruePeakState:
         taps = self.coefs.shape[1]
         self.hist = np.zeros((channels, taps - 1))
         self.prev3 = np.zeros(channels)
-        self.work = np.zeros((FACTOR + 1, CHUNK + taps - 1))
+        self.work = np.zeros((1, CHUNK + taps - 1))
 
     def reset(self) -> None:
         self.hist[:] = 0.0
@@ -67,61 +68,80 @@ def _refine(a, b, c):
     return -b
 
 
+# A parabola through three same-signed points whose middle is the largest peaks at most
+# 1/8 of the middle value above it: the bound that lets the refinement be skipped.
+REFINE_BOUND = 1.125
+
+
 @njit(cache=True, nogil=True)
-def truepeak_process(x, coefs, hist, prev3, work, out):
+def truepeak_process(x, coefs, hist, prev3, work, out, floor=0.0):
     """Stream x: (frames, channels) through the estimator; out: (frames, channels) float64
     receives, row for row, the peak magnitude estimate of frame (row - TP_DELAY) of the
     stream (linear, not dB). hist, prev3, work: the state from ``TruePeakState``.
+
+    floor: estimates that provably cannot exceed it may be returned as any lower bound
+    not above it (the sample magnitudes) instead of being computed. The limiter passes its
+    ceiling and a max-meter its running maximum; results above floor are always exact.
     """
     frames, channels = x.shape
     taps = coefs.shape[1]
     half = taps // 2
     nh = taps - 1
     chunk = work.shape[1] - nh
+    reach = 0.0
+    for k in range(1, 4):
+        l1 = 0.0
+        for j in range(taps):
+            l1 += abs(coefs[k, j])
+        reach = max(reach, l1)
+    raw_floor = floor / REFINE_BOUND
     start = 0
     while start < frames:
         n = min(chunk, frames - start)
         for c in range(channels):
             wb = work[0]
+            top = 0.0
             for i in range(nh):
-                wb[i] = hist[c, i]
+                v = hist[c, i]
+                wb[i] = v
+                top = max(top, abs(v))
             for r in range(n):
                 v = x[start + r, c]
                 wb[nh + r] = v
-            for k in range(1, 4):
-                pk = work[k]
+                top = max(top, abs(v))
+            if top * reach * REFINE_BOUND <= floor:
+                # nothing in reach can beat the floor: report sample magnitudes, and keep
+                # the one interpolated point the next chunk's first parabola needs
                 for r in range(n):
-                    pk[r] = 0.0
+                    out[start + r, c] = abs(wb[r + half])
+                acc = 0.0
                 for j in range(taps):
-                    h = coefs[k, j]
-                    for r in range(n):
-                        pk[r] += h * wb[r + j]
-            p1 = work[1]
-            p2 = work[2]
-            p3 = work[3]
-            last3 = prev3[c]
-            for r in range(n):
-                v0 = wb[r + half - 1]
-                v4 = wb[r + half]
-                a1 = p1[r]
-                a2 = p2[r]
-                a3 = p3[r]
-                m = abs(v4)
-                e = _refine(last3, v0, a1)
-                if e > m:
-                    m = e
-                e = _refine(v0, a1, a2)
-                if e > m:
-                    m = e
-                e = _refine(a1, a2, a3)
-                if e > m:
-                    m = e
-                e = _refine(a2, a3, v4)
-                if e > m:
-                    m = e
-                out[start + r, c] = m
-                last3 = a3
-            prev3[c] = last3
+                    acc += coefs[3, j] * wb[n - 1 + j]
+                prev3[c] = acc
+            else:
+                last3 = prev3[c]
+                for r in range(n):
+                    # the three points between sample r+half-1 and r+half, as dot products
+                    a1 = 0.0
+                    a2 = 0.0
+                    a3 = 0.0
+                    for j in range(TAPS):  # a compile-time count: the loop unrolls
+                        v = wb[r + j]
+                        a1 += coefs[1, j] * v
+                        a2 += coefs[2, j] * v
+                        a3 += coefs[3, j] * v
+                    v0 = wb[r + half - 1]
+                    v4 = wb[r + half]
+                    m = max(abs(v0), abs(a1), abs(a2), abs(a3), abs(v4))
+                    if m > raw_floor:
+                        m = abs(v4)
+                        m = max(m, _refine(last3, v0, a1))
+                        m = max(m, _refine(v0, a1, a2))
+                        m = max(m, _refine(a1, a2, a3))
+                        m = max(m, _refine(a2, a3, v4))
+                    out[start + r, c] = m
+                    last3 = a3
+                prev3[c] = last3
             for i in range(nh):
                 hist[c, i] = wb[n + i]
         start += n
