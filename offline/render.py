@@ -1,0 +1,184 @@
+"""Offline render: stream a file through the mastering chain, block by block, to a new file.
+
+The output is the live engine's output with the limiter's latency removed (the first
+``latency`` frames are dropped and the tail is flushed with zeros), so it lines up with
+the input sample for sample and has the same length. Memory stays flat: the file is
+read, processed and written in blocks.
+"""
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from auracore.kernels import params as P
+from auracore.kernels.chain import ChainState, process
+from auracore.kernels.loudness import LoudnessMeter
+
+from .audio_io import AudioFileError, Ditherer, atomic_output, open_input, read_blocks
+
+TWO_PASS_TOLERANCE_LU = 0.03
+TWO_PASS_MAX_PASSES = 6
+
+
+@dataclass
+class RenderResult:
+    """What a render measured: loudness in LUFS, peaks in dBTP, times in seconds."""
+
+    input: str
+    output: str
+    sample_rate: int
+    channels: int
+    duration_s: float
+    input_integrated_lufs: float | None
+    input_true_peak_dbtp: float | None
+    output_integrated_lufs: float | None
+    output_true_peak_dbtp: float | None
+    output_loudness_range_lu: float | None
+    latency_samples: int
+    sanitised_samples: int
+    elapsed_s: float
+    realtime_factor: float
+    two_pass_gain_db: float | None = None
+    measure_passes: int = 0
+    warnings: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 3) if math.isfinite(value) else None
+
+
+def _run(path: str, params: np.ndarray, blocksize: int, sink, progress) -> tuple[ChainState, int, LoudnessMeter]:
+    """Stream the file at path through a fresh chain; sink(block) gets the aligned output.
+
+    Returns (chain state, frames, input meter).
+    """
+    with open_input(path) as f:
+        state = ChainState(f.samplerate, f.channels)
+        in_meter = LoudnessMeter(f.samplerate, f.channels)
+        skip = state.latency
+        frames = 0
+        for block in read_blocks(f, blocksize):
+            in_meter.process(block)
+            process(block, state, params)
+            frames += block.shape[0]
+            if progress is not None:
+                progress.update(block.shape[0])
+            if skip:
+                drop = min(skip, block.shape[0])
+                skip -= drop
+                block = block[drop:]
+            if block.shape[0]:
+                sink(block)
+        # flush the limiter's lookahead: its last `latency` frames are still inside
+        tail = np.zeros((state.latency, f.channels))
+        for start in range(0, state.latency, blocksize):
+            part = tail[start:start + blocksize]
+            process(part, state, params)
+            if skip:
+                drop = min(skip, part.shape[0])
+                skip -= drop
+                part = part[drop:]
+            if part.shape[0]:
+                sink(part)
+        if frames != f.frames and f.frames > 0 and frames < f.frames:
+            raise AudioFileError(f"{path}: only {frames} of {f.frames} frames could be read; the file is truncated")
+    return state, frames, in_meter
+
+
+def _measure(path: str, params: np.ndarray, blocksize: int, progress) -> float:
+    """Integrated loudness (LUFS) of the chain's output for these parameters, nothing written."""
+    with open_input(path) as f:
+        meter = LoudnessMeter(f.samplerate, f.channels, true_peak=False)
+    _run(path, params, blocksize, meter.process, progress)
+    return meter.integrated_lufs
+
+
+def render_file(in_path: str, out_path: str, params: np.ndarray, blocksize: int = 1024,
+                subtype: str | None = None, two_pass: bool = False, progress_factory=None) -> RenderResult:
+    """Render in_path to out_path through the chain with the parameter vector params.
+
+    blocksize: frames per block (the output does not depend on it). subtype: PCM_16,
+    PCM_24 or FLOAT (TPDF dither when cutting word length). two_pass: measure first, then
+    set the output gain so that the result lands on loudness.target_lufs within 0.1 LU
+    (the live loudness follower is switched off; the limiter still holds the ceiling).
+    progress_factory(total_frames, label) returns an object with update(n) and close(),
+    or None for silence. Raises AudioFileError for unreadable input or unwritable output.
+    """
+    if blocksize < 1 or blocksize > 1 << 20:
+        raise AudioFileError(f"--blocksize {blocksize}: use 1 to 1048576 frames")
+    if os.path.exists(out_path) and os.path.exists(in_path) and os.path.samefile(in_path, out_path):
+        raise AudioFileError(f"{out_path}: refusing to overwrite the input; choose another output path")
+    with open_input(in_path) as f:
+        sample_rate, channels, total = f.samplerate, f.channels, f.frames
+
+    def bar(label):
+        return progress_factory(total, label) if progress_factory else None
+
+    params = params.copy()
+    warnings = []
+    gain_db = None
+    passes = 0
+    started = time.perf_counter()
+    if two_pass:
+        params[P.P_LOUD_AUTO] = 0.0
+        target = params[P.P_LOUD_TARGET]
+        base = params[P.P_OUTPUT_GAIN]
+        gain_db = 0.0
+        for passes in range(1, TWO_PASS_MAX_PASSES + 1):
+            params[P.P_OUTPUT_GAIN] = base + gain_db
+            b = bar(f"measure {passes}")
+            try:
+                measured = _measure(in_path, params, blocksize, b)
+            finally:
+                if b:
+                    b.close()
+            if not math.isfinite(measured):
+                warnings.append("the input is silent: --two-pass left the gain alone")
+                gain_db = 0.0
+                break
+            error = target - measured
+            if abs(error) <= TWO_PASS_TOLERANCE_LU:
+                break
+            gain_db += error
+            if base + gain_db > P.lookup("output.gain_db").maximum:
+                gain_db = P.lookup("output.gain_db").maximum - base
+                warnings.append("the target needs more gain than output.gain_db allows")
+        else:
+            warnings.append(f"--two-pass stopped {abs(error):.2f} LU from the target: the limiter "
+                            "is taking the loudness (lower the target or raise the ceiling)")
+        params[P.P_OUTPUT_GAIN] = base + gain_db
+
+    out_meter = LoudnessMeter(sample_rate, channels)
+    dither = Ditherer(subtype)
+    b = bar("render")
+    try:
+        with atomic_output(out_path, sample_rate, channels, subtype) as out:
+            def sink(block):
+                block = dither.apply(block)
+                out_meter.process(block)
+                out.write(block)
+
+            state, frames, in_meter = _run(in_path, params, blocksize, sink, b)
+    finally:
+        if b:
+            b.close()
+    elapsed = time.perf_counter() - started
+    duration = frames / sample_rate
+    return RenderResult(
+        input=in_path, output=out_path, sample_rate=sample_rate, channels=channels,
+        duration_s=round(duration, 6),
+        input_integrated_lufs=_finite(in_meter.integrated_lufs),
+        input_true_peak_dbtp=_finite(float(np.max(in_meter.true_peak_dbtp))),
+        output_integrated_lufs=_finite(out_meter.integrated_lufs),
+        output_true_peak_dbtp=_finite(float(np.max(out_meter.true_peak_dbtp))),
+        output_loudness_range_lu=_finite(out_meter.loudness_range_lu),
+        latency_samples=state.latency, sanitised_samples=state.sanitised_samples,
+        elapsed_s=round(elapsed, 3), realtime_factor=round(duration / max(elapsed, 1e-9), 1),
+        two_pass_gain_db=None if gain_db is None else round(gain_db, 3),
+        measure_passes=passes, warnings=warnings)
