@@ -70,53 +70,89 @@ def design_biquad(shape, sample_rate, freq_hz, gain_db, q, out):
     out[4] = a2 / a0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _tick(v, b0, b1, b2, a1, a2, z):
+    """One TDF-II step: returns (y, new z1, new z2) for input v and state z = (z1, z2)."""
+    y = b0 * v + z[0]
+    return y, b1 * v - a1 * y + z[1], b2 * v - a2 * y
+
+
+@njit(cache=True, nogil=True)
+def _stereo_pair(x, start, stop, ca, cb, sa, sb):
+    """Two stages over both channels of rows start..stop-1, software-pipelined: stage b
+    works on row n-1 while stage a works on row n, so four independent recursions overlap
+    (each alone is bound by its multiply-add latency). Same arithmetic as one stage
+    after the other, so the result is bit-identical."""
+    a0, a1, a2, a3, a4 = ca[0], ca[1], ca[2], ca[3], ca[4]
+    b0, b1, b2, b3, b4 = cb[0], cb[1], cb[2], cb[3], cb[4]
+    zal = (sa[0, 0], sa[0, 1])
+    zar = (sa[1, 0], sa[1, 1])
+    zbl = (sb[0, 0], sb[0, 1])
+    zbr = (sb[1, 0], sb[1, 1])
+    yl, z1, z2 = _tick(x[start, 0], a0, a1, a2, a3, a4, zal)
+    zal = (z1, z2)
+    yr, z1, z2 = _tick(x[start, 1], a0, a1, a2, a3, a4, zar)
+    zar = (z1, z2)
+    for n in range(start + 1, stop):
+        ul, z1, z2 = _tick(yl, b0, b1, b2, b3, b4, zbl)
+        zbl = (z1, z2)
+        ur, z1, z2 = _tick(yr, b0, b1, b2, b3, b4, zbr)
+        zbr = (z1, z2)
+        yl, z1, z2 = _tick(x[n, 0], a0, a1, a2, a3, a4, zal)
+        zal = (z1, z2)
+        yr, z1, z2 = _tick(x[n, 1], a0, a1, a2, a3, a4, zar)
+        zar = (z1, z2)
+        x[n - 1, 0] = ul
+        x[n - 1, 1] = ur
+    ul, z1, z2 = _tick(yl, b0, b1, b2, b3, b4, zbl)
+    zbl = (z1, z2)
+    ur, z1, z2 = _tick(yr, b0, b1, b2, b3, b4, zbr)
+    zbr = (z1, z2)
+    x[stop - 1, 0] = ul
+    x[stop - 1, 1] = ur
+    sa[0, 0], sa[0, 1] = zal
+    sa[1, 0], sa[1, 1] = zar
+    sb[0, 0], sb[0, 1] = zbl
+    sb[1, 0], sb[1, 1] = zbr
+
+
+@njit(cache=True, nogil=True)
+def _single(x, start, stop, c, coef, z):
+    """One stage over channel c of rows start..stop-1; z: (2,) state."""
+    b0, b1, b2, a1, a2 = coef[0], coef[1], coef[2], coef[3], coef[4]
+    z1 = z[0]
+    z2 = z[1]
+    for n in range(start, stop):
+        v = x[n, c]
+        y = b0 * v + z1
+        z1 = b1 * v - a1 * y + z2
+        z2 = b2 * v - a2 * y
+        x[n, c] = y
+    z[0] = z1
+    z[1] = z2
+
+
 @njit(cache=True, nogil=True)
 def cascade_process(x, start, stop, coefs, state):
     """Filter rows start..stop-1 of x: (frames, channels) in place through every stage.
 
     coefs: (stages, 5); state: (channels, stages, 2), transposed direct form II. Stereo
-    runs both channels' recursions side by side (twice the throughput: each recursion is
-    latency-bound); the arithmetic per channel is the same either way.
+    runs stages in pipelined pairs over both channels at once; the arithmetic per
+    channel and stage is the same in every path.
     """
+    if stop <= start:
+        return
+    stages = coefs.shape[0]
     channels = x.shape[1]
-    for s in range(coefs.shape[0]):
-        b0 = coefs[s, 0]
-        b1 = coefs[s, 1]
-        b2 = coefs[s, 2]
-        a1 = coefs[s, 3]
-        a2 = coefs[s, 4]
-        if channels == 2:
-            z1l = state[0, s, 0]
-            z2l = state[0, s, 1]
-            z1r = state[1, s, 0]
-            z2r = state[1, s, 1]
-            for n in range(start, stop):
-                vl = x[n, 0]
-                vr = x[n, 1]
-                yl = b0 * vl + z1l
-                yr = b0 * vr + z1r
-                z1l = b1 * vl - a1 * yl + z2l
-                z1r = b1 * vr - a1 * yr + z2r
-                z2l = b2 * vl - a2 * yl
-                z2r = b2 * vr - a2 * yr
-                x[n, 0] = yl
-                x[n, 1] = yr
-            state[0, s, 0] = z1l
-            state[0, s, 1] = z2l
-            state[1, s, 0] = z1r
-            state[1, s, 1] = z2r
-            continue
+    s = 0
+    if channels == 2:
+        while s + 1 < stages:
+            _stereo_pair(x, start, stop, coefs[s], coefs[s + 1], state[:, s, :], state[:, s + 1, :])
+            s += 2
+    while s < stages:
         for c in range(channels):
-            z1 = state[c, s, 0]
-            z2 = state[c, s, 1]
-            for n in range(start, stop):
-                v = x[n, c]
-                y = b0 * v + z1
-                z1 = b1 * v - a1 * y + z2
-                z2 = b2 * v - a2 * y
-                x[n, c] = y
-            state[c, s, 0] = z1
-            state[c, s, 1] = z2
+            _single(x, start, stop, c, coefs[s], state[c, s])
+        s += 1
 
 
 @njit(cache=True, nogil=True)

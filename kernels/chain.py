@@ -80,12 +80,13 @@ class ChainState:
         self.c[C_EQ_FRESH] = 1
         self.dry = np.zeros((TICK, channels))
         self.work = np.zeros((TICK, channels))
+        self.kw_work = np.zeros((TICK, channels))
 
     @property
     def arrays(self):
         """The state as a tuple of arrays, in ``chain_kernel``'s argument order."""
         return (self.ps, self.ps_prev, self.ps_coef, self.eq_coefs, self.eq_state, self.comp,
-                self.kw_coefs, self.kw_state, self.loud_ring, self.s, self.c, self.dry, self.work) + self.limiter.arrays
+                self.kw_coefs, self.kw_state, self.kw_work, self.loud_ring, self.s, self.c, self.dry, self.work) + self.limiter.arrays
 
     @property
     def sanitised_samples(self) -> int:
@@ -156,7 +157,7 @@ def _control_tick(params, sample_rate, ps, ps_prev, ps_coef, eq_coefs, eq_state,
 
 
 @njit(cache=True, nogil=True)
-def _loudness_follow(x, start, stop, sample_rate, target_lufs, kw_coefs, kw_state, ring, s, c):
+def _loudness_follow(x, start, stop, sample_rate, target_lufs, kw_coefs, kw_state, kw_work, ring, s, c):
     """Feed rows start..stop-1 (the signal entering the loudness stage) to the follower:
     K-weighted energy per 100 ms step, 400 ms blocks gated at -70 LUFS and 10 LU below
     the running level, an exponentially weighted mean (LOUDNESS_TRACK_S) of the blocks
@@ -165,15 +166,14 @@ def _loudness_follow(x, start, stop, sample_rate, target_lufs, kw_coefs, kw_stat
     step_len = int(round(LOUDNESS_STEP_S * sample_rate))
     acc = s[S_LOUD_ACC]
     pos = c[C_STEP_POS]
-    for n in range(start, stop):
+    n_rows = stop - start
+    for n in range(n_rows):
         for ch in range(channels):
-            v = x[n, ch]
-            for st in range(2):
-                y = kw_coefs[st, 0] * v + kw_state[ch, st, 0]
-                kw_state[ch, st, 0] = kw_coefs[st, 1] * v - kw_coefs[st, 3] * y + kw_state[ch, st, 1]
-                kw_state[ch, st, 1] = kw_coefs[st, 2] * v - kw_coefs[st, 4] * y
-                v = y
-            acc += v * v
+            kw_work[n, ch] = x[start + n, ch]
+    cascade_process(kw_work, 0, n_rows, kw_coefs, kw_state)
+    for n in range(n_rows):
+        for ch in range(channels):
+            acc += kw_work[n, ch] * kw_work[n, ch]
         pos += 1
         if pos == step_len:
             ring[c[C_RING_POS]] = acc / step_len
@@ -206,7 +206,7 @@ def _loudness_follow(x, start, stop, sample_rate, target_lufs, kw_coefs, kw_stat
 
 @njit(cache=True, nogil=True)
 def chain_kernel(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs, eq_state, comp,
-                 kw_coefs, kw_state, loud_ring, s, c, dry, w,
+                 kw_coefs, kw_state, kw_work, loud_ring, s, c, dry, w,
                  delay, dry_delay, dq_val, dq_idx, box, lim_ints, lim_floats,
                  tp_coefs, tp_hist, tp_prev3, tp_work, tp_out):
     """The whole chain over x: (frames, channels) in place; see ``process``. Each tick is
@@ -262,7 +262,7 @@ def chain_kernel(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs
                 side = 0.5 * (w[i, 0] - w[i, 1]) * width
                 w[i, 0] = mid + side
                 w[i, 1] = mid - side
-        _loudness_follow(w, 0, n, sample_rate, ps[P.P_LOUD_TARGET], kw_coefs, kw_state, loud_ring, s, c)
+        _loudness_follow(w, 0, n, sample_rate, ps[P.P_LOUD_TARGET], kw_coefs, kw_state, kw_work, loud_ring, s, c)
         o0 = _db2lin(s[S_LOUD_PREV_DB] + ps_prev[P.P_OUTPUT_GAIN])
         o1 = _db2lin(s[S_LOUD_DB] + ps[P.P_OUTPUT_GAIN])
         for i in range(n):
