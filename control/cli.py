@@ -35,7 +35,11 @@ def _run_presets(args) -> int:
 
 def params_markdown() -> str:
     """The parameter documentation table, generated from the registry."""
-    rows = ["| id | OSC address | unit | range | default | glide ms | description |",
+    rows = ["# Parameters", "",
+            "Every live parameter, generated from the registry (kernels/params.py) by",
+            "`auracore params > docs/parameters.md`; a test fails when this file is out of date.",
+            "Booleans take 0 or 1. Glide: the time constant (ms) of the one-pole that smooths a change.", "",
+            "| id | OSC address | unit | range | default | glide ms | description |",
             "|---|---|---|---|---|---|---|"]
     for p in P.PARAMS:
         rng = f"{p.minimum:g} to {p.maximum:g}" if p.kind == "float" else "0 or 1"
