@@ -107,20 +107,26 @@ def atomic_output(path: str, samplerate: int, channels: int, subtype: str | None
         raise
 
 
-class Ditherer:
-    """TPDF dither of +-1 LSB for a fixed-point subtype, seeded so renders repeat exactly."""
+class Quantizer:
+    """Word-length reduction for fixed-point output: TPDF dither of +-1 LSB, rounding to
+    the nearest step and clipping, done here rather than by libsndfile (which truncates,
+    a -0.5 LSB bias). Seeded, so renders repeat exactly."""
 
     def __init__(self, subtype: str | None, seed: int = 0x5EED):
-        bits = {"PCM_16": 16, "PCM_24": 24}.get(subtype or "")
-        self.lsb = 2.0 ** (1 - bits) if bits else 0.0
+        self.bits = {"PCM_16": 16, "PCM_24": 24}.get(subtype or "", 0)
         self.rng = np.random.default_rng(seed)
 
-    def apply(self, block: np.ndarray) -> np.ndarray:
-        """Return block plus TPDF noise (a new array); unchanged when no word length is cut."""
-        if self.lsb == 0.0:
-            return block
+    def apply(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(what to write, its value as float64 in [-1, 1)) for block: (frames, channels)."""
+        if not self.bits:
+            return block, block
+        full = 2.0 ** (self.bits - 1)
         noise = self.rng.random(block.shape) - self.rng.random(block.shape)
-        return block + noise * self.lsb
+        q = np.clip(np.rint(block * full + noise), -full, full - 1)
+        if self.bits == 16:
+            return q.astype(np.int16), q / full
+        # 24-bit: libsndfile takes the top 24 bits of int32 samples
+        return (q.astype(np.int32) << 8), q / full
 
 
 def _short(exc: Exception) -> str:

@@ -17,7 +17,8 @@ from auracore.kernels import params as P
 from auracore.kernels.chain import ChainState, process
 from auracore.kernels.loudness import LoudnessMeter
 
-from .audio_io import AudioFileError, Ditherer, atomic_output, open_input, read_blocks
+from .audio_io import (AudioFileError, Quantizer, atomic_output, open_input, output_format, read_blocks,
+                       resolve_subtype)
 
 TWO_PASS_TOLERANCE_LU = 0.03
 TWO_PASS_MAX_PASSES = 6
@@ -155,14 +156,14 @@ def render_file(in_path: str, out_path: str, params: np.ndarray, blocksize: int 
         params[P.P_OUTPUT_GAIN] = base + gain_db
 
     out_meter = LoudnessMeter(sample_rate, channels)
-    dither = Ditherer(subtype)
+    quantizer = Quantizer(resolve_subtype(output_format(out_path), subtype))
     b = bar("render")
     try:
         with atomic_output(out_path, sample_rate, channels, subtype) as out:
             def sink(block):
-                block = dither.apply(block)
-                out_meter.process(block)
-                out.write(block)
+                data, value = quantizer.apply(block)
+                out_meter.process(value)
+                out.write(data)
 
             state, frames, in_meter = _run(in_path, params, blocksize, sink, b)
     finally:

@@ -51,7 +51,7 @@ def test_shipped_presets_hit_their_specs(name, target, ceiling):
 def test_preset_files_and_errors(tmp_path):
     assert set(preset_names()) >= {"neutral", "streaming", "podcast", "broadcast", "club"}
     user = tmp_path / "mine.toml"
-    user.write_text('[eq.3]\ngain_db = 2.5\n"comp.ratio" = 4\n')
+    user.write_text('"comp.ratio" = 4\n[eq.3]\ngain_db = 2.5\n')
     vec = build_vector(str(user), parse_assignments(["eq.3.gain_db=-1"]))
     assert vec[P.INDEX["eq.3.gain_db"]] == -1.0 and vec[P.INDEX["comp.ratio"]] == 4.0
     assert np.array_equal(build_vector(None, {}), P.default_vector())

@@ -133,7 +133,8 @@ def test_rates_and_mono(tmp_path, rate, channels):
 
 
 def test_tpdf_dither_on_16_bit(tmp_path):
-    """PCM_16 output = float output + TPDF dither + rounding: error std 0.5 LSB (1/6 + 1/12 LSB^2)."""
+    """PCM_16 output = float output + TPDF dither + rounding to nearest: error std 0.5 LSB
+    (1/6 + 1/12 LSB^2), no bias, never more than 1.5 LSB."""
     src = tmp_path / "in.wav"
     rng = np.random.default_rng(3)
     sf.write(src, 0.05 * rng.standard_normal((48000 * 4, 2)), 48000, subtype="FLOAT")
@@ -145,6 +146,7 @@ def test_tpdf_dither_on_16_bit(tmp_path):
     err = (fb - fa) / 2.0 ** -15
     assert 0.46 < np.std(err) < 0.54, f"error std {np.std(err):.3f} LSB"
     assert np.max(np.abs(err)) <= 1.5 + 1e-3
+    assert abs(np.mean(err)) < 0.01, f"bias {np.mean(err):.4f} LSB"
 
 
 def _assert_clean_failure(r, words):

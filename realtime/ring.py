@@ -1,0 +1,77 @@
+"""The analysis ring: single producer (the audio callback), single consumer (inference).
+
+Preallocated power-of-two float32 storage of mono frames, a write index owned by the
+callback and a read index owned by the reader, both ever-increasing. The writer never
+waits: it always writes, overwriting the oldest frames when the reader is behind; the
+reader notices the overrun, skips to the oldest frames still intact and counts the
+frames it lost (a copy that was overwritten while it was being read is discarded).
+"""
+
+import numpy as np
+from numba import njit
+
+from .atomics import load_acquire, store_release
+
+I_WRITE = 0
+I_READ = 1
+I_DROPPED = 2
+
+
+class AnalysisRing:
+    """Storage and indices: data (capacity,) float32, idx (3,) int64."""
+
+    def __init__(self, capacity_frames: int = 1 << 16):
+        if capacity_frames & (capacity_frames - 1):
+            raise ValueError("the ring capacity must be a power of two")
+        self.data = np.zeros(capacity_frames, dtype=np.float32)
+        self.idx = np.zeros(3, dtype=np.int64)
+
+    def read(self, out: np.ndarray) -> bool:
+        """Fill out: (n,) float32 with the next n frames if that many are there."""
+        return ring_read(self.data, self.idx, out)
+
+    @property
+    def dropped(self) -> int:
+        return int(self.idx[I_DROPPED])
+
+    @property
+    def available(self) -> int:
+        return int(self.idx[I_WRITE] - self.idx[I_READ])
+
+
+@njit(cache=True, nogil=True)
+def ring_write(data, idx, x):
+    """Writer side: append the channel mean of x: (frames, channels) as mono frames."""
+    mask = data.shape[0] - 1
+    w = idx[I_WRITE]
+    frames, channels = x.shape
+    scale = 1.0 / channels
+    for n in range(frames):
+        acc = 0.0
+        for c in range(channels):
+            acc += x[n, c]
+        data[(w + n) & mask] = acc * scale
+    store_release(idx, I_WRITE, w + frames)
+
+
+@njit(cache=True, nogil=True)
+def ring_read(data, idx, out):
+    """Reader side: copy the next out.shape[0] frames into out; False if not enough yet."""
+    cap = data.shape[0]
+    mask = cap - 1
+    n = out.shape[0]
+    r = idx[I_READ]
+    while True:
+        w = load_acquire(idx, I_WRITE)
+        if w - r > cap:
+            idx[I_DROPPED] += w - cap - r
+            r = w - cap
+        if w - r < n:
+            idx[I_READ] = r
+            return False
+        for k in range(n):
+            out[k] = data[(r + k) & mask]
+        if load_acquire(idx, I_WRITE) - r <= cap:
+            store_release(idx, I_READ, r + n)
+            return True
+        # the writer lapped us during the copy: what we copied may be torn; go again
