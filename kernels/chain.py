@@ -21,7 +21,7 @@ from .biquad import (SHAPE_HIGHSHELF, SHAPE_LOWSHELF, SHAPE_PEAKING, cascade_pro
                      design_biquad, flush_denormals)
 from .compressor import RMS_WINDOW_MS, compressor_process, time_coef
 from .kweighting import design_kweighting
-from .limiter import LimiterState, limiter_process
+from .limiter import LimiterState, limiter_process, limiter_reset
 
 TICK = 128
 SANE_LIMIT = 1.0e4          # +80 dBFS: anything beyond is treated as garbage, like NaN/Inf
@@ -51,6 +51,14 @@ C_RING_POS = 4
 C_RING_FILL = 5
 C_EQ_FRESH = 6        # 1 until the first design
 N_C = 7
+
+
+# positions in ChainState.arrays
+A_PS = 0
+A_PS_PREV = 1
+A_EQ_STATE = 4
+A_S = 10
+A_C = 11
 
 
 class ChainState:
@@ -84,7 +92,8 @@ class ChainState:
 
     @property
     def arrays(self):
-        """The state as a tuple of arrays, in ``chain_kernel``'s argument order."""
+        """The state as a tuple of arrays, in ``chain_kernel``'s argument order (positions
+        A_* below name the ones other kernels read)."""
         return (self.ps, self.ps_prev, self.ps_coef, self.eq_coefs, self.eq_state, self.comp,
                 self.kw_coefs, self.kw_state, self.kw_work, self.loud_ring, self.s, self.c, self.dry, self.work) + self.limiter.arrays
 
@@ -282,3 +291,28 @@ def chain_kernel(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs
         c[C_TICK_POS] = (tick_pos + n) % TICK
         c[C_FRAMES] += n
         start = stop
+
+
+@njit(cache=True, nogil=True)
+def chain_reset(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs, eq_state, comp,
+                kw_coefs, kw_state, kw_work, loud_ring, s, c, dry, w,
+                delay, dry_delay, dq_val, dq_idx, box, lim_ints, lim_floats,
+                tp_coefs, tp_hist, tp_prev3, tp_work, tp_out):
+    """Clear every signal-carrying state after a fault (a NaN that got into a filter): the
+    chain restarts silent and clean. The same arguments as ``chain_kernel`` (x unused), so a
+    caller can pass ``state.arrays`` to both. Parameters, the tick grid and counters stay."""
+    eq_state[:] = 0.0
+    comp[:] = 0.0
+    kw_state[:] = 0.0
+    kw_work[:] = 0.0
+    loud_ring[:] = 0.0
+    dry[:] = 0.0
+    w[:] = 0.0
+    for k in range(s.shape[0]):
+        s[k] = 0.0
+    s[S_LIM_GR_LIN] = 1.0
+    c[C_STEP_POS] = 0
+    c[C_RING_POS] = 0
+    c[C_RING_FILL] = 0
+    c[C_EQ_FRESH] = 1
+    limiter_reset(delay, dry_delay, dq_val, dq_idx, box, lim_ints, lim_floats, tp_hist, tp_prev3, tp_work, tp_out)

@@ -61,9 +61,9 @@ class LimiterState:
         self.dq_idx = np.zeros(cap, dtype=np.int64)
         self.box = np.ones(self.attack)
         self.ints = np.zeros(5, dtype=np.int64)
-        self.floats = np.array([1.0, float(self.attack), 1.0])
-        self.ints[I_TAIL] = 1  # one entry: r = 1 for every frame before the stream
-        self.dq_idx[0] = -(1 << 40)
+        self.floats = np.zeros(3)
+        limiter_reset(self.delay, self.dry, self.dq_val, self.dq_idx, self.box, self.ints, self.floats,
+                      np.zeros((1, 1)), np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1)))
         self.tp = TruePeakState(channels)
         self.tp_out = np.zeros((max_block, channels))
 
@@ -154,3 +154,24 @@ def limiter_process(x, dry_in, start, stop, ceiling0, ceiling1, release_coef, by
     floats[F_BOXSUM] = boxsum
     floats[F_GAIN] = gain
     return lowest
+
+
+@njit(cache=True, nogil=True)
+def limiter_reset(delay, dry, dq_val, dq_idx, box, ints, floats, tp_hist, tp_prev3, tp_work, tp_out):
+    """Empty the delay lines and the gain computer: unity gain, nothing in flight."""
+    delay[:] = 0.0
+    dry[:] = 0.0
+    dq_val[:] = 1.0
+    dq_idx[:] = 0
+    dq_idx[0] = -(1 << 40)  # one entry, r = 1, standing for every frame before now
+    box[:] = 1.0
+    ints[I_HEAD] = 0
+    ints[I_TAIL] = 1
+    ints[I_BPOS] = 0
+    floats[F_EREL] = 1.0
+    floats[F_BOXSUM] = float(box.shape[0])
+    floats[F_GAIN] = 1.0
+    tp_hist[:] = 0.0
+    tp_prev3[:] = 0.0
+    tp_work[:] = 0.0
+    tp_out[:] = 0.0
