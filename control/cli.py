@@ -13,7 +13,9 @@ from auracore import __version__
 from auracore.kernels import params as P
 from auracore.offline.audio_io import AudioFileError
 
-from . import cmd_analyze, cmd_render
+from auracore.realtime.portaudio import AudioDeviceError
+
+from . import cmd_analyze, cmd_render, cmd_serve
 from .presets import PresetError, preset_description, preset_names
 
 
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     cmd_render.add_parsers(sub)
     cmd_analyze.add_parser(sub)
+    cmd_serve.add_parsers(sub)
     _add_info_parsers(sub)
     return parser
 
@@ -71,7 +74,7 @@ def main(argv=None) -> int:
     name = f"auracore {args.command}"
     try:
         return args.func(args)
-    except (AudioFileError, PresetError, P.ParamError) as exc:
+    except (AudioFileError, PresetError, P.ParamError, cmd_serve.ConfigError, AudioDeviceError) as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -54,6 +54,23 @@ def _finite(value: float) -> float | None:
     return round(float(value), 3) if math.isfinite(value) else None
 
 
+class LatencyTrim:
+    """Pass blocks on to sink without their first `latency` frames in all: the stream's
+    output, moved back into line with its input."""
+
+    def __init__(self, latency: int, sink):
+        self.skip = latency
+        self.sink = sink
+
+    def __call__(self, block: np.ndarray) -> None:
+        if self.skip:
+            drop = min(self.skip, block.shape[0])
+            self.skip -= drop
+            block = block[drop:]
+        if block.shape[0]:
+            self.sink(block)
+
+
 def _run(path: str, params: np.ndarray, blocksize: int, sink, progress) -> tuple[ChainState, int, LoudnessMeter]:
     """Stream the file at path through a fresh chain; sink(block) gets the aligned output.
 
@@ -62,7 +79,7 @@ def _run(path: str, params: np.ndarray, blocksize: int, sink, progress) -> tuple
     with open_input(path) as f:
         state = ChainState(f.samplerate, f.channels)
         in_meter = LoudnessMeter(f.samplerate, f.channels)
-        skip = state.latency
+        trim = LatencyTrim(state.latency, sink)
         frames = 0
         for block in read_blocks(f, blocksize):
             in_meter.process(block)
@@ -70,24 +87,14 @@ def _run(path: str, params: np.ndarray, blocksize: int, sink, progress) -> tuple
             frames += block.shape[0]
             if progress is not None:
                 progress.update(block.shape[0])
-            if skip:
-                drop = min(skip, block.shape[0])
-                skip -= drop
-                block = block[drop:]
-            if block.shape[0]:
-                sink(block)
+            trim(block)
         # flush the limiter's lookahead: its last `latency` frames are still inside
         tail = np.zeros((state.latency, f.channels))
         for start in range(0, state.latency, blocksize):
             part = tail[start:start + blocksize]
             process(part, state, params)
-            if skip:
-                drop = min(skip, part.shape[0])
-                skip -= drop
-                part = part[drop:]
-            if part.shape[0]:
-                sink(part)
-        if frames != f.frames and f.frames > 0 and frames < f.frames:
+            trim(part)
+        if frames < f.frames:
             raise AudioFileError(f"{path}: only {frames} of {f.frames} frames could be read; the file is truncated")
     return state, frames, in_meter
 

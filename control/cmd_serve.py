@@ -1,0 +1,134 @@
+"""The `serve` and `devices` commands: run the live daemon; list audio devices."""
+
+import dataclasses
+import tomllib
+
+from auracore.offline.audio_io import SUBTYPES
+
+from .daemon import Daemon, ServeConfig
+from .presets import build_vector, parse_assignments
+
+RATES = (44100, 48000, 96000)
+
+
+class ConfigError(ValueError):
+    """A config file or flag combination that cannot run; one line for the user."""
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser(
+        "serve", help="run the live mastering daemon",
+        description="Master live audio between an audio interface's input and output (PortAudio: ALSA, "
+                    "JACK, PulseAudio/PipeWire). Without a sound card, --backend file streams a file through "
+                    "the same callback at real-time pace and --backend null runs the clocked loop on a "
+                    "generated signal. SIGINT/SIGTERM stop it within a second.")
+    p.add_argument("--config", metavar="FILE", help="a TOML file holding any of these options (flags win)")
+    p.add_argument("--backend", choices=("portaudio", "file", "null"), help="audio backend (default portaudio)")
+    p.add_argument("--device", help="device index or part of its name (see `auracore devices`)")
+    p.add_argument("--hostapi", help="host API name or part of it, e.g. JACK, ALSA, Pulse")
+    p.add_argument("--samplerate", type=int, choices=RATES, help="sample rate in Hz (default 48000)")
+    p.add_argument("--blocksize", type=int, metavar="FRAMES",
+                   help="frames per callback, 64 to 2048 (default 1024; 0 = the host's own period)")
+    p.add_argument("--channels", type=int, choices=(1, 2), help="channels in and out (default 2)")
+    p.add_argument("--callback", choices=("native", "python"),
+                   help="native: a compiled callback that never takes the GIL (default); python: for comparison")
+    p.add_argument("--client-name", help="the JACK client name (default auracore)")
+    p.add_argument("--input", metavar="IN", help="file backend: the file to play through the engine")
+    p.add_argument("--output", metavar="OUT", help="file backend: where to write the result (atomically)")
+    p.add_argument("--subtype", choices=SUBTYPES, help="file backend: output sample format (default PCM_24)")
+    p.add_argument("--fast", action="store_true", help="file backend: do not pace at real time")
+    p.add_argument("--signal", choices=("tone", "silence"), help="null backend: the generated input (default tone)")
+    p.add_argument("--seconds", type=float, help="stop after this many seconds (default: run until stopped)")
+    p.add_argument("--models", metavar="DIR", help="model folder, or 'off' for manual mode (default: shipped models)")
+    p.add_argument("--status-interval", type=float, metavar="S", help="seconds between status lines (default 10; 0 = off)")
+    p.add_argument("--preset", metavar="NAME", help="a shipped preset or a path to a TOML preset")
+    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="ID=VALUE",
+                   help="set a parameter, e.g. comp.ratio=3 (repeatable)")
+    p.set_defaults(func=run_serve)
+
+    d = sub.add_parser("devices", help="list audio devices and host APIs",
+                       description="List every PortAudio device with its host API, channel counts and default "
+                                   "rate. Start JACK (or your audio server) first: PortAudio only sees servers "
+                                   "that are running.")
+    d.set_defaults(func=run_devices)
+
+
+_FLAG_TO_FIELD = {"backend": "backend", "device": "device", "hostapi": "hostapi", "samplerate": "samplerate",
+                  "blocksize": "blocksize", "channels": "channels", "callback": "callback",
+                  "client_name": "client_name", "input": "input", "output": "output", "subtype": "subtype",
+                  "signal": "signal", "seconds": "seconds", "models": "models",
+                  "status_interval": "status_interval"}
+
+
+def load_config(args) -> tuple[ServeConfig, str | None, list[str]]:
+    """Merge the config file (if any) and the flags: (config, preset, --set items)."""
+    values = {}
+    preset = None
+    assignments = []
+    if args.config:
+        try:
+            with open(args.config, "rb") as fh:
+                table = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"config file {args.config}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {args.config} is not valid TOML ({exc})") from None
+        fields = {f.name for f in dataclasses.fields(ServeConfig)}
+        for key, value in table.items():
+            key = key.replace("-", "_")
+            if key == "preset":
+                preset = value
+            elif key == "set":
+                assignments += [f"{k}={v}" for k, v in value.items()] if isinstance(value, dict) else list(value)
+            elif key in fields:
+                values[key] = value
+            else:
+                raise ConfigError(f"config file {args.config}: unknown option '{key}'")
+    for flag, field in _FLAG_TO_FIELD.items():
+        v = getattr(args, flag, None)
+        if v is not None:
+            values[field] = v
+    if args.fast:
+        values["realtime"] = False
+    preset = args.preset or preset
+    assignments += args.assignments
+    try:
+        cfg = ServeConfig(**values)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+    if cfg.backend != "portaudio" and not 64 <= cfg.blocksize <= 8192:
+        raise ConfigError(f"--blocksize {cfg.blocksize}: the {cfg.backend} backend takes 64 to 8192 frames")
+    if cfg.backend == "portaudio" and cfg.blocksize and not 64 <= cfg.blocksize <= 2048:
+        raise ConfigError(f"--blocksize {cfg.blocksize}: use 64 to 2048 frames, or 0 for the host's period")
+    if cfg.backend == "file" and not (cfg.input and cfg.output):
+        raise ConfigError("--backend file needs --input IN and --output OUT")
+    return cfg, preset, assignments
+
+
+def run_serve(args) -> int:
+    cfg, preset, assignments = load_config(args)
+    params = build_vector(preset, parse_assignments(assignments))
+    daemon = Daemon(cfg, params)
+    daemon.install_signal_handlers()
+    try:
+        daemon.start()
+        return daemon.run()
+    finally:
+        daemon.close()
+
+
+def run_devices(args) -> int:
+    from auracore.realtime import portaudio as pa
+
+    pa.reinitialise()
+    devices = pa.list_devices()
+    if not devices:
+        print("no audio devices (no sound card, and no audio server such as JACK running);"
+              " use `auracore serve --backend file` or `--backend null`")
+        return 1
+    print(f"{'#':>3}  {'name':32s} {'host API':28s} {'in':>3} {'out':>3} {'rate':>7}")
+    for d in devices:
+        print(f"{d['index']:>3}  {d['name'][:32]:32s} {d['hostapi'][:28]:28s} {d['inputs']:>3} {d['outputs']:>3} "
+              f"{d['default_samplerate']:>7.0f}")
+    return 0
+

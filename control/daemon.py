@@ -1,0 +1,202 @@
+"""The daemon: an engine on a backend, the inference thread, status logging, clean stops.
+
+Start-up compiles every kernel (cached after the first run) and loads the models before
+the stream opens; SIGINT/SIGTERM stop everything within a second. If the audio server
+goes away under a live stream (its callbacks stop), the daemon notices within a second,
+says so and exits instead of hanging in PortAudio's stop.
+"""
+
+import dataclasses
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+
+from auracore.realtime import engine as E
+from auracore.realtime.clocked import ClockedLoop, silence_source, tone_source
+from auracore.realtime.engine import Engine
+
+STALL_S = 1.0
+
+
+@dataclasses.dataclass
+class ServeConfig:
+    """Everything `auracore serve` takes (flags or a TOML config file)."""
+
+    backend: str = "portaudio"      # portaudio | file | null
+    device: str | None = None
+    hostapi: str | None = None
+    samplerate: int = 48000
+    blocksize: int = 1024
+    channels: int = 2
+    callback: str = "native"        # native (Numba cfunc, no GIL) | python
+    client_name: str = "auracore"
+    input: str | None = None        # file backend
+    output: str | None = None       # file backend
+    subtype: str | None = None
+    realtime: bool = True           # file backend: pace at real time
+    signal: str = "tone"            # null backend: tone | silence
+    seconds: float = 0.0            # stop after this long (0: run until stopped)
+    models: str | None = None       # a model folder, "off", or None for the shipped models
+    status_interval: float = 10.0
+
+
+def status_line(engine: Engine, blocksize: int, inference=None) -> str:
+    """One line of the engine's health: xruns, callback time, drops, faults, inference."""
+    st = engine.status
+    times = engine.callback_times_us()
+    deadline_us = blocksize / engine.sample_rate * 1e6 if blocksize else float("nan")
+    if times.size:
+        p50, p99 = np.percentile(times, [50, 99])
+        cb = f"callback p50 {p50:.0f} us p99 {p99:.0f} us max {st[E.ST_MAX_US]:.0f} us"
+        if blocksize:
+            cb += f" ({100 * p99 / deadline_us:.1f}% of {deadline_us:.0f} us)"
+    else:
+        cb = "no callbacks yet"
+    xruns = int(st[E.ST_INPUT_UNDERFLOW] + st[E.ST_INPUT_OVERFLOW] + st[E.ST_OUTPUT_UNDERFLOW]
+                + st[E.ST_OUTPUT_OVERFLOW])
+    line = (f"up {engine.uptime_s():.0f} s | blocks {int(st[E.ST_CALLBACKS])} | xruns {xruns} | {cb} | "
+            f"ring drops {engine.ring.dropped} | faults {int(st[E.ST_FAULTS])} | sanitised {int(st[E.ST_SANITISED])}")
+    if inference is not None:
+        s = inference.stats()
+        line += (f" | inference p50 {s['latency_ms_p50']:.2f} ms p99 {s['latency_ms_p99']:.2f} ms "
+                 f"failures {s['failures']} on {s['provider']}")
+    return line
+
+
+class Daemon:
+    """Build and run the whole live engine for a ServeConfig and a parameter vector."""
+
+    def __init__(self, cfg: ServeConfig, params: np.ndarray, log=None):
+        self.cfg = cfg
+        self.params = params
+        self.log = log or (lambda msg: print(f"auracore serve: {msg}", file=sys.stderr, flush=True))
+        self.engine = None
+        self.inference = None
+        self.stream = None
+        self.loop = None
+        self.filestream = None
+        self.stop_event = threading.Event()
+
+    # -- start-up ---------------------------------------------------------------------------
+    def _make_engine(self, sample_rate: int, channels: int) -> Engine:
+        engine = Engine(sample_rate, channels, self.params)
+        # compile (or load from the cache) before any audio flows
+        warm = np.zeros((64, channels), dtype=np.float32)
+        Engine(sample_rate, channels, self.params).run_block(warm, warm.copy())
+        return engine
+
+    def _start_models(self) -> None:
+        if self.cfg.models == "off":
+            self.log("models off: manual mode")
+            return
+        try:
+            from auracore.models.runtime import ModelError, ModelRunner
+        except ImportError as exc:
+            self.log(f"models unavailable ({exc}); running in manual mode")
+            return
+        try:
+            runner = ModelRunner(self.cfg.models)
+        except ModelError as exc:
+            self.log(f"{exc}; running in manual mode")
+            return
+        from auracore.realtime.inference import InferenceThread
+
+        self.inference = InferenceThread(self.engine, runner)
+        self.inference.start()
+        self.log(f"models loaded on {runner.provider}")
+
+    def start(self) -> None:
+        cfg = self.cfg
+        if cfg.backend == "file":
+            from auracore.offline.filestream import FileStream
+
+            if not cfg.input or not cfg.output:
+                raise ValueError("--backend file needs --input IN and --output OUT")
+            self.filestream = FileStream(self._make_engine, cfg.input, cfg.output, cfg.blocksize, cfg.subtype,
+                                         realtime=cfg.realtime)
+            self.engine = self.filestream.engine
+            self.filestream.__enter__()
+            self._start_models()
+            self.loop = self.filestream.loop
+            self.loop.start()
+            self.log(f"file backend: {cfg.input} -> {cfg.output} at {self.engine.sample_rate} Hz"
+                     + (" (real-time pace)" if cfg.realtime else " (as fast as possible)"))
+        elif cfg.backend == "null":
+            self.engine = self._make_engine(cfg.samplerate, cfg.channels)
+            self._start_models()
+            source = (tone_source(cfg.samplerate, cfg.channels, cfg.blocksize) if cfg.signal == "tone"
+                      else silence_source(cfg.channels, cfg.blocksize))
+            self.loop = ClockedLoop(self.engine, cfg.blocksize, source)
+            self.loop.start()
+            self.log(f"null backend: {cfg.signal} at {cfg.samplerate} Hz, {cfg.blocksize}-frame blocks")
+        else:
+            from auracore.realtime import portaudio as pa
+
+            pa.reinitialise(cfg.client_name)
+            device = pa.find_device(cfg.device, cfg.hostapi, cfg.channels)
+            self.engine = self._make_engine(cfg.samplerate, cfg.channels)
+            self._start_models()
+            self.stream = pa.PortAudioStream(self.engine, device, cfg.blocksize, cfg.callback)
+            self.stream.start()
+            lat_in, lat_out = self.stream.latency_s()
+            total_ms = (lat_in + lat_out) * 1e3 + self.engine.latency / self.engine.sample_rate * 1e3
+            self.log(f"streaming on '{pa.list_devices()[device]['name']}' ({pa.list_devices()[device]['hostapi']}), "
+                     f"{cfg.samplerate} Hz, {cfg.blocksize or 'host'}-frame blocks, {cfg.callback} callback; latency "
+                     f"in {lat_in * 1e3:.2f} ms + limiter {self.engine.latency} frames + out {lat_out * 1e3:.2f} ms "
+                     f"= {total_ms:.2f} ms")
+
+    # -- running ----------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.stop_event.set())
+
+    def run(self) -> int:
+        """Wait until stopped, the file ends, the time is up or the audio server dies."""
+        started = time.monotonic()
+        last_log = started
+        last_count, last_progress = -1.0, started
+        code = 0
+        while not self.stop_event.wait(0.1):
+            now = time.monotonic()
+            if self.loop is not None and self.loop.finished.is_set():
+                if self.loop.error is not None:
+                    self.log(f"stopped: {self.loop.error}")
+                    code = 1
+                break
+            if self.stream is not None:
+                count = self.engine.status[E.ST_CALLBACKS]
+                if count != last_count:
+                    last_count, last_progress = count, now
+                elif now - last_progress > STALL_S or not self.stream.active:
+                    self.log("the audio stream stopped (the audio server went away?); exiting")
+                    self.stream = None  # PortAudio's stop can hang on a dead server: leave it
+                    code = 1
+                    break
+            if self.cfg.seconds and now - started >= self.cfg.seconds:
+                break
+            if self.cfg.status_interval and now - last_log >= self.cfg.status_interval:
+                last_log = now
+                self.log(status_line(self.engine, self.cfg.blocksize, self.inference))
+        return code
+
+    def close(self) -> None:
+        """Stop the stream first (with a deadline), then the threads, then finalise files."""
+        if self.stream is not None:
+            closer = threading.Thread(target=self.stream.close, daemon=True)
+            closer.start()
+            closer.join(0.8)
+            if closer.is_alive():
+                self.log("the audio device did not stop in time; leaving it")
+            self.stream = None
+        if self.loop is not None:
+            self.loop.stop()
+        if self.inference is not None:
+            self.inference.stop(0.3)
+        if self.filestream is not None:
+            self.filestream.__exit__(None, None, None)
+            self.filestream = None
+        if self.engine is not None:
+            self.log("stopped; " + status_line(self.engine, self.cfg.blocksize, self.inference))

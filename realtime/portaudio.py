@@ -1,0 +1,234 @@
+"""PortAudio I/O: a duplex stream whose callback is a Numba cfunc that never takes the GIL.
+
+PortAudio calls the cfunc on its audio thread with raw pointers; the cfunc wraps them
+and the engine's state (through a table of addresses passed as userData) as numpy views
+and runs ``engine_block``. No Python object is touched, so a Python thread holding the
+GIL (a server, the inference glue, a garbage collection) cannot delay the audio. A
+Python callback is kept as a fallback (``callback="python"``), for comparison.
+"""
+
+import ctypes
+import threading
+
+import numpy as np
+from numba import carray, cfunc, types
+
+from .atomics import as_pointer
+from .engine import ST_FAULTS, ST_WAIT_US_MAX, Engine, engine_block
+
+
+class AudioDeviceError(Exception):
+    """No usable audio device, or the stream could not be opened; one line for the user."""
+
+
+def _portaudio():
+    """sounddevice, imported late: PortAudio enumerates JACK only if it runs at import."""
+    try:
+        import sounddevice as sd
+    except OSError as exc:  # libportaudio2 missing
+        raise AudioDeviceError(f"PortAudio is not available ({exc}); install libportaudio2") from None
+    return sd
+
+
+def reinitialise(client_name: str | None = None) -> None:
+    """Restart PortAudio so it sees audio servers started since import; with client_name,
+    the name JACK shows for our ports (PaJack_SetClientName must precede initialisation)."""
+    sd = _portaudio()
+    sd._terminate()
+    if client_name:
+        lib = ctypes.CDLL(sd._libname)
+        reinitialise.name_buffer = ctypes.create_string_buffer(client_name.encode())  # must outlive the stream
+        lib.PaJack_SetClientName(reinitialise.name_buffer)
+    sd._initialize()
+
+
+def list_devices() -> list[dict]:
+    """Every device: index, name, host API, input/output channels, default rate."""
+    sd = _portaudio()
+    out = []
+    for i, d in enumerate(sd.query_devices()):
+        out.append({"index": i, "name": d["name"], "hostapi": sd.query_hostapis(d["hostapi"])["name"],
+                    "inputs": d["max_input_channels"], "outputs": d["max_output_channels"],
+                    "default_samplerate": d["default_samplerate"]})
+    return out
+
+
+def find_device(device: str | int | None, hostapi: str | None, channels: int) -> int:
+    """Index of a duplex-capable device by index, name substring and/or host API name."""
+    devices = [d for d in list_devices() if d["inputs"] >= channels and d["outputs"] >= channels]
+    if hostapi:
+        devices = [d for d in devices if hostapi.lower() in d["hostapi"].lower()]
+    if device is not None and str(device).isdigit():
+        devices = [d for d in devices if d["index"] == int(device)]
+    elif device:
+        devices = [d for d in devices if str(device).lower() in d["name"].lower()]
+    if not devices:
+        what = f"device '{device}'" if device is not None else "audio device"
+        where = f" on host API '{hostapi}'" if hostapi else ""
+        raise AudioDeviceError(
+            f"no duplex {what}{where} with {channels} channels in and out "
+            "(see `auracore devices`; without a sound card use --backend file or --backend null, "
+            "or start a JACK server)")
+    if device is None and not hostapi:
+        sd = _portaudio()
+        default_in, default_out = sd.default.device
+        for d in devices:
+            if d["index"] in (default_in, default_out):
+                return d["index"]
+    return devices[0]["index"]
+
+
+_CALLBACK_SIG = types.int32(types.voidptr, types.voidptr, types.uint64, types.voidptr, types.uint64,
+                            types.voidptr)
+
+
+def _flatten(args):
+    """engine_block's arguments as a flat list of arrays, and a template to rebuild them."""
+    arrays, template = [], []
+    for a in args:
+        if isinstance(a, tuple):
+            template.append(("tuple", len(a)))
+            arrays.extend(a)
+        elif isinstance(a, np.ndarray):
+            template.append(("array", 1))
+            arrays.append(a)
+        else:
+            template.append(("const", a))
+    return arrays, template
+
+
+def build_native_callback(engine: Engine):
+    """A cfunc for PortAudio that runs engine_block on this engine's state.
+
+    Returns (cfunc, user_data array of addresses); keep both alive while the stream runs.
+    Shapes and dtypes are compiled in, so the cfunc belongs to this engine only.
+    """
+    arrays, template = _flatten(engine.kernel_args())
+    for a in arrays:
+        if not a.flags.c_contiguous:
+            raise ValueError("engine state must be C-contiguous")
+    table = np.array([a.ctypes.data for a in arrays], dtype=np.int64)
+    lines = ["def callback(inp, out, frames, time_info, flags, user):",
+             f"    t = carray(user, {len(arrays)}, np.int64)"]
+    for k, a in enumerate(arrays):
+        lines.append(f"    a{k} = carray(as_pointer(t[{k}]), {tuple(a.shape)!r}, np.{a.dtype.name})")
+    ch = engine.channels
+    lines.append(f"    i = carray(inp, (frames, {ch}), np.float32)")
+    lines.append(f"    o = carray(out, (frames, {ch}), np.float32)")
+    parts, k = [], 0
+    for kind, value in template:
+        if kind == "array":
+            parts.append(f"a{k}")
+            k += 1
+        elif kind == "tuple":
+            parts.append("(" + "".join(f"a{k + j}, " for j in range(value)) + ")")
+            k += value
+        else:
+            parts.append(repr(value))
+    lines.append(f"    engine_block(i, o, flags, {', '.join(parts)})")
+    lines.append("    return 0")
+    scope = {"carray": carray, "as_pointer": as_pointer, "np": np, "engine_block": engine_block}
+    exec("\n".join(lines), scope)
+    return cfunc(_CALLBACK_SIG, nopython=True)(scope["callback"]), table
+
+
+class PortAudioStream:
+    """A running duplex stream on a device; ``callback`` "native" (cfunc) or "python"."""
+
+    def __init__(self, engine: Engine, device: int, blocksize: int, callback: str = "native"):
+        sd = _portaudio()
+        self.engine = engine
+        self._sd = sd
+        self.callback_kind = callback
+        self.blocksize = blocksize
+        self._stream = None
+        self._pa_stream = None
+        self._lock = threading.Lock()
+        if callback == "native":
+            self._open_native(device)
+        else:
+            self._open_python(device)
+
+    def _open_native(self, device):
+        sd, ffi, lib = self._sd, self._sd._ffi, self._sd._lib
+        self._cfunc, self._table = build_native_callback(self.engine)
+        params = []
+        for _ in range(2):
+            params.append(ffi.new("PaStreamParameters*", {
+                "device": device, "channelCount": self.engine.channels, "sampleFormat": lib.paFloat32,
+                "suggestedLatency": sd.query_devices(device)["default_low_output_latency"],
+                "hostApiSpecificStreamInfo": ffi.NULL}))
+        handle = ffi.new("PaStream**")
+        self._cb_ptr = ffi.cast("PaStreamCallback*", self._cfunc.address)
+        err = lib.Pa_OpenStream(handle, params[0], params[1], float(self.engine.sample_rate), self.blocksize,
+                                0, self._cb_ptr, ffi.cast("void*", self._table.ctypes.data))
+        if err:
+            raise AudioDeviceError(f"cannot open the stream: {ffi.string(lib.Pa_GetErrorText(err)).decode()}")
+        self._pa_stream = handle[0]
+        self._params = params
+
+    def _open_python(self, device):
+        sd = self._sd
+        engine = self.engine
+        status = engine.status
+
+        def callback(indata, outdata, frames, time_info, flags):
+            # the wait before this Python callback could run: mostly the GIL
+            try:
+                wait_us = (self._stream.time - time_info.currentTime) * 1e6
+                if wait_us > status[ST_WAIT_US_MAX]:
+                    status[ST_WAIT_US_MAX] = wait_us
+                engine.run_block(indata, outdata, flags._flags)
+            except Exception as exc:  # the callback never raises: count it and pass the input
+                self.last_error = repr(exc)
+                status[ST_FAULTS] += 1
+                outdata[:] = indata
+
+        try:
+            self._stream = sd.Stream(device=device, samplerate=engine.sample_rate, blocksize=self.blocksize,
+                                     channels=engine.channels, dtype="float32", callback=callback,
+                                     latency="low")
+        except sd.PortAudioError as exc:
+            raise AudioDeviceError(f"cannot open the stream: {exc}") from None
+
+    def start(self) -> None:
+        if self._pa_stream is not None:
+            err = self._sd._lib.Pa_StartStream(self._pa_stream)
+            if err:
+                raise AudioDeviceError("cannot start the stream: "
+                                       + self._sd._ffi.string(self._sd._lib.Pa_GetErrorText(err)).decode())
+        else:
+            self._stream.start()
+
+    @property
+    def active(self) -> bool:
+        """True while PortAudio is calling us (False when, e.g., the JACK server died)."""
+        if self._pa_stream is not None:
+            return self._sd._lib.Pa_IsStreamActive(self._pa_stream) == 1
+        return bool(self._stream.active)
+
+    def latency_s(self) -> tuple[float, float]:
+        """PortAudio's reported (input, output) latency in seconds."""
+        if self._pa_stream is not None:
+            info = self._sd._lib.Pa_GetStreamInfo(self._pa_stream)
+            return float(info.inputLatency), float(info.outputLatency)
+        lat = self._stream.latency
+        return float(lat[0]), float(lat[1])
+
+    def time(self) -> float:
+        if self._pa_stream is not None:
+            return float(self._sd._lib.Pa_GetStreamTime(self._pa_stream))
+        return float(self._stream.time)
+
+    def close(self) -> None:
+        """Stop and close; safe to call twice. PortAudio's stop waits for the last callback."""
+        with self._lock:
+            if self._pa_stream is not None:
+                lib = self._sd._lib
+                lib.Pa_StopStream(self._pa_stream)
+                lib.Pa_CloseStream(self._pa_stream)
+                self._pa_stream = None
+            elif self._stream is not None:
+                self._stream.stop()
+                self._stream.close()
+                self._stream = None
