@@ -41,6 +41,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--seconds", type=float, help="stop after this many seconds (default: run until stopped)")
     p.add_argument("--models", metavar="DIR", help="model folder, or 'off' for manual mode (default: shipped models)")
     p.add_argument("--status-interval", type=float, metavar="S", help="seconds between status lines (default 10; 0 = off)")
+    p.add_argument("--stress-gil", action="store_true",
+                   help="diagnostic: run a pure-Python busy thread beside the audio (the native callback does "
+                        "not need the GIL, so it should not glitch)")
     p.add_argument("--preset", metavar="NAME", help="a shipped preset or a path to a TOML preset")
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="ID=VALUE",
                    help="set a parameter, e.g. comp.ratio=3 (repeatable)")
@@ -90,6 +93,8 @@ def load_config(args) -> tuple[ServeConfig, str | None, list[str]]:
             values[field] = v
     if args.fast:
         values["realtime"] = False
+    if args.stress_gil:
+        values["stress_gil"] = True
     preset = args.preset or preset
     assignments += args.assignments
     try:

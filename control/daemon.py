@@ -41,6 +41,7 @@ class ServeConfig:
     seconds: float = 0.0            # stop after this long (0: run until stopped)
     models: str | None = None       # a model folder, "off", or None for the shipped models
     status_interval: float = 10.0
+    stress_gil: bool = False        # diagnostic: a pure-Python busy thread competing for the GIL
 
 
 def status_line(engine: Engine, blocksize: int, inference=None) -> str:
@@ -150,11 +151,33 @@ class Daemon:
 
     # -- running ----------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
+        """SIGINT/SIGTERM stop; SIGUSR1 injects a chain fault and SIGUSR2 an inference fault
+        (drills: both are answered, counted and survived)."""
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGUSR1, lambda *_: self.inject_fault("chain"))
+        signal.signal(signal.SIGUSR2, lambda *_: self.inject_fault("inference"))
+
+    def inject_fault(self, where: str) -> None:
+        """Poison the chain once (the callback falls back to the dry input, counts it and resets
+        the chain) or make the inference thread raise (the watchdog restarts it)."""
+        if where == "chain" and self.engine is not None:
+            self.engine.status[E.ST_INJECT_FAULT] = 1.0
+        elif where == "inference" and self.inference is not None:
+            self.inference.inject_fault("raise")
+
+    def _stress_gil(self) -> None:
+        """Hold the GIL as much as a busy pure-Python thread can, until stopped."""
+        n = 0
+        while not self.stop_event.is_set():
+            for i in range(10000):
+                n += i % 7
 
     def run(self) -> int:
         """Wait until stopped, the file ends, the time is up or the audio server dies."""
+        if self.cfg.stress_gil:
+            threading.Thread(target=self._stress_gil, name="auracore-gil-hog", daemon=True).start()
+            self.log("stress: a pure-Python thread is spinning on the GIL")
         started = time.monotonic()
         last_log = started
         last_count, last_progress = -1.0, started
@@ -172,7 +195,8 @@ class Daemon:
                     last_count, last_progress = count, now
                 elif now - last_progress > STALL_S or not self.stream.active:
                     self.log("the audio stream stopped (the audio server went away?); exiting")
-                    self.stream = None  # PortAudio's stop can hang on a dead server: leave it
+                    self.stream.abandon()
+                    self.stream = None
                     code = 1
                     break
             if self.cfg.seconds and now - started >= self.cfg.seconds:

@@ -62,9 +62,13 @@ A_C = 11
 
 
 class ChainState:
-    """All state of one chain instance, preallocated: (sample_rate, channels 1 or 2)."""
+    """All state of one chain instance, preallocated: (sample_rate, channels 1 or 2).
 
-    def __init__(self, sample_rate: float, channels: int, lookahead_ms: float = 1.5):
+    params: the parameter vector the stream starts with (default: the registry's
+    defaults); the glides start there, so a stream does not open with a glide.
+    """
+
+    def __init__(self, sample_rate: float, channels: int, lookahead_ms: float = 1.5, params=None):
         if channels not in (1, 2):
             raise ValueError(f"the chain takes 1 or 2 channels, not {channels}")
         self.sample_rate = float(sample_rate)
@@ -74,7 +78,7 @@ class ChainState:
         ticks_per_s = sample_rate / TICK
         glide_s = P.smoothing_ms_vector() / 1000.0
         self.ps_coef = np.where(glide_s > 0, 1.0 - np.exp(-1.0 / (np.maximum(glide_s, 1e-9) * ticks_per_s)), 1.0)
-        self.ps = P.default_vector()
+        self.ps = P.default_vector() if params is None else np.array(params, dtype=np.float64)
         self.ps_prev = self.ps.copy()
         self.eq_coefs = np.zeros((P.EQ_BANDS, 5))
         self.eq_state = np.zeros((channels, P.EQ_BANDS, 2))

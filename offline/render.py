@@ -77,7 +77,7 @@ def _run(path: str, params: np.ndarray, blocksize: int, sink, progress) -> tuple
     Returns (chain state, frames, input meter).
     """
     with open_input(path) as f:
-        state = ChainState(f.samplerate, f.channels)
+        state = ChainState(f.samplerate, f.channels, params=params)
         in_meter = LoudnessMeter(f.samplerate, f.channels)
         trim = LatencyTrim(state.latency, sink)
         frames = 0

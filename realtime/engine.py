@@ -58,9 +58,9 @@ class Engine:
                  ring_frames: int = 1 << 16):
         self.sample_rate = int(sample_rate)
         self.channels = channels
-        self.chain = ChainState(sample_rate, channels)
-        self.meter = LoudnessMeter(sample_rate, channels)
         self.params = (P.default_vector() if params is None else np.asarray(params, dtype=np.float64)).copy()
+        self.chain = ChainState(sample_rate, channels, params=self.params)
+        self.meter = LoudnessMeter(sample_rate, channels)
         self.effective = self.params.copy()
         self.control = ControlMailbox()
         self.targets = TargetMailbox(P.N_PARAMS)

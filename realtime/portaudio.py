@@ -220,6 +220,15 @@ class PortAudioStream:
             return float(self._sd._lib.Pa_GetStreamTime(self._pa_stream))
         return float(self._stream.time)
 
+    def abandon(self) -> None:
+        """Forget a stream whose audio server died: PortAudio's stop and terminate can block
+        forever then, so neither runs (not even sounddevice's exit handler)."""
+        import atexit
+
+        self._pa_stream = None
+        self._stream = None
+        atexit.unregister(self._sd._exit_handler)
+
     def close(self) -> None:
         """Stop and close; safe to call twice. PortAudio's stop waits for the last callback."""
         with self._lock:

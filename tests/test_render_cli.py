@@ -52,7 +52,7 @@ def test_render_matches_the_chain_sample_for_sample(demo_wav, tmp_path):
     assert r.returncode == 0, r.stderr
     x, fs = sf.read(demo_wav, always_2d=True)
     params = build_vector("streaming", {})
-    state = ChainState(fs, 2)
+    state = ChainState(fs, 2, params=params)
     padded = np.concatenate([x, np.zeros((state.latency, 2))])
     for i in range(0, len(padded), 1024):
         process(padded[i:i + 1024], state, params)
