@@ -4,8 +4,9 @@ the whole graph late).
 
 play:        play a signal (.npy, frames x 2 float32) into TARGET's input ports and record
              TARGET's output ports over the same cycles; writes an .npz (recording, xruns).
-passthrough: a bare pass-through client (input copied to output) that only counts xruns:
-             the reference for what this machine does with no processing at all.
+passthrough: a bare pass-through client (input copied to output) that counts xruns: the
+             reference for what this machine does with no processing at all.
+count:       no ports, no processing: only counts the xruns JACK reports for the graph.
 Both print one JSON line on stdout at the end.
 """
 
@@ -100,9 +101,23 @@ def passthrough(args):
     return 0
 
 
+def count(args):
+    client = _client("counter", args.server)
+    state = {"xruns": 0}
+
+    @client.set_xrun_callback
+    def xrun(delay):
+        state["xruns"] += 1
+
+    with client:
+        time.sleep(args.seconds)
+    print(json.dumps({"xruns": state["xruns"]}))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=("play", "passthrough"))
+    p.add_argument("mode", choices=("play", "passthrough", "count"))
     p.add_argument("--server", required=True)
     p.add_argument("--target")
     p.add_argument("--signal")
@@ -110,7 +125,7 @@ def main():
     p.add_argument("--tail", type=int, default=16384)
     p.add_argument("--seconds", type=float, default=10.0)
     args = p.parse_args()
-    return play(args) if args.mode == "play" else passthrough(args)
+    return {"play": play, "passthrough": passthrough, "count": count}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -206,18 +206,29 @@ def test_zero_xruns_at_1024_under_gil_load(jack1024):
     assert status["xruns"] == 0, status
 
 
+SPIN = "import time\nt = time.time() + {s}\nwhile time.time() < t:\n    sum(range(1000))\n"
+
+
 def test_xruns_at_256_no_worse_than_a_bare_client():
-    """At 256 frames this VM itself wakes late now and then: judge the daemon (under GIL
-    load) against a bare pass-through client in the same conditions, same duration."""
+    """At 256 frames this VM itself wakes late now and then: judge the daemon (with a
+    pure-Python thread spinning on its GIL) against a bare pass-through client (with a
+    spinning process beside it), by the graph xruns JACK reports, in alternating slices
+    so that both see the same machine."""
     server = Jack(256)
+    slices, seconds = 2, 8
+    bare = ours = flags = 0
     try:
-        bare = run_peer(server, "passthrough", "--seconds", "20")["xruns"]
-        daemon = Daemon(server, 256, ["--stress-gil"])
-        try:
-            time.sleep(20)
-        finally:
-            daemon.stop()
-        ours = daemon.last_status()["xruns"]
+        for _ in range(slices):
+            spin = subprocess.Popen([sys.executable, "-c", SPIN.format(s=seconds + 1)])
+            bare += run_peer(server, "passthrough", "--seconds", str(seconds))["xruns"]
+            spin.wait()
+            daemon = Daemon(server, 256, ["--stress-gil"])
+            try:
+                ours += run_peer(server, "count", "--seconds", str(seconds))["xruns"]
+            finally:
+                daemon.stop()
+            flags += daemon.last_status()["xruns"]
     finally:
         server.stop()
-    assert ours <= 2 * bare + 5, f"daemon {ours} xruns vs bare client {bare} in 20 s"
+    assert ours <= 1.5 * bare + 3, (f"graph xruns with the daemon {ours} vs bare client {bare} in "
+                                    f"{slices * seconds} s (daemon's PortAudio flags: {flags})")
