@@ -68,7 +68,8 @@ class Engine:
         self.ai_mask = np.zeros(P.N_PARAMS)
         self.target_scratch = np.zeros(P.N_PARAMS)
         self.target_seq = np.zeros(1, dtype=np.int64)
-        self.ring = AnalysisRing(ring_frames)
+        self.ring = AnalysisRing(ring_frames)          # the input, for the models
+        self.out_ring = AnalysisRing(ring_frames)      # the output, for spectrum displays
         self.status = np.zeros(N_STATUS)
         self.durations = np.zeros(DURATIONS)
         self.duration_idx = np.zeros(1, dtype=np.int64)
@@ -84,6 +85,7 @@ class Engine:
         return (self.status, self.durations, self.duration_idx, self.params, self.effective,
                 self.ai_targets, self.ai_mask, self.targets.data, self.targets.seq, self.target_scratch,
                 self.target_seq, self.control.buf, self.control.idx, self.ring.data, self.ring.idx,
+                self.out_ring.data, self.out_ring.idx,
                 float(self.sample_rate), self.chain.latency, self.chain.arrays, self.meter.arrays)
 
     def run_block(self, inp: np.ndarray, out: np.ndarray, flags: int = 0) -> None:
@@ -112,7 +114,7 @@ def _sanitised_copy(inp, out):
 @njit(cache=True, nogil=True)
 def engine_block(inp, out, flags, status, durations, duration_idx, params, effective, ai_targets,
                  ai_mask, tgt_data, tgt_seq, tgt_scratch, tgt_last, ctl_buf, ctl_idx, ring_data, ring_idx,
-                 sample_rate, latency, chain_arrays, meter_arrays):
+                 out_ring_data, out_ring_idx, sample_rate, latency, chain_arrays, meter_arrays):
     """One block: inp, out (frames, channels) float32 (they may be the same array)."""
     t0 = monotonic_ns()
     frames = inp.shape[0]
@@ -153,6 +155,7 @@ def engine_block(inp, out, flags, status, durations, duration_idx, params, effec
         chain_arrays[A_PS_PREV][:] = effective
         _sanitised_copy(inp, out)
     meter_process(out, *meter_arrays)
+    ring_write(out_ring_data, out_ring_idx, out)
     chain_s = chain_arrays[A_S]
     status[ST_SANITISED] = chain_arrays[A_C][C_SANITISED]
     if chain_s[S_COMP_GR_DB] < status[ST_COMP_GR_DB]:
