@@ -17,7 +17,7 @@ from numba import njit
 from auracore.kernels import params as P
 from auracore.kernels.chain import (A_C, A_EQ_STATE, A_PS, A_PS_PREV, A_S, C_SANITISED, S_COMP_GR_DB, S_LIM_GR_LIN,
                                     S_LOUD_DB, ChainState, chain_kernel, chain_reset)
-from auracore.kernels.loudness import LoudnessMeter, meter_process
+from auracore.kernels.loudness import LoudnessMeter, meter_process, meter_reset
 
 from .clock import monotonic_ns
 from .mailbox import ControlMailbox, TargetMailbox, mailbox_drain, targets_take
@@ -41,7 +41,8 @@ ST_COMP_GR_DB = 13         # lowest since the reader last cleared it
 ST_LIMITER_GR_DB = 14
 ST_LOUDNESS_GAIN_DB = 15
 ST_WAIT_US_MAX = 16        # Python callback only: time between the block's start and the callback's start
-N_STATUS = 17
+ST_RESET_METER = 17        # set to 1 by the control surface: the callback resets integrated/LRA/maxima
+N_STATUS = 18
 
 # PortAudio's status flags
 PA_INPUT_UNDERFLOW = 1
@@ -97,6 +98,10 @@ class Engine:
         """The recent callback durations in microseconds (up to DURATIONS of them)."""
         n = int(min(self.duration_idx[0], DURATIONS))
         return self.durations[:n].copy() * 1e6
+
+    def request_meter_reset(self) -> None:
+        """Ask the callback to reset integrated loudness, LRA, maxima and peaks (next block)."""
+        self.status[ST_RESET_METER] = 1.0
 
     def uptime_s(self) -> float:
         return time.monotonic() - self.started
@@ -154,6 +159,9 @@ def engine_block(inp, out, flags, status, durations, duration_idx, params, effec
         chain_arrays[A_PS][:] = effective  # restart the glides from the current parameters
         chain_arrays[A_PS_PREV][:] = effective
         _sanitised_copy(inp, out)
+    if status[ST_RESET_METER] != 0.0:  # only the callback writes the meter: reset it here
+        status[ST_RESET_METER] = 0.0
+        meter_reset(*meter_arrays)
     meter_process(out, *meter_arrays)
     ring_write(out_ring_data, out_ring_idx, out)
     chain_s = chain_arrays[A_S]
