@@ -1,0 +1,164 @@
+"""`auracore serve` without an audio server: file and null backends, config files, errors,
+and the engine's lock-free plumbing (mailboxes, ring) driven directly."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from auracore.control.presets import build_vector
+from auracore.kernels import params as P
+from auracore.offline.demo import demo_track
+from auracore.realtime.engine import ST_CONTROL_APPLIED, ST_FAULTS, ST_INJECT_FAULT, Engine
+from auracore.realtime.ring import AnalysisRing, ring_write
+
+CLI = [sys.executable, "-m", "auracore.control.cli"]
+
+
+def cli(*args, env=None, timeout=300):
+    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+@pytest.fixture(scope="module")
+def demo_wav(tmp_path_factory):
+    path = tmp_path_factory.mktemp("serve") / "demo.wav"
+    sf.write(path, demo_track(48000, 5.0), 48000, subtype="PCM_24")
+    return path
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "FLOAT"])
+def test_file_backend_equals_render(demo_wav, tmp_path, subtype):
+    """The daemon's file backend writes exactly what `auracore render` writes (dither included)."""
+    a, b = tmp_path / "render.wav", tmp_path / "serve.wav"
+    r = cli("render", demo_wav, a, "--preset", "club", "--subtype", subtype)
+    assert r.returncode == 0, r.stderr
+    r = cli("serve", "--backend", "file", "--input", demo_wav, "--output", b, "--preset", "club",
+            "--subtype", subtype, "--fast", "--models", "off", "--status-interval", "0")
+    assert r.returncode == 0, r.stderr
+    x, _ = sf.read(a, dtype="float64")
+    y, _ = sf.read(b, dtype="float64")
+    assert x.shape == y.shape
+    assert np.array_equal(x, y), f"max difference {np.max(np.abs(x - y))}"
+
+
+def test_file_backend_paces_at_real_time(demo_wav, tmp_path):
+    t0 = time.monotonic()
+    r = cli("serve", "--backend", "file", "--input", demo_wav, "--output", tmp_path / "o.wav",
+            "--models", "off", "--status-interval", "0")
+    took = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    assert took >= 5.0, f"a 5 s file took {took:.2f} s: not paced"
+
+
+def test_sigterm_finalises_the_output(demo_wav, tmp_path):
+    out = tmp_path / "o.wav"
+    proc = subprocess.Popen(CLI + ["serve", "--backend", "file", "--input", str(demo_wav), "--output", str(out),
+                                   "--models", "off", "--status-interval", "0"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        if "file backend" in line:
+            break
+    time.sleep(1.5)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(10)
+    assert time.monotonic() - t0 < 1.0
+    assert proc.returncode == 0
+    frames = sf.info(out).frames
+    assert 0.5 * 48000 < frames < 5 * 48000, f"{frames} frames written before the stop"
+
+
+def test_null_backend_and_config_file(tmp_path):
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text('backend = "null"\nblocksize = 256\nseconds = 1.5\nstatus_interval = 0.5\nmodels = "off"\n'
+                   'preset = "broadcast"\n[set]\n"comp.ratio" = 4\n')
+    r = cli("serve", "--config", cfg)
+    assert r.returncode == 0, r.stderr
+    assert "null backend" in r.stderr and "256-frame blocks" in r.stderr
+    blocks = [int(ln.split("blocks ")[1].split()[0]) for ln in r.stderr.splitlines() if "stopped;" in ln]
+    assert blocks and abs(blocks[0] - 1.5 * 48000 / 256) < 40, r.stderr
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--backend", "file"], "needs --input IN and --output OUT"),
+    (["--backend", "null", "--blocksize", "17"], "--blocksize 17"),
+    (["--config", "/nonexistent.toml"], "config file /nonexistent.toml"),
+    (["--backend", "null", "--set", "eq.1.gain_db=99"], "out of range"),
+])
+def test_bad_serve_options_give_one_line(args, words):
+    r = cli("serve", *args, timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert words in r.stderr.strip().splitlines()[-1], r.stderr
+
+
+def test_no_device_says_so(tmp_path):
+    env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_DEFAULT_SERVER="none-here")
+    r = cli("serve", "--hostapi", "jack", "--models", "off", env=env, timeout=60)
+    assert r.returncode == 1
+    line = r.stderr.strip().splitlines()[-1]
+    assert "no duplex audio device" in line and "--backend file" in line, r.stderr
+
+
+def test_control_pairs_land_together_at_a_block_boundary():
+    """Pairs posted in one call are applied before the same block, all of them."""
+    engine = Engine(48000, 2, build_vector("neutral", {}))
+    block = np.zeros((256, 2), dtype=np.float32)
+    engine.run_block(block, block.copy())
+    pairs = [(P.INDEX[f"eq.{b}.gain_db"], float(b)) for b in range(1, 9)]
+    posted = threading.Event()
+
+    def post():
+        assert engine.control.post(pairs)
+        posted.set()
+
+    threading.Thread(target=post).start()
+    posted.wait(5)
+    engine.run_block(block, block.copy())
+    got = [engine.params[i] for i, _ in pairs]
+    assert got == [v for _, v in pairs]
+    assert engine.status[ST_CONTROL_APPLIED] == len(pairs)
+
+
+def test_control_mailbox_refuses_when_full_and_never_blocks():
+    engine = Engine(48000, 2)
+    cap = engine.control.buf.shape[0]
+    assert engine.control.post([(0, 1.0)] * cap)
+    t0 = time.perf_counter()
+    assert not engine.control.post([(0, 2.0)])
+    assert time.perf_counter() - t0 < 0.05
+    assert engine.control.rejected == 1
+
+
+def test_ring_drops_oldest_and_counts():
+    ring = AnalysisRing(1024)
+    x = np.arange(3000, dtype=np.float32)[:, None]
+    for i in range(0, 3000, 100):
+        ring_write(ring.data, ring.idx, x[i:i + 100])
+    out = np.zeros(512, dtype=np.float32)
+    assert ring.read(out)
+    assert ring.dropped == 3000 - 1024
+    assert out[0] == 3000 - 1024 and out[-1] == 3000 - 1024 + 511
+
+
+def test_fault_falls_back_to_dry_and_recovers():
+    engine = Engine(48000, 2, build_vector("streaming", {}))
+    x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(4096) / 48000)).astype(np.float32)
+    block = np.stack([x, x], axis=1)
+    out = np.zeros_like(block)
+    engine.run_block(block, out)
+    engine.status[ST_INJECT_FAULT] = 1.0
+    engine.run_block(block, out)
+    assert engine.status[ST_FAULTS] == 1
+    assert np.array_equal(out, block), "a faulted block plays the (sanitised) dry input"
+    engine.run_block(block, out)
+    assert np.all(np.isfinite(out)) and engine.status[ST_FAULTS] == 1
