@@ -32,6 +32,9 @@ LOUDNESS_GLIDE_S = 1.5        # time constant of the applied gain
 LOUDNESS_RANGE_DB = 12.0
 ABS_GATE_LUFS = -70.0
 REL_GATE_LU = -10.0
+ABS_GATE_ENERGY = 10.0 ** ((ABS_GATE_LUFS + 0.691) / 10.0)
+REL_GATE_RATIO = 10.0 ** (REL_GATE_LU / 10.0)
+INV_TICK = 1.0 / TICK
 
 # float scalar slots
 S_LOUD_E = 0          # gated, exponentially weighted K-weighted energy (0 = nothing yet)
@@ -172,9 +175,10 @@ def _control_tick(params, sample_rate, ps, ps_prev, ps_coef, eq_coefs, eq_state,
 @njit(cache=True, nogil=True)
 def _loudness_follow(x, start, stop, sample_rate, target_lufs, kw_coefs, kw_state, kw_work, ring, s, c):
     """Feed rows start..stop-1 (the signal entering the loudness stage) to the follower:
-    K-weighted energy per 100 ms step, 400 ms blocks gated at -70 LUFS and 10 LU below
-    the running level, an exponentially weighted mean (LOUDNESS_TRACK_S) of the blocks
-    that pass; silence leaves it, and so the gain, where it was."""
+    K-weighted energy per 100 ms step; 400 ms blocks whose every step is above -70 LUFS
+    and within 10 LU of the running level feed an exponentially weighted mean
+    (LOUDNESS_TRACK_S); silence, and the edges of silence, leave it, and so the gain,
+    where it was."""
     channels = x.shape[1]
     step_len = int(round(LOUDNESS_STEP_S * sample_rate))
     acc = s[S_LOUD_ACC]
@@ -196,17 +200,22 @@ def _loudness_follow(x, start, stop, sample_rate, target_lufs, kw_coefs, kw_stat
             acc = 0.0
             pos = 0
             if c[C_RING_FILL] == ring.shape[0]:
+                # a 400 ms block counts only if each of its 100 ms steps is active: above the
+                # absolute gate and within REL_GATE_LU of the running level. A block that
+                # straddles the start or the end of a passage (partly silent) would
+                # otherwise pass the block gates and drag the level, and so the gain.
                 z = 0.0
+                quiet = ring[0]
                 for k in range(ring.shape[0]):
                     z += ring[k]
+                    quiet = min(quiet, ring[k])
                 z /= ring.shape[0]
-                if z > 0.0:
-                    lz = -0.691 + 10.0 * math.log10(z)
-                    e = s[S_LOUD_E]
+                e = s[S_LOUD_E]
+                floor = ABS_GATE_ENERGY if e == 0.0 else max(ABS_GATE_ENERGY, e * REL_GATE_RATIO)
+                if quiet > floor:
                     if e == 0.0:
-                        if lz > ABS_GATE_LUFS:
-                            s[S_LOUD_E] = z
-                    elif lz > ABS_GATE_LUFS and lz > -0.691 + 10.0 * math.log10(e) + REL_GATE_LU:
+                        s[S_LOUD_E] = z
+                    else:
                         alpha = 1.0 - math.exp(-LOUDNESS_STEP_S / LOUDNESS_TRACK_S)
                         s[S_LOUD_E] = e + alpha * (z - e)
                 if s[S_LOUD_E] > 0.0:
@@ -239,7 +248,7 @@ def chain_kernel(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs
         g1 = _db2lin(ps[P.P_INPUT_GAIN])
         bad = 0
         for i in range(n):
-            g = g0 + (g1 - g0) * (tick_pos + i) / TICK
+            g = g0 + (g1 - g0) * (tick_pos + i) * INV_TICK
             for ch in range(channels):
                 v = float(x[start + i, ch])
                 if not (abs(v) <= SANE_LIMIT):
@@ -263,14 +272,14 @@ def chain_kernel(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs
             m0 = _db2lin(ps_prev[P.P_COMP_MAKEUP])
             m1 = _db2lin(ps[P.P_COMP_MAKEUP])
             for i in range(n):
-                g = m0 + (m1 - m0) * (tick_pos + i) / TICK
+                g = m0 + (m1 - m0) * (tick_pos + i) * INV_TICK
                 for ch in range(channels):
                     w[i, ch] *= g
         if channels == 2:
             w0 = ps_prev[P.P_WIDTH]
             w1 = ps[P.P_WIDTH]
             for i in range(n):
-                width = w0 + (w1 - w0) * (tick_pos + i) / TICK
+                width = w0 + (w1 - w0) * (tick_pos + i) * INV_TICK
                 mid = 0.5 * (w[i, 0] + w[i, 1])
                 side = 0.5 * (w[i, 0] - w[i, 1]) * width
                 w[i, 0] = mid + side
@@ -279,7 +288,7 @@ def chain_kernel(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs
         o0 = _db2lin(s[S_LOUD_PREV_DB] + ps_prev[P.P_OUTPUT_GAIN])
         o1 = _db2lin(s[S_LOUD_DB] + ps[P.P_OUTPUT_GAIN])
         for i in range(n):
-            g = o0 + (o1 - o0) * (tick_pos + i) / TICK
+            g = o0 + (o1 - o0) * (tick_pos + i) * INV_TICK
             for ch in range(channels):
                 w[i, ch] *= g
         low = limiter_process(

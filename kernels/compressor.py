@@ -48,6 +48,7 @@ def compressor_process(x, start, stop, threshold_db, ratio, knee_db, attack_coef
     lowest = 0.0
     # levels below the knee's foot leave the static curve at 0 dB: skip the logarithm there
     floor_lin = math.exp((threshold_db - 0.5 * knee_db) / DB_PER_LN)
+    inv_tick = 1.0 / tick
     for n in range(start, stop):
         if rms:
             acc = 0.0
@@ -70,7 +71,7 @@ def compressor_process(x, start, stop, threshold_db, ratio, knee_db, attack_coef
             gr += release_coef * (target - gr)
         if gr < lowest:
             lowest = gr
-        frac = (tick_pos + n - start) / tick
+        frac = (tick_pos + n - start) * inv_tick
         g = math.exp((gr + makeup0_db + (makeup1_db - makeup0_db) * frac) / DB_PER_LN)
         for c in range(channels):
             x[n, c] *= g

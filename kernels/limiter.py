@@ -97,8 +97,9 @@ def limiter_process(x, dry_in, start, stop, ceiling0, ceiling1, release_coef, by
     boxsum = floats[F_BOXSUM]
     lowest = 1.0
     gain = floats[F_GAIN]
+    inv_tick = 1.0 / tick
     for i in range(n):
-        frac = (tick_pos + i) / tick
+        frac = (tick_pos + i) * inv_tick
         ceiling = (ceiling0 + (ceiling1 - ceiling0) * frac) * SAFETY_LIN
         peak = 0.0
         for c in range(channels):
