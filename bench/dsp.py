@@ -161,7 +161,7 @@ def run_limiter(x):
         def go():
             for lo, hi in blocks_of(len(y)):
                 # the dry input feeds the bypass mix; with bypass 0 any rows of the block do
-                limiter_process(y[lo:hi], x[lo:hi], 0, hi - lo, ceiling, ceiling, rel, 0.0, 0.0, 0, hi - lo,
+                limiter_process(y[lo:hi], y[lo:hi], x[lo:hi], hi - lo, ceiling, ceiling, rel, 0.0, 0.0, 0, hi - lo,
                                 lim.latency, *arrays)
         return go
     return setup

@@ -227,6 +227,31 @@ def _loudness_follow(x, start, stop, sample_rate, target_lufs, kw_coefs, kw_stat
 
 
 @njit(cache=True, nogil=True)
+def _width(w, n, w0, w1, tick_pos):
+    """Side gain on rows 0..n-1 of the stereo work buffer, gliding w0 -> w1 across the tick."""
+    for i in range(n):
+        width = w0 + (w1 - w0) * (tick_pos + i) * INV_TICK
+        mid = 0.5 * (w[i, 0] + w[i, 1])
+        side = 0.5 * (w[i, 0] - w[i, 1]) * width
+        w[i, 0] = mid + side
+        w[i, 1] = mid - side
+
+
+@njit(cache=True, nogil=True)
+def _loudness_forget(kw_state, ring, s, c):
+    """With loudness.auto off the follower rests (no work); switched on again it measures
+    afresh from the next tick rather than resuming from stale blocks."""
+    kw_state[:] = 0.0
+    ring[:] = 0.0
+    s[S_LOUD_E] = 0.0
+    s[S_LOUD_ACC] = 0.0
+    s[S_LOUD_WANT_DB] = 0.0
+    c[C_STEP_POS] = 0
+    c[C_RING_POS] = 0
+    c[C_RING_FILL] = 0
+
+
+@njit(cache=True, nogil=True)
 def chain_kernel(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs, eq_state, comp,
                  kw_coefs, kw_state, kw_work, loud_ring, s, c, dry, w,
                  delay, dry_delay, dq_val, dq_idx, box, lim_ints, lim_floats,
@@ -275,32 +300,38 @@ def chain_kernel(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs
                 g = m0 + (m1 - m0) * (tick_pos + i) * INV_TICK
                 for ch in range(channels):
                     w[i, ch] *= g
-        if channels == 2:
-            w0 = ps_prev[P.P_WIDTH]
-            w1 = ps[P.P_WIDTH]
-            for i in range(n):
-                width = w0 + (w1 - w0) * (tick_pos + i) * INV_TICK
-                mid = 0.5 * (w[i, 0] + w[i, 1])
-                side = 0.5 * (w[i, 0] - w[i, 1]) * width
-                w[i, 0] = mid + side
-                w[i, 1] = mid - side
-        _loudness_follow(w, 0, n, sample_rate, ps[P.P_LOUD_TARGET], kw_coefs, kw_state, kw_work, loud_ring, s, c)
+        follow = ps[P.P_LOUD_AUTO] >= 0.5
+        w0 = ps_prev[P.P_WIDTH]
+        w1 = ps[P.P_WIDTH]
+        if follow:  # the follower measures after width, before the gain it steers
+            if channels == 2:
+                _width(w, n, w0, w1, tick_pos)
+            _loudness_follow(w, 0, n, sample_rate, ps[P.P_LOUD_TARGET], kw_coefs, kw_state, kw_work, loud_ring, s, c)
+        elif c[C_RING_FILL] or s[S_LOUD_E] != 0.0:
+            _loudness_forget(kw_state, loud_ring, s, c)
         o0 = _db2lin(s[S_LOUD_PREV_DB] + ps_prev[P.P_OUTPUT_GAIN])
         o1 = _db2lin(s[S_LOUD_DB] + ps[P.P_OUTPUT_GAIN])
-        for i in range(n):
-            g = o0 + (o1 - o0) * (tick_pos + i) * INV_TICK
-            for ch in range(channels):
-                w[i, ch] *= g
+        if channels == 2 and not follow:  # width and gain in one pass
+            for i in range(n):
+                frac = (tick_pos + i) * INV_TICK
+                g = o0 + (o1 - o0) * frac
+                width = w0 + (w1 - w0) * frac
+                mid = 0.5 * g * (w[i, 0] + w[i, 1])
+                side = 0.5 * g * (w[i, 0] - w[i, 1]) * width
+                w[i, 0] = mid + side
+                w[i, 1] = mid - side
+        else:
+            for i in range(n):
+                g = o0 + (o1 - o0) * (tick_pos + i) * INV_TICK
+                for ch in range(channels):
+                    w[i, ch] *= g
         low = limiter_process(
-            w, dry, 0, n, _db2lin(ps_prev[P.P_CEILING]), _db2lin(ps[P.P_CEILING]),
+            w, x[start:stop], dry, n, _db2lin(ps_prev[P.P_CEILING]), _db2lin(ps[P.P_CEILING]),
             time_coef(ps[P.P_LIM_RELEASE], sample_rate), ps_prev[P.P_BYPASS], ps[P.P_BYPASS],
             tick_pos, TICK, latency, delay, dry_delay, dq_val, dq_idx, box, lim_ints, lim_floats,
             tp_coefs, tp_hist, tp_prev3, tp_work, tp_out)
         if low < s[S_LIM_GR_LIN]:
             s[S_LIM_GR_LIN] = low
-        for i in range(n):
-            for ch in range(channels):
-                x[start + i, ch] = w[i, ch]
         c[C_TICK_POS] = (tick_pos + n) % TICK
         c[C_FRAMES] += n
         start = stop

@@ -6,6 +6,10 @@ from numba import njit
 
 RMS_WINDOW_MS = 10.0
 DB_PER_LN = 20.0 / math.log(10.0)
+LN_PER_DB = 1.0 / DB_PER_LN
+# a gain reduction this small (dB) is treated as none: released detectors come to rest
+# (and skip their exponential) instead of creeping toward 0 for seconds
+GR_REST_DB = 1e-6
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -49,6 +53,8 @@ def compressor_process(x, start, stop, threshold_db, ratio, knee_db, attack_coef
     # levels below the knee's foot leave the static curve at 0 dB: skip the logarithm there
     floor_lin = math.exp((threshold_db - 0.5 * knee_db) / DB_PER_LN)
     inv_tick = 1.0 / tick
+    steady_makeup = makeup0_db == makeup1_db
+    makeup_lin = math.exp(makeup0_db * LN_PER_DB)
     for n in range(start, stop):
         if rms:
             acc = 0.0
@@ -71,14 +77,17 @@ def compressor_process(x, start, stop, threshold_db, ratio, knee_db, attack_coef
             gr += release_coef * (target - gr)
         if gr < lowest:
             lowest = gr
-        frac = (tick_pos + n - start) * inv_tick
-        g = math.exp((gr + makeup0_db + (makeup1_db - makeup0_db) * frac) / DB_PER_LN)
+        if gr > -GR_REST_DB:
+            gr = 0.0
+        if gr == 0.0 and steady_makeup:
+            g = makeup_lin
+        else:
+            frac = (tick_pos + n - start) * inv_tick
+            g = math.exp((gr + makeup0_db + (makeup1_db - makeup0_db) * frac) * LN_PER_DB)
         for c in range(channels):
             x[n, c] *= g
     if abs(ms) < 1e-30:
         ms = 0.0
-    if abs(gr) < 1e-30:
-        gr = 0.0
     st[0] = ms
     st[1] = gr
     return lowest

@@ -74,16 +74,16 @@ class LimiterState:
 
 
 @njit(cache=True, nogil=True)
-def limiter_process(x, dry_in, start, stop, ceiling0, ceiling1, release_coef, bypass0, bypass1,
+def limiter_process(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0, bypass1,
                     tick_pos, tick, latency, delay, dry, dq_val, dq_idx, box, ints, floats,
                     tp_coefs, tp_hist, tp_prev3, tp_work, tp_out):
-    """Limit rows start..stop-1 of x: (frames, channels) in place; they come out `latency`
-    frames late, mixed with the equally delayed dry_in rows (0..stop-start-1) by the bypass
-    weight. ceiling and bypass glide linearly across the tick. Returns the lowest gain (lin).
+    """Limit rows 0..n-1 of x: (frames, channels) into rows 0..n-1 of out (which may be x):
+    they come out `latency` frames late, mixed with the equally delayed dry_in rows by the
+    bypass weight. ceiling and bypass glide linearly across the tick. Returns the lowest
+    gain (linear).
     """
     channels = x.shape[1]
-    n = stop - start
-    truepeak_process(x[start:stop], tp_coefs, tp_hist, tp_prev3, tp_work, tp_out, min(ceiling0, ceiling1) * SAFETY_LIN)
+    truepeak_process(x[:n], tp_coefs, tp_hist, tp_prev3, tp_work, tp_out, min(ceiling0, ceiling1) * SAFETY_LIN)
     mask = delay.shape[1] - 1
     attack = box.shape[0]
     window = attack + 2 * HOLD_RADIUS
@@ -98,6 +98,7 @@ def limiter_process(x, dry_in, start, stop, ceiling0, ceiling1, release_coef, by
     lowest = 1.0
     gain = floats[F_GAIN]
     inv_tick = 1.0 / tick
+    inv_attack = 1.0 / attack
     for i in range(n):
         frac = (tick_pos + i) * inv_tick
         ceiling = (ceiling0 + (ceiling1 - ceiling0) * frac) * SAFETY_LIN
@@ -130,15 +131,15 @@ def limiter_process(x, dry_in, start, stop, ceiling0, ceiling1, release_coef, by
             boxsum = 0.0
             for k in range(attack):
                 boxsum += box[k]
-        gain = boxsum / attack
+        gain = boxsum * inv_attack
         if gain < lowest:
             lowest = gain
         b = bypass0 + (bypass1 - bypass0) * frac
         rd = (pos - latency) & mask
         for c in range(channels):
-            delay[c, pos] = x[start + i, c]
+            delay[c, pos] = x[i, c]
             dry[c, pos] = dry_in[i, c]
-            x[start + i, c] = (1.0 - b) * gain * delay[c, rd] + b * dry[c, rd]
+            out[i, c] = (1.0 - b) * gain * delay[c, rd] + b * dry[c, rd]
         pos = (pos + 1) & mask
         frame += 1
     # keep the counters small; both move by a multiple of the ring size, so slots stay put
