@@ -255,7 +255,7 @@ def _loudness_forget(kw_state, ring, s, c):
 def chain_kernel(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs, eq_state, comp,
                  kw_coefs, kw_state, kw_work, loud_ring, s, c, dry, w,
                  delay, dry_delay, dq_val, dq_idx, box, lim_ints, lim_floats,
-                 tp_coefs, tp_hist, tp_prev3, tp_work, tp_out):
+                 hf_coefs, hf_state, hf_work, tp_coefs, tp_hist, tp_prev3, tp_work, tp_out):
     """The whole chain over x: (frames, channels) in place; see ``process``. Each tick is
     processed in the float64 work buffer w, so float32 and float64 blocks give the same
     samples up to the final rounding."""
@@ -329,7 +329,7 @@ def chain_kernel(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs
             w, x[start:stop], dry, n, _db2lin(ps_prev[P.P_CEILING]), _db2lin(ps[P.P_CEILING]),
             time_coef(ps[P.P_LIM_RELEASE], sample_rate), ps_prev[P.P_BYPASS], ps[P.P_BYPASS],
             tick_pos, TICK, latency, delay, dry_delay, dq_val, dq_idx, box, lim_ints, lim_floats,
-            tp_coefs, tp_hist, tp_prev3, tp_work, tp_out)
+            hf_coefs, hf_state, hf_work, tp_coefs, tp_hist, tp_prev3, tp_work, tp_out)
         if low < s[S_LIM_GR_LIN]:
             s[S_LIM_GR_LIN] = low
         c[C_TICK_POS] = (tick_pos + n) % TICK
@@ -341,7 +341,7 @@ def chain_kernel(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs
 def chain_reset(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs, eq_state, comp,
                 kw_coefs, kw_state, kw_work, loud_ring, s, c, dry, w,
                 delay, dry_delay, dq_val, dq_idx, box, lim_ints, lim_floats,
-                tp_coefs, tp_hist, tp_prev3, tp_work, tp_out):
+                hf_coefs, hf_state, hf_work, tp_coefs, tp_hist, tp_prev3, tp_work, tp_out):
     """Clear every signal-carrying state after a fault (a NaN that got into a filter): the
     chain restarts silent and clean. The same arguments as ``chain_kernel`` (x unused), so a
     caller can pass ``state.arrays`` to both. Parameters, the tick grid and counters stay."""
@@ -359,4 +359,5 @@ def chain_reset(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs,
     c[C_RING_POS] = 0
     c[C_RING_FILL] = 0
     c[C_EQ_FRESH] = 1
-    limiter_reset(delay, dry_delay, dq_val, dq_idx, box, lim_ints, lim_floats, tp_hist, tp_prev3, tp_work, tp_out)
+    limiter_reset(delay, dry_delay, dq_val, dq_idx, box, lim_ints, lim_floats, hf_state, tp_hist, tp_prev3, tp_work,
+                  tp_out)

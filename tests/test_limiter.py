@@ -69,15 +69,13 @@ SIGNALS = {
 }
 
 
-# Known bug (kernels/truepeak.py): the 4x estimator (24-tap Kaiser sinc + parabola, flat to
-# 0.85 x Nyquist) reads the band-limited peak of naive full-scale squares and hard-clipped
-# audio 0.12 to 0.93 dB low; the limiter holds that estimate at ceiling - 0.02 dB, so the
-# real (16x) true peak of its output lands over the ceiling.
-UNDERREAD = pytest.mark.xfail(strict=True, reason=(
-    "true-peak estimator under-reads energy above 0.85 x Nyquist and hard edges (squares, "
-    "clipped masters) by 0.12-0.93 dB: the 16x reference reads the limited output +0.10 to "
-    "+0.91 dB over the ceiling"))
-UNDERREAD_SIGNALS = ("square_50Hz", "square_997Hz", "square_5kHz", "square_0.45fs", "clipped_master")
+# Signals with strong content near Nyquist (the Gibbs ripple of naive squares, single-sample
+# spikes, hard clipping's harmonics): the limiter adds a margin for what its estimator cannot
+# see there, so these land further under the ceiling than music does. How far under the
+# ceiling "limits rather than mutes" allows, in dB (measured: squares and spikes 0.2-1.5 dB,
+# the clipped master 0.02-0.3 dB):
+ROOM_DB = {"square_50Hz": 2.0, "square_997Hz": 2.0, "square_5kHz": 2.0, "square_0.45fs": 2.0, "spikes": 2.0,
+           "clipped_master": 0.5}
 
 
 def limited(name, fs, ceiling_dbtp):
@@ -89,8 +87,7 @@ def limited(name, fs, ceiling_dbtp):
 
 @pytest.mark.parametrize("ceiling_dbtp", [-1.0, -0.3])
 @pytest.mark.parametrize("fs", [44100, 48000])
-@pytest.mark.parametrize("name", [pytest.param(n, marks=UNDERREAD) if n in UNDERREAD_SIGNALS else n
-                                  for n in SIGNALS])
+@pytest.mark.parametrize("name", list(SIGNALS))
 def test_true_peak_stays_under_ceiling(name, fs, ceiling_dbtp):
     x, y = limited(name, fs, ceiling_dbtp)
     assert np.all(np.isfinite(y))
@@ -103,7 +100,8 @@ def test_true_peak_stays_under_ceiling(name, fs, ceiling_dbtp):
         f"{name} at {fs} Hz: libebur128 reads {ebu:.4f} dBTP, {ebu - ceiling_dbtp:+.4f} dB over the "
         f"{ceiling_dbtp} dBTP ceiling (allowed +{LIBEBUR128_SLACK_DB} dB)")
     # and it limits rather than mutes: the loudest peak lands near the ceiling
-    assert ref >= ceiling_dbtp - 0.1, f"{name}: output true peak {ref:.3f} dBTP, > 0.1 dB under the ceiling"
+    room = ROOM_DB.get(name, 0.1)
+    assert ref >= ceiling_dbtp - room, f"{name}: output true peak {ref:.3f} dBTP, > {room} dB under the ceiling"
 
 
 @pytest.mark.parametrize("fs", [44100, 48000, 96000])
