@@ -12,8 +12,8 @@ The dry input is delayed by the same amount so that bypass stays time-aligned.
 Near Nyquist the estimator's interpolation filter rolls off (-1 dB at 0.9, -6 dB at 1.0 x
 Nyquist), so content there (the Gibbs ripple of hard edges: naive squares, clipped
 masters) reads low. A 4th-order high-pass at HF_CUTOFF x Nyquist measures that content,
-a peak-hold envelope spans the estimator's reach, and HF_MARGIN times it is added to the
-estimate: conservative where the estimator is weak, nothing on material without such
+its peak over the current and the previous tick spans the estimator's reach, and
+HF_MARGIN times it is added to the estimate: conservative where the estimator is weak, nothing on material without such
 content (measured: naive squares and spikes land 0.25-1.5 dB under the ceiling, music-like
 material costs 0.05-0.1 LU).
 """
@@ -34,20 +34,18 @@ SAFETY_LIN = 10.0 ** (-SAFETY_DB / 20.0)
 MIN_ATTACK = 8
 HF_CUTOFF = 0.9
 HF_MARGIN = 0.8
-HF_HOLD = 2 * TP_DELAY + 2
-HF_RELEASE = 0.995
 # integer state slots
 I_POS = 0      # delay-line write position
 I_HEAD = 1     # deque head
 I_TAIL = 2     # deque tail (one past last)
 I_BPOS = 3     # box ring position
 I_FRAME = 4    # frames seen
-I_HF_HOLD = 5  # frames the near-Nyquist envelope still holds
 # float state slots
 F_EREL = 0     # release follower
 F_BOXSUM = 1   # box filter running sum
 F_GAIN = 2     # last gain applied (linear)
-F_HF_ENV = 3   # near-Nyquist envelope
+F_HF_PREV = 3  # near-Nyquist peak of the previous tick
+F_HF_CUR = 4   # ... of the current tick so far
 
 
 def latency_for(sample_rate: float, lookahead_ms: float) -> tuple[int, int]:
@@ -75,8 +73,8 @@ class LimiterState:
         self.dq_val = np.ones(cap)
         self.dq_idx = np.zeros(cap, dtype=np.int64)
         self.box = np.ones(self.attack)
-        self.ints = np.zeros(6, dtype=np.int64)
-        self.floats = np.zeros(4)
+        self.ints = np.zeros(5, dtype=np.int64)
+        self.floats = np.zeros(5)
         self.hf_coefs = np.zeros((2, 5))
         for k, q in enumerate((0.5411961, 1.3065630)):  # 4th-order Butterworth
             design_biquad(SHAPE_HIGHPASS, sample_rate, HF_CUTOFF * sample_rate / 2, 0.0, q, self.hf_coefs[k])
@@ -108,31 +106,23 @@ def limiter_process(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0
         for c in range(channels):
             hf_work[i, c] = x[i, c]
     cascade_process(hf_work, 0, n, hf_coefs, hf_state)
-    # per-frame envelope of the near-Nyquist content, held HF_HOLD frames (the estimator's
-    # reach) and then released: it depends on the stream alone, not on the block size
-    env = floats[F_HF_ENV]
-    hold = ints[I_HF_HOLD]
-    env_max = env
+    # the near-Nyquist level a frame's margin covers: the peak of this tick so far and of the
+    # whole previous tick (at least a tick back, more than the estimator's reach), kept on
+    # the stream's tick grid so that it does not depend on the block size
+    if tick_pos == 0:
+        floats[F_HF_PREV] = floats[F_HF_CUR]
+        floats[F_HF_CUR] = 0.0
+    hf_prev = floats[F_HF_PREV]
+    hf_cur = floats[F_HF_CUR]
+    top = 0.0
     for i in range(n):
-        level = 0.0
         for c in range(channels):
-            level = max(level, abs(hf_work[i, c]))
-        if level >= env:
-            env = level
-            hold = HF_HOLD
-        elif hold > 0:
-            hold -= 1
-        else:
-            env = env * HF_RELEASE if env > 1e-30 else 0.0
-        hf_work[i, 0] = env
-        env_max = max(env_max, env)
-    floats[F_HF_ENV] = env
-    ints[I_HF_HOLD] = hold
+            top = max(top, abs(hf_work[i, c]))
     flush_denormals(hf_state)
     # estimates that cannot reach the ceiling even with the largest margin of this call
     # need not be exact (the pruning keeps everything else bit for bit)
     truepeak_process(x[:n], tp_coefs, tp_hist, tp_prev3, tp_work, tp_out,
-                     max(0.0, min(ceiling0, ceiling1) * SAFETY_LIN - HF_MARGIN * env_max))
+                     max(0.0, min(ceiling0, ceiling1) * SAFETY_LIN - HF_MARGIN * max(hf_prev, hf_cur, top)))
     mask = delay.shape[1] - 1
     attack = box.shape[0]
     window = attack + 2 * HOLD_RADIUS
@@ -153,9 +143,9 @@ def limiter_process(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0
         ceiling = (ceiling0 + (ceiling1 - ceiling0) * frac) * SAFETY_LIN
         peak = 0.0
         for c in range(channels):
-            if tp_out[i, c] > peak:
-                peak = tp_out[i, c]
-        peak += HF_MARGIN * hf_work[i, 0]
+            peak = max(peak, tp_out[i, c])
+            hf_cur = max(hf_cur, abs(hf_work[i, c]))
+        peak += HF_MARGIN * max(hf_prev, hf_cur)
         r = 1.0
         if peak > ceiling:
             r = ceiling / peak
@@ -205,6 +195,7 @@ def limiter_process(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0
     floats[F_EREL] = erel
     floats[F_BOXSUM] = boxsum
     floats[F_GAIN] = gain
+    floats[F_HF_CUR] = hf_cur
     return lowest
 
 
@@ -223,8 +214,8 @@ def limiter_reset(delay, dry, dq_val, dq_idx, box, ints, floats, hf_state, tp_hi
     floats[F_EREL] = 1.0
     floats[F_BOXSUM] = float(box.shape[0])
     floats[F_GAIN] = 1.0
-    floats[F_HF_ENV] = 0.0
-    ints[I_HF_HOLD] = 0
+    floats[F_HF_PREV] = 0.0
+    floats[F_HF_CUR] = 0.0
     hf_state[:] = 0.0
     tp_hist[:] = 0.0
     tp_prev3[:] = 0.0
