@@ -15,7 +15,7 @@ from auracore.offline.audio_io import AudioFileError
 
 from auracore.realtime.portaudio import AudioDeviceError
 
-from . import cmd_analyze, cmd_render, cmd_serve
+from . import cmd_analyze, cmd_render, cmd_serve, cmd_train
 from .presets import PresetError, preset_description, preset_names
 
 
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_render.add_parsers(sub)
     cmd_analyze.add_parser(sub)
     cmd_serve.add_parsers(sub)
+    cmd_train.add_parser(sub)
     _add_info_parsers(sub)
     return parser
 

@@ -1,0 +1,159 @@
+"""The shipped ONNX models through ModelRunner (no torch): shapes, ranges, bad-file errors, deterministic steering."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from auracore.kernels import params as P
+from auracore.models.runtime import (FILES, MANIFEST, ModelError, ModelRunner, Steering, ai_parameter_stream,
+                                     default_model_dir)
+
+FS = 48000
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return ModelRunner()
+
+
+@pytest.fixture
+def model_copy(tmp_path):
+    d = tmp_path / "weights"
+    shutil.copytree(default_model_dir(), d)
+    return d
+
+
+def test_shipped_models_load_with_documented_shapes(runner):
+    assert runner.provider == "CPUExecutionProvider" or runner.provider == "CUDAExecutionProvider"
+    assert runner.classes == ["speech", "acoustic", "band", "noise", "silence"]
+    assert runner.target_ids == [f"eq.{b}.gain_db" for b in range(1, 9)] + [
+        "comp.threshold_db", "comp.ratio", "width.amount", "output.gain_db"]
+    assert runner.context_blocks == 128
+    block = np.random.default_rng(0).standard_normal(1024).astype(np.float32) * 0.1
+    e = runner.embed(block)
+    assert e.shape == (32,) and e.dtype == np.float32 and np.all(np.isfinite(e))
+    emb = np.stack([runner.embed(block * g) for g in np.linspace(0.1, 1, runner.context_blocks)])
+    probs, targets = runner.decide(emb)
+    assert probs.shape == (5,) and abs(probs.sum() - 1) < 1e-5
+    assert targets.shape == (12,)
+    for t, v in zip(runner.target_ids, targets):
+        p = P.lookup(t)
+        assert p.minimum <= v <= p.maximum
+    total = sum(os.path.getsize(os.path.join(default_model_dir(), f)) for f in FILES.values())
+    assert total < 4 * 1024 * 1024
+
+
+def test_shipped_models_recognise_silence_and_noise(runner):
+    rng = np.random.default_rng(1)
+    silence = np.zeros((runner.context_blocks, 1024), dtype=np.float32)
+    noise = (0.1 * rng.standard_normal((runner.context_blocks, 1024))).astype(np.float32)
+    for blocks, name in ((silence, "silence"), (noise, "noise")):
+        probs, _ = runner.decide(runner.embed_batch(blocks))
+        assert runner.classes[int(np.argmax(probs))] == name
+
+
+def test_loudness_gain_follows_input_level_and_target(runner):
+    """6 dB quieter input asks for about 6 dB more gain; a target 9 LU higher for 9 dB more."""
+    rng = np.random.default_rng(2)
+    t = np.arange(runner.context_blocks * 1024) / FS
+    music = (np.sin(2 * np.pi * 220 * t) + 0.5 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal(t.size))
+    music *= 0.5 + 0.5 * np.sin(2 * np.pi * 2 * t) ** 2
+    blocks = (0.1 * music).reshape(-1, 1024).astype(np.float32)
+    g = runner.target_ids.index("output.gain_db")
+    loud = runner.decide(runner.embed_batch(blocks), -23.0)[1][g]
+    quiet = runner.decide(runner.embed_batch(blocks * 10 ** (-6 / 20)), -23.0)[1][g]
+    louder_target = runner.decide(runner.embed_batch(blocks), -14.0)[1][g]
+    assert 4.0 < quiet - loud < 8.0
+    assert abs(louder_target - loud - 9.0) < 1e-3 or louder_target == P.lookup("output.gain_db").maximum
+
+
+def test_missing_file_is_a_model_error(model_copy):
+    os.remove(model_copy / FILES["extractor"])
+    with pytest.raises(ModelError, match=r"^model file missing: .*extractor\.onnx; reinstall"):
+        ModelRunner(str(model_copy))
+    with pytest.raises(ModelError, match="model file missing"):
+        ModelRunner(str(model_copy.parent / "nowhere"))
+
+
+def test_corrupt_file_is_a_model_error(model_copy):
+    path = model_copy / FILES["decider"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"^model file corrupt: .*decider\.onnx does not match its checksum"):
+        ModelRunner(str(model_copy))
+
+
+def test_garbage_with_matching_checksum_is_unreadable(model_copy):
+    import hashlib
+
+    path = model_copy / FILES["decider"]
+    path.write_bytes(b"not an onnx model")
+    manifest = json.loads((model_copy / MANIFEST).read_text())
+    manifest["sha256"]["decider"] = hashlib.sha256(b"not an onnx model").hexdigest()
+    (model_copy / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match=r"^model file unreadable: .*decider\.onnx"):
+        ModelRunner(str(model_copy))
+
+
+def test_incompatible_manifest_is_a_model_error(model_copy):
+    manifest = json.loads((model_copy / MANIFEST).read_text())
+    manifest["format"] = 99
+    (model_copy / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="^model files incompatible: .*format 99"):
+        ModelRunner(str(model_copy))
+    manifest["format"] = 1
+    manifest["embed_dim"] = 16
+    (model_copy / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="^model files incompatible: .*extractor.onnx has inputs"):
+        ModelRunner(str(model_copy))
+    (model_copy / MANIFEST).write_text("{not json")
+    with pytest.raises(ModelError, match="^model file corrupt: .*not valid JSON"):
+        ModelRunner(str(model_copy))
+
+
+def _stream(seconds=6.0, seed=3):
+    rng = np.random.default_rng(seed)
+    n = int(seconds * FS) // 1024
+    t = np.arange(n * 1024) / FS
+    x = 0.2 * np.sin(2 * np.pi * 110 * t) * (1 + np.sin(2 * np.pi * 1.5 * t)) + 0.02 * rng.standard_normal(t.size)
+    return x.reshape(n, 1024).astype(np.float32)
+
+
+def test_steering_is_deterministic_and_blends_by_amount(runner):
+    manual = P.default_vector()
+    manual[P.P_AI_ENABLED] = 1.0
+    manual[P.P_AI_AMOUNT] = 1.0
+    blocks = _stream()
+    a = list(ai_parameter_stream(runner, blocks, manual))
+    b = list(ai_parameter_stream(runner, blocks, manual))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    idx = [P.INDEX[t] for t in runner.target_ids]
+    assert not np.allclose(a[-1][idx], manual[idx])  # the AI moved something
+    # the glide: the first blocks stay near neutral, no jump to the decision
+    assert np.max(np.abs(a[5][idx[:8]])) < 0.5 * max(np.max(np.abs(a[-1][idx[:8]])), 1e-3) + 1e-6
+    half = manual.copy()
+    half[P.P_AI_AMOUNT] = 0.5
+    steering = Steering(runner)
+    for blk in blocks:
+        steering.push(blk)
+    mixed = steering.blend(half)
+    full = steering.blend(manual)
+    assert np.allclose(mixed[idx], 0.5 * (manual[idx] + full[idx]))
+    off = manual.copy()
+    off[P.P_AI_ENABLED] = 0.0
+    assert np.array_equal(steering.blend(off), off)
+    auto = manual.copy()
+    auto[P.P_LOUD_AUTO] = 1.0
+    assert steering.blend(auto)[P.P_OUTPUT_GAIN] == manual[P.P_OUTPUT_GAIN]
+
+
+def test_missing_onnxruntime_is_a_model_error(monkeypatch):
+    from auracore.models import runtime
+
+    monkeypatch.setattr(runtime, "ort", None)
+    with pytest.raises(ModelError, match="^onnxruntime is not installed"):
+        ModelRunner()
