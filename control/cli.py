@@ -13,6 +13,7 @@ from auracore import __version__
 from auracore.kernels import params as P
 from auracore.offline.audio_io import AudioFileError
 
+from auracore.models.runtime import ModelError
 from auracore.realtime.portaudio import AudioDeviceError
 
 from . import cmd_analyze, cmd_render, cmd_serve, cmd_train
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
     name = f"auracore {args.command}"
     try:
         return args.func(args)
-    except (AudioFileError, PresetError, P.ParamError, cmd_serve.ConfigError, AudioDeviceError) as exc:
+    except (AudioFileError, PresetError, P.ParamError, cmd_serve.ConfigError, AudioDeviceError, ModelError) as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

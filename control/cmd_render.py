@@ -31,6 +31,10 @@ def add_parsers(sub) -> None:
                    help="output sample format (default PCM_24; TPDF dither when cutting word length)")
     p.add_argument("--two-pass", action="store_true",
                    help="measure first, then land the output on loudness.target_lufs within 0.1 LU")
+    p.add_argument("--ai", action="store_true",
+                   help="let the models steer the chain (sets ai.enabled=1; ai.amount blends, default 0.5); "
+                        "deterministic, the same result every run")
+    p.add_argument("--models", metavar="DIR", help="with --ai: a model folder (default: the shipped models)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.set_defaults(func=run_render)
 
@@ -77,8 +81,15 @@ def _print_summary(result, as_json: bool) -> None:
 
 def run_render(args) -> int:
     params = build_vector(args.preset, parse_assignments(args.assignments))
+    runner = None
+    if args.ai:
+        from auracore.kernels import params as P
+        from auracore.models.runtime import ModelRunner
+
+        runner = ModelRunner(args.models)  # ModelError: one line, exit 1
+        params[P.P_AI_ENABLED] = 1.0
     result = render_file(args.input, args.output, params, blocksize=args.blocksize, subtype=args.subtype,
-                         two_pass=args.two_pass, progress_factory=progress_factory())
+                         two_pass=args.two_pass, progress_factory=progress_factory(), ai_runner=runner)
     _print_summary(result, args.json)
     for w in result.warnings:
         print(f"auracore render: warning: {w}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Run the shipped models on ONNX Runtime (no torch): embed blocks, decide, blend into the parameter vector.
+"""Run the shipped models on ONNX Runtime (no torch): embed blocks, decide, glide the targets.
 
 ``ModelRunner`` loads ``extractor.onnx`` (the feature extractor) and ``decider.onnx`` (the
 content classifier and parameter predictor in one graph) with the manifest beside them
@@ -11,10 +11,10 @@ CPU. Any missing, corrupt or incompatible file raises
 parameters, for the live inference thread and for ``render --ai`` alike: it embeds every
 block, decides every ``decide_every`` blocks (about 10 Hz at 48 kHz), glides the decisions
 with a ``glide_s`` time constant counted in blocks (so the result depends only on the
-blocks, never on timing), holds them while the classifier hears silence, and blends them
-into a manual parameter vector by ``ai.amount`` when ``ai.enabled`` is on. ``output.gain_db``
-aims at ``loudness.target_lufs`` and is left to the manual value while ``loudness.auto`` is
-on (the chain's follower does that job then).
+blocks, never on timing) and holds them while the classifier hears silence. The engine
+(``realtime.engine.blend_targets``) mixes them into the manual parameters by ``ai.amount``
+when ``ai.enabled`` is on; ``output.gain_db`` aims at ``loudness.target_lufs`` and stays
+manual while ``loudness.auto`` is on (the chain's follower does that job then).
 """
 
 import hashlib
@@ -177,7 +177,9 @@ NEUTRAL_TARGETS = {"comp.threshold_db": 0.0, "comp.ratio": 1.0, "width.amount": 
 
 
 class Steering:
-    """Blocks in, glided AI targets out, blended with manual parameters (see the module docstring).
+    """Blocks in, glided AI targets out (see the module docstring). Set ``target_lufs`` (the
+    manual loudness.target_lufs) before ``push``; read ``targets`` (in ``runner.target_ids``
+    order, registry units) or ``write_targets`` into a parameter-sized vector.
 
     Deterministic: the same blocks give the same targets, whatever the timing."""
 
@@ -215,25 +217,7 @@ class Steering:
         self.targets += self.glide_coef * (self.decision - self.targets)
         return decided
 
-    def blend(self, manual: np.ndarray) -> np.ndarray:
-        """The parameter vector to run: manual (N_PARAMS,) with the AI's targets mixed in by
-        ai.amount when ai.enabled; a copy. Also takes the loudness target from manual."""
-        self.target_lufs = float(manual[P.P_LOUD_TARGET])
-        out = np.array(manual, dtype=np.float64, copy=True)
-        if manual[P.P_AI_ENABLED] < 0.5:
-            return out
-        amount = float(manual[P.P_AI_AMOUNT])
-        for k, i in enumerate(self.indices):
-            if i == P.P_OUTPUT_GAIN and manual[P.P_LOUD_AUTO] >= 0.5:
-                continue
-            out[i] = manual[i] + amount * (self.targets[k] - manual[i])
-        return out
-
-
-def ai_parameter_stream(runner: ModelRunner, mono_blocks, manual: np.ndarray, **steering_options):
-    """For render --ai: yields, for each (1024,) mono block of the stream, the parameter vector
-    (N_PARAMS,) to use for that block (blended by ``Steering``). Deterministic."""
-    steering = Steering(runner, **steering_options)
-    for block in mono_blocks:
-        steering.push(block)
-        yield steering.blend(manual)
+    def write_targets(self, vector: np.ndarray) -> None:
+        """Write the glided targets into their places in a (N_PARAMS,) vector (the engine's
+        target mailbox format; realtime.engine.blend_targets mixes them in)."""
+        vector[self.indices] = self.targets

@@ -16,6 +16,7 @@ import numpy as np
 from auracore.kernels import params as P
 from auracore.kernels.chain import ChainState, process
 from auracore.kernels.loudness import LoudnessMeter
+from auracore.realtime.engine import blend_targets
 
 from .audio_io import (AudioFileError, Quantizer, atomic_output, open_input, output_format, read_blocks,
                        resolve_subtype)
@@ -71,19 +72,63 @@ class LatencyTrim:
             self.sink(block)
 
 
-def _run(path: str, params: np.ndarray, blocksize: int, sink, progress) -> tuple[ChainState, int, LoudnessMeter]:
+class _AiSteering:
+    """render --ai: the models hear the input in 1024-frame mono blocks and their targets
+    take effect from the next 1024-frame boundary, so the result depends on the stream
+    only (not on --blocksize), and it is the same every run."""
+
+    def __init__(self, steering, params: np.ndarray):
+        self.steering = steering
+        self.params = params
+        self.block = steering.runner.block
+        self.buf = np.zeros(self.block, dtype=np.float32)
+        self.fill = 0
+        self.targets = params.copy()
+        self.mask = np.zeros_like(params)
+        self.mask[steering.indices] = 1.0
+        self.effective = params.copy()
+        blend_targets(params, self.targets, self.mask, self.effective)
+
+    def segments(self, block: np.ndarray):
+        """Split block at analysis-block boundaries: yields pieces to process with
+        self.effective, feeding the models as it goes."""
+        start = 0
+        while start < block.shape[0]:
+            n = min(self.block - self.fill, block.shape[0] - start)
+            piece = block[start:start + n]
+            mono = piece.mean(axis=1)  # before the chain changes the piece in place
+            yield piece
+            self.buf[self.fill:self.fill + n] = mono
+            self.fill += n
+            start += n
+            if self.fill == self.block:
+                self.fill = 0
+                self.steering.target_lufs = float(self.params[P.P_LOUD_TARGET])
+                self.steering.push(self.buf)
+                self.steering.write_targets(self.targets)
+                blend_targets(self.params, self.targets, self.mask, self.effective)
+
+
+def _run(path: str, params: np.ndarray, blocksize: int, sink, progress,
+         steering=None) -> tuple[ChainState, int, LoudnessMeter]:
     """Stream the file at path through a fresh chain; sink(block) gets the aligned output.
+    steering: a models.runtime.Steering for render --ai, or None.
 
     Returns (chain state, frames, input meter).
     """
     with open_input(path) as f:
         state = ChainState(f.samplerate, f.channels, params=params)
         in_meter = LoudnessMeter(f.samplerate, f.channels)
+        ai = _AiSteering(steering, params) if steering is not None else None
         trim = LatencyTrim(state.latency, sink)
         frames = 0
         for block in read_blocks(f, blocksize):
             in_meter.process(block)
-            process(block, state, params)
+            if ai is None:
+                process(block, state, params)
+            else:
+                for piece in ai.segments(block):
+                    process(piece, state, ai.effective)
             frames += block.shape[0]
             if progress is not None:
                 progress.update(block.shape[0])
@@ -92,23 +137,24 @@ def _run(path: str, params: np.ndarray, blocksize: int, sink, progress) -> tuple
         tail = np.zeros((state.latency, f.channels))
         for start in range(0, state.latency, blocksize):
             part = tail[start:start + blocksize]
-            process(part, state, params)
+            process(part, state, params if ai is None else ai.effective)
             trim(part)
         if frames < f.frames:
             raise AudioFileError(f"{path}: only {frames} of {f.frames} frames could be read; the file is truncated")
     return state, frames, in_meter
 
 
-def _measure(path: str, params: np.ndarray, blocksize: int, progress) -> float:
+def _measure(path: str, params: np.ndarray, blocksize: int, progress, make_steering) -> float:
     """Integrated loudness (LUFS) of the chain's output for these parameters, nothing written."""
     with open_input(path) as f:
         meter = LoudnessMeter(f.samplerate, f.channels, true_peak=False)
-    _run(path, params, blocksize, meter.process, progress)
+    _run(path, params, blocksize, meter.process, progress, make_steering())
     return meter.integrated_lufs
 
 
 def render_file(in_path: str, out_path: str, params: np.ndarray, blocksize: int = 1024,
-                subtype: str | None = None, two_pass: bool = False, progress_factory=None) -> RenderResult:
+                subtype: str | None = None, two_pass: bool = False, progress_factory=None,
+                ai_runner=None) -> RenderResult:
     """Render in_path to out_path through the chain with the parameter vector params.
 
     blocksize: frames per block (the output does not depend on it). subtype: PCM_16,
@@ -116,7 +162,9 @@ def render_file(in_path: str, out_path: str, params: np.ndarray, blocksize: int 
     set the output gain so that the result lands on loudness.target_lufs within 0.1 LU
     (the live loudness follower is switched off; the limiter still holds the ceiling).
     progress_factory(total_frames, label) returns an object with update(n) and close(),
-    or None for silence. Raises AudioFileError for unreadable input or unwritable output.
+    or None for silence. ai_runner: a models.runtime.ModelRunner to steer the chain with
+    (ai.enabled and ai.amount in params decide how much), run synchronously per block.
+    Raises AudioFileError for unreadable input or unwritable output.
     """
     if blocksize < 1 or blocksize > 1 << 20:
         raise AudioFileError(f"--blocksize {blocksize}: use 1 to 1048576 frames")
@@ -130,6 +178,14 @@ def render_file(in_path: str, out_path: str, params: np.ndarray, blocksize: int 
 
     params = params.copy()
     warnings = []
+    if ai_runner is not None:
+        from auracore.models.runtime import Steering
+
+        def make_steering():
+            return Steering(ai_runner)
+    else:
+        def make_steering():
+            return None
     gain_db = None
     passes = 0
     started = time.perf_counter()
@@ -142,7 +198,7 @@ def render_file(in_path: str, out_path: str, params: np.ndarray, blocksize: int 
             params[P.P_OUTPUT_GAIN] = base + gain_db
             b = bar(f"measure {passes}")
             try:
-                measured = _measure(in_path, params, blocksize, b)
+                measured = _measure(in_path, params, blocksize, b, make_steering)
             finally:
                 if b:
                     b.close()
@@ -172,7 +228,7 @@ def render_file(in_path: str, out_path: str, params: np.ndarray, blocksize: int 
                 out_meter.process(value)
                 out.write(data)
 
-            state, frames, in_meter = _run(in_path, params, blocksize, sink, b)
+            state, frames, in_meter = _run(in_path, params, blocksize, sink, b, make_steering())
     finally:
         if b:
             b.close()

@@ -108,6 +108,21 @@ class Engine:
 
 
 @njit(cache=True, nogil=True)
+def blend_targets(params, ai_targets, ai_mask, effective):
+    """effective = params with the models' targets mixed in by ai.amount where ai_mask is
+    set and ai.enabled is on; output.gain_db stays manual while loudness.auto is on (the
+    chain's follower owns the gain then). All (N_PARAMS,) float64. The one blend rule, for
+    the live callback and render --ai alike."""
+    amount = params[P.P_AI_AMOUNT] if params[P.P_AI_ENABLED] >= 0.5 else 0.0
+    auto = params[P.P_LOUD_AUTO] >= 0.5
+    for k in range(params.shape[0]):
+        v = params[k]
+        if ai_mask[k] != 0.0 and amount > 0.0 and not (auto and k == P.P_OUTPUT_GAIN):
+            v += amount * (ai_targets[k] - v)
+        effective[k] = v
+
+
+@njit(cache=True, nogil=True)
 def _sanitised_copy(inp, out):
     """out = inp with NaN/Inf replaced by 0."""
     for n in range(inp.shape[0]):
@@ -134,12 +149,7 @@ def engine_block(inp, out, flags, status, durations, duration_idx, params, effec
     status[ST_CONTROL_APPLIED] += mailbox_drain(ctl_buf, ctl_idx, params)
     if targets_take(tgt_data, tgt_seq, tgt_scratch, ai_targets, tgt_last):
         status[ST_TARGET_UPDATES] += 1
-    amount = params[P.P_AI_AMOUNT] if params[P.P_AI_ENABLED] >= 0.5 else 0.0
-    for k in range(params.shape[0]):
-        v = params[k]
-        if ai_mask[k] != 0.0 and amount > 0.0:
-            v += amount * (ai_targets[k] - v)
-        effective[k] = v
+    blend_targets(params, ai_targets, ai_mask, effective)
     ring_write(ring_data, ring_idx, inp)
     for n in range(frames):
         for c in range(inp.shape[1]):

@@ -1,10 +1,11 @@
 """The inference thread: it listens to the analysis ring and publishes the models' targets.
 
-Every 1024-frame block it reads goes through the feature extractor; about ten times a
-second the classifier and predictor turn the recent embeddings into targets, which glide
-(seconds) and are published through the engine's target mailbox, latest wins. The audio
-never waits for any of it. A watchdog restarts the thread when it raises or stalls; the
-engine keeps the last targets meanwhile. ONNX Runtime releases the GIL while it runs.
+Every 1024-frame block it reads goes to the models' ``Steering`` (the same code render --ai
+runs): the extractor on every block, the classifier and predictor about ten times a
+second, targets gliding over seconds. After each block the glided targets go out through
+the engine's target mailbox, latest wins; the callback blends them by ``ai.amount``. The
+audio never waits for any of it. A watchdog restarts the thread when it raises or stalls;
+the engine keeps the last targets meanwhile. ONNX Runtime releases the GIL while it runs.
 """
 
 import threading
@@ -17,29 +18,21 @@ from auracore.kernels import params as P
 
 from .engine import Engine
 
-BLOCK = 1024
-
 
 class InferenceThread:
-    """Run runner (models.runtime.ModelRunner or anything with its embed/decide API) on
-    the engine's analysis ring."""
+    """Run a models.runtime.Steering on the engine's analysis ring, under a watchdog."""
 
-    def __init__(self, engine: Engine, runner, decide_hz: float = 10.0, glide_s: float = 3.0,
-                 stall_s: float = 2.0):
+    def __init__(self, engine: Engine, steering, stall_s: float = 2.0):
         self.engine = engine
-        self.runner = runner
-        self.decide_every = max(1, int(round(engine.sample_rate / BLOCK / decide_hz)))
-        self.glide_s = glide_s
+        self.steering = steering
+        self.block = steering.runner.block
         self.stall_s = stall_s
-        self.target_index = np.array([P.INDEX[t] for t in runner.target_ids], dtype=np.int64)
         engine.ai_mask[:] = 0.0
-        engine.ai_mask[self.target_index] = 1.0
+        engine.ai_mask[steering.indices] = 1.0
         self.latencies_ms = deque(maxlen=4096)
         self.failures = 0
         self.restarts = 0
         self.last_error = ""
-        self.class_probs = np.zeros(len(runner.classes))
-        self.smoothed = None
         self._heartbeat = time.monotonic()
         self._generation = 0
         self._fault = None
@@ -62,13 +55,15 @@ class InferenceThread:
         self._fault = kind
 
     def stats(self) -> dict:
+        """Latency (ms per block: extractor, and the decision when one falls due), failures,
+        restarts, the provider, class probabilities and current targets."""
         lat = np.array(self.latencies_ms) if self.latencies_ms else np.zeros(1)
-        return {"provider": getattr(self.runner, "provider", "?"),
+        runner = self.steering.runner
+        return {"provider": runner.provider,
                 "latency_ms_p50": float(np.percentile(lat, 50)), "latency_ms_p99": float(np.percentile(lat, 99)),
                 "failures": self.failures, "restarts": self.restarts, "last_error": self.last_error,
-                "classes": {c: float(p) for c, p in zip(self.runner.classes, self.class_probs)},
-                "targets": {} if self.smoothed is None else
-                {t: float(v) for t, v in zip(self.runner.target_ids, self.smoothed)}}
+                "classes": {c: float(p) for c, p in zip(runner.classes, self.steering.probabilities)},
+                "targets": {t: float(v) for t, v in zip(runner.target_ids, self.steering.targets)}}
 
     def _spawn(self) -> None:
         self._generation += 1
@@ -90,12 +85,9 @@ class InferenceThread:
 
     def _run(self, generation: int) -> None:
         engine = self.engine
-        block = np.zeros(BLOCK, dtype=np.float32)
-        context = deque(maxlen=self.runner.context_blocks)
-        since = 0
-        vec = engine.params.copy()
-        decide_s = self.decide_every * BLOCK / engine.sample_rate
-        alpha = 1.0 - np.exp(-decide_s / self.glide_s)
+        steering = self.steering
+        block = np.zeros(self.block, dtype=np.float32)
+        vec = np.zeros(P.N_PARAMS)
         try:
             while not self._stop.is_set() and generation == self._generation:
                 self._heartbeat = time.monotonic()
@@ -109,19 +101,11 @@ class InferenceThread:
                     time.sleep(0.005)
                     continue
                 t0 = time.perf_counter()
-                context.append(self.runner.embed(block))
-                since += 1
-                if since >= self.decide_every and len(context) == context.maxlen:
-                    since = 0
-                    probs, targets = self.runner.decide(np.stack(context))
-                    if np.all(np.isfinite(targets)):
-                        self.class_probs = probs
-                        if self.smoothed is None:
-                            self.smoothed = np.array(targets, dtype=np.float64)
-                        else:
-                            self.smoothed = self.smoothed + alpha * (targets - self.smoothed)
-                        vec[self.target_index] = self.smoothed
-                        engine.targets.publish(vec)
+                steering.target_lufs = float(engine.params[P.P_LOUD_TARGET])
+                steering.push(block)
+                if np.all(np.isfinite(steering.targets)):
+                    steering.write_targets(vec)
+                    engine.targets.publish(vec)
                 self.latencies_ms.append((time.perf_counter() - t0) * 1e3)
         except Exception as exc:  # the watchdog sees the thread gone and starts another
             self.last_error = f"{type(exc).__name__}: {exc}"

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from auracore.kernels import params as P
-from auracore.models.runtime import (FILES, MANIFEST, ModelError, ModelRunner, Steering, ai_parameter_stream,
+from auracore.realtime.engine import blend_targets
+from auracore.models.runtime import (FILES, MANIFEST, ModelError, ModelRunner, Steering,
                                      default_model_dir)
 
 FS = 48000
@@ -123,32 +124,56 @@ def _stream(seconds=6.0, seed=3):
     return x.reshape(n, 1024).astype(np.float32)
 
 
-def test_steering_is_deterministic_and_blends_by_amount(runner):
-    manual = P.default_vector()
-    manual[P.P_AI_ENABLED] = 1.0
-    manual[P.P_AI_AMOUNT] = 1.0
-    blocks = _stream()
-    a = list(ai_parameter_stream(runner, blocks, manual))
-    b = list(ai_parameter_stream(runner, blocks, manual))
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    idx = [P.INDEX[t] for t in runner.target_ids]
-    assert not np.allclose(a[-1][idx], manual[idx])  # the AI moved something
-    # the glide: the first blocks stay near neutral, no jump to the decision
-    assert np.max(np.abs(a[5][idx[:8]])) < 0.5 * max(np.max(np.abs(a[-1][idx[:8]])), 1e-3) + 1e-6
-    half = manual.copy()
-    half[P.P_AI_AMOUNT] = 0.5
+def _targets(runner, blocks):
     steering = Steering(runner)
+    out = []
     for blk in blocks:
         steering.push(blk)
-    mixed = steering.blend(half)
-    full = steering.blend(manual)
-    assert np.allclose(mixed[idx], 0.5 * (manual[idx] + full[idx]))
+        vec = np.zeros(P.N_PARAMS)
+        steering.write_targets(vec)
+        out.append(vec)
+    return steering, out
+
+
+def test_steering_is_deterministic_and_glides(runner):
+    blocks = _stream()
+    _, a = _targets(runner, blocks)
+    _, b = _targets(runner, blocks)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    idx = [P.INDEX[t] for t in runner.target_ids]
+    assert np.max(np.abs(a[-1][idx[:8]])) > 1e-3  # the AI moved the EQ
+    # the glide: the first blocks stay near neutral, no jump to the decision
+    assert np.max(np.abs(a[5][idx[:8]])) < 0.5 * max(np.max(np.abs(a[-1][idx[:8]])), 1e-3) + 1e-6
+
+
+def test_engine_blends_targets_by_amount(runner):
+    steering, vecs = _targets(runner, _stream())
+    targets = vecs[-1]
+    mask = np.zeros(P.N_PARAMS)
+    mask[steering.indices] = 1.0
+    manual = P.default_vector()
+    manual[P.P_AI_ENABLED] = 1.0
+    idx = steering.indices
+
+    def blend(params):
+        out = np.zeros(P.N_PARAMS)
+        blend_targets(params, targets, mask, out)
+        return out
+
+    manual[P.P_AI_AMOUNT] = 1.0
+    full = blend(manual)
+    assert np.allclose(full[idx], targets[idx])
+    half = manual.copy()
+    half[P.P_AI_AMOUNT] = 0.5
+    assert np.allclose(blend(half)[idx], 0.5 * (manual[idx] + targets[idx]))
     off = manual.copy()
     off[P.P_AI_ENABLED] = 0.0
-    assert np.array_equal(steering.blend(off), off)
+    assert np.array_equal(blend(off), off)
     auto = manual.copy()
     auto[P.P_LOUD_AUTO] = 1.0
-    assert steering.blend(auto)[P.P_OUTPUT_GAIN] == manual[P.P_OUTPUT_GAIN]
+    assert blend(auto)[P.P_OUTPUT_GAIN] == manual[P.P_OUTPUT_GAIN]
+    untouched = np.setdiff1d(np.arange(P.N_PARAMS), idx)
+    assert np.array_equal(full[untouched], manual[untouched])
 
 
 def test_missing_onnxruntime_is_a_model_error(monkeypatch):

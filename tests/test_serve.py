@@ -162,3 +162,49 @@ def test_fault_falls_back_to_dry_and_recovers():
     assert np.array_equal(out, block), "a faulted block plays the (sanitised) dry input"
     engine.run_block(block, out)
     assert np.all(np.isfinite(out)) and engine.status[ST_FAULTS] == 1
+
+
+def test_render_ai_is_deterministic_and_block_size_independent(demo_wav, tmp_path):
+    outs = []
+    for blocksize in (1024, 700, 1024):
+        out = tmp_path / f"ai{len(outs)}.wav"
+        r = cli("render", demo_wav, out, "--preset", "streaming", "--ai", "--set", "ai.amount=1",
+                "--subtype", "FLOAT", "--blocksize", blocksize)
+        assert r.returncode == 0, r.stderr
+        outs.append(sf.read(out)[0])
+    manual = tmp_path / "manual.wav"
+    assert cli("render", demo_wav, manual, "--preset", "streaming", "--subtype", "FLOAT").returncode == 0
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+    diff_db = 20 * np.log10(np.max(np.abs(outs[0] - sf.read(manual)[0])))
+    assert diff_db > -40, f"the models changed the render by only {diff_db:.1f} dBFS"
+
+
+def test_bad_model_folder_is_one_line(demo_wav, tmp_path):
+    r = cli("render", demo_wav, tmp_path / "o.wav", "--ai", "--models", tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "model file missing" in r.stderr.strip().splitlines()[-1], r.stderr
+    r = cli("serve", "--backend", "null", "--seconds", "1", "--models", tmp_path, "--status-interval", "0")
+    assert r.returncode == 0, r.stderr
+    assert "model file missing" in r.stderr and "manual mode" in r.stderr
+
+
+def test_inference_fault_is_survived():
+    """SIGUSR2 makes the inference thread raise: the watchdog restarts it, the audio runs on."""
+    proc = subprocess.Popen(CLI + ["serve", "--backend", "null", "--seconds", "6", "--status-interval", "1",
+                                   "--set", "ai.enabled=1"], stderr=subprocess.PIPE, text=True)
+    lines = []
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        lines.append(line)
+        if "models loaded" in line or not line:
+            break
+    assert "models loaded on CPUExecutionProvider" in lines[-1], "".join(lines)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGUSR2)
+    rest = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 0, rest
+    final = [ln for ln in rest.splitlines() if "stopped;" in ln][0]
+    assert "inference" in final and "failures 1" in final, final
+    blocks = int(final.split("blocks ")[1].split()[0])
+    assert blocks > 5.5 * 48000 / 1024 - 10, final
