@@ -59,7 +59,7 @@ def run_daemon(name, env, size, seconds, loaded, callback="native"):
 
     cfg = ServeConfig(backend="portaudio", hostapi="jack", blocksize=size, callback=callback,
                       models=None if loaded else "off", status_interval=0, stress_gil=loaded,
-                      client_name="aurabench")
+                      client_name="aurabench", surface=False)
     daemon = Daemon(cfg, P.default_vector(), log=lambda msg: None)
     daemon.start()
     stop = threading.Event()

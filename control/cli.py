@@ -26,7 +26,9 @@ def _add_info_parsers(sub) -> None:
     p.set_defaults(func=_run_presets)
     q = sub.add_parser("params", help="print the parameter table (ids, units, ranges, defaults)",
                        description="Print every live parameter: id, OSC address, unit, range, default, "
-                                   "glide time and description, as a Markdown table.")
+                                   "glide time and description, as a Markdown table (docs/parameters.md); "
+                                   "with --osc, the OSC address space (docs/osc.md).")
+    q.add_argument("--osc", action="store_true", help="print the OSC address space instead")
     q.set_defaults(func=_run_params)
 
 
@@ -52,7 +54,12 @@ def params_markdown() -> str:
 
 
 def _run_params(args) -> int:
-    sys.stdout.write(params_markdown())
+    if args.osc:
+        from .osc_server import osc_markdown
+
+        sys.stdout.write(osc_markdown())
+    else:
+        sys.stdout.write(params_markdown())
     return 0
 
 

@@ -44,6 +44,14 @@ def add_parsers(sub) -> None:
     p.add_argument("--stress-gil", action="store_true",
                    help="diagnostic: run a pure-Python busy thread beside the audio (the native callback does "
                         "not need the GIL, so it should not glitch)")
+    p.add_argument("--no-surface", action="store_true", help="run without the OSC and WebSocket control surface")
+    p.add_argument("--bind", metavar="ADDR", help="control surface address (default 127.0.0.1; others need --token)")
+    p.add_argument("--osc-port", type=int, metavar="PORT", help="OSC UDP port (default 9000; 0: any free port)")
+    p.add_argument("--ws-port", type=int, metavar="PORT",
+                   help="WebSocket and meter page TCP port (default 8765; 0: any free port)")
+    p.add_argument("--token", metavar="SECRET", help="WebSocket clients must present it (?token= or a Bearer header)")
+    p.add_argument("--osc-allow", action="append", metavar="NET",
+                   help="accept OSC from this address or network besides loopback, e.g. 192.168.1.0/24 (repeatable)")
     p.add_argument("--preset", metavar="NAME", help="a shipped preset or a path to a TOML preset")
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="ID=VALUE",
                    help="set a parameter, e.g. comp.ratio=3 (repeatable)")
@@ -60,7 +68,8 @@ _FLAG_TO_FIELD = {"backend": "backend", "device": "device", "hostapi": "hostapi"
                   "blocksize": "blocksize", "channels": "channels", "callback": "callback",
                   "client_name": "client_name", "input": "input", "output": "output", "subtype": "subtype",
                   "signal": "signal", "seconds": "seconds", "models": "models",
-                  "status_interval": "status_interval"}
+                  "status_interval": "status_interval", "bind": "bind", "osc_port": "osc_port",
+                  "ws_port": "ws_port", "token": "token", "osc_allow": "osc_allow"}
 
 
 def load_config(args) -> tuple[ServeConfig, str | None, list[str]]:
@@ -95,6 +104,8 @@ def load_config(args) -> tuple[ServeConfig, str | None, list[str]]:
         values["realtime"] = False
     if args.stress_gil:
         values["stress_gil"] = True
+    if args.no_surface:
+        values["surface"] = False
     preset = args.preset or preset
     assignments += args.assignments
     try:
@@ -107,10 +118,19 @@ def load_config(args) -> tuple[ServeConfig, str | None, list[str]]:
         raise ConfigError(f"--blocksize {cfg.blocksize}: use 64 to 2048 frames, or 0 for the host's period")
     if cfg.backend == "file" and not (cfg.input and cfg.output):
         raise ConfigError("--backend file needs --input IN and --output OUT")
+    if cfg.surface:
+        from .surface import SurfaceError, check_surface_config  # here: other commands need no servers
+
+        try:
+            check_surface_config(cfg)
+        except SurfaceError as exc:
+            raise ConfigError(str(exc)) from None
     return cfg, preset, assignments
 
 
 def run_serve(args) -> int:
+    from .surface import SurfaceError
+
     cfg, preset, assignments = load_config(args)
     params = build_vector(preset, parse_assignments(assignments))
     daemon = Daemon(cfg, params)
@@ -118,6 +138,8 @@ def run_serve(args) -> int:
     try:
         daemon.start()
         return daemon.run()
+    except SurfaceError as exc:
+        raise ConfigError(str(exc)) from None
     finally:
         daemon.close()
 

@@ -42,6 +42,12 @@ class ServeConfig:
     models: str | None = None       # a model folder, "off", or None for the shipped models
     status_interval: float = 10.0
     stress_gil: bool = False        # diagnostic: a pure-Python busy thread competing for the GIL
+    surface: bool = True            # the OSC and WebSocket control surface (control/surface.py)
+    bind: str = "127.0.0.1"         # its address; anything but loopback needs a token
+    osc_port: int = 9000
+    ws_port: int = 8765             # the meter page and /ws
+    token: str | None = None        # WebSocket clients must present it (?token= or Authorization: Bearer)
+    osc_allow: list = dataclasses.field(default_factory=list)  # networks whose OSC senders are accepted
 
 
 def status_line(engine: Engine, blocksize: int, inference=None) -> str:
@@ -79,6 +85,7 @@ class Daemon:
         self.stream = None
         self.loop = None
         self.filestream = None
+        self.surface = None
         self.stop_event = threading.Event()
 
     # -- start-up ---------------------------------------------------------------------------
@@ -93,19 +100,15 @@ class Daemon:
         if self.cfg.models == "off":
             self.log("models off: manual mode")
             return
-        try:
-            from auracore.models.runtime import ModelError, ModelRunner
-        except ImportError as exc:
-            self.log(f"models unavailable ({exc}); running in manual mode")
-            return
+        from auracore.models.runtime import ModelError, ModelRunner, Steering
+        from auracore.realtime.inference import InferenceThread
+
         try:
             runner = ModelRunner(self.cfg.models)
         except ModelError as exc:
             self.log(f"{exc}; running in manual mode")
             return
-        from auracore.realtime.inference import InferenceThread
-
-        self.inference = InferenceThread(self.engine, runner)
+        self.inference = InferenceThread(self.engine, Steering(runner))
         self.inference.start()
         self.log(f"models loaded on {runner.provider}")
 
@@ -148,6 +151,10 @@ class Daemon:
                      f"{cfg.samplerate} Hz, {cfg.blocksize or 'host'}-frame blocks, {cfg.callback} callback; latency "
                      f"in {lat_in * 1e3:.2f} ms + limiter {self.engine.latency} frames + out {lat_out * 1e3:.2f} ms "
                      f"= {total_ms:.2f} ms")
+        if cfg.surface:
+            from .surface import start_surface
+
+            self.surface = start_surface(self, cfg)
 
     # -- running ----------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -207,7 +214,11 @@ class Daemon:
         return code
 
     def close(self) -> None:
-        """Stop the stream first (with a deadline), then the threads, then finalise files."""
+        """Stop the control surface, then the stream (with a deadline), then the threads, then
+        finalise files."""
+        if self.surface is not None:
+            self.surface.close()
+            self.surface = None
         if self.stream is not None:
             closer = threading.Thread(target=self.stream.close, daemon=True)
             closer.start()

@@ -43,7 +43,7 @@ def _eq_params():
             Param(f"eq.{b}.gain_db", "dB", -18.0, 18.0, 0.0, GLIDE_MS,
                   f"EQ band {b} ({shape}) gain"),
             Param(f"eq.{b}.freq_hz", "Hz", 20.0, 20000.0, EQ_DEFAULT_FREQS_HZ[b - 1], GLIDE_MS,
-                  f"EQ band {b} ({shape}) centre or corner frequency (held below 0.45 x the sample rate)"),
+                  f"EQ band {b} ({shape}) centre or corner frequency (held below 0.49 x the sample rate)"),
             Param(f"eq.{b}.q", "", 0.1, 10.0, EQ_DEFAULT_Q[b - 1], GLIDE_MS,
                   f"EQ band {b} ({shape}) quality factor"),
         ]

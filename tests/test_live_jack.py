@@ -63,7 +63,7 @@ class Daemon:
 
     def __init__(self, jack: Jack, blocksize: int, extra=(), client="aurad"):
         args = [sys.executable, "-m", "auracore.control.cli", "serve", "--hostapi", "jack", "--blocksize",
-                str(blocksize), "--client-name", client, "--models", "off", "--status-interval", "1"]
+                str(blocksize), "--client-name", client, "--models", "off", "--status-interval", "1", "--no-surface"]
         self.client = client
         self.proc = subprocess.Popen(args + list(extra), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      text=True, env=jack.env)

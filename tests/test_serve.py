@@ -22,8 +22,10 @@ CLI = [sys.executable, "-m", "auracore.control.cli"]
 
 
 def cli(*args, env=None, timeout=300):
-    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=timeout,
-                          env=env)
+    args = [str(a) for a in args]
+    if args[0] == "serve":  # these tests need no control surface (and its ports)
+        args.append("--no-surface")
+    return subprocess.run(CLI + args, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ def test_file_backend_paces_at_real_time(demo_wav, tmp_path):
 def test_sigterm_finalises_the_output(demo_wav, tmp_path):
     out = tmp_path / "o.wav"
     proc = subprocess.Popen(CLI + ["serve", "--backend", "file", "--input", str(demo_wav), "--output", str(out),
-                                   "--models", "off", "--status-interval", "0"],
+                                   "--models", "off", "--status-interval", "0", "--no-surface"],
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -191,7 +193,7 @@ def test_bad_model_folder_is_one_line(demo_wav, tmp_path):
 def test_inference_fault_is_survived():
     """SIGUSR2 makes the inference thread raise: the watchdog restarts it, the audio runs on."""
     proc = subprocess.Popen(CLI + ["serve", "--backend", "null", "--seconds", "6", "--status-interval", "1",
-                                   "--set", "ai.enabled=1"], stderr=subprocess.PIPE, text=True)
+                                   "--set", "ai.enabled=1", "--no-surface"], stderr=subprocess.PIPE, text=True)
     lines = []
     deadline = time.time() + 60
     while time.time() < deadline:
