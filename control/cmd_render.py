@@ -1,14 +1,9 @@
-"""The `render` and `demo` commands: master a file (or the generated demo) offline."""
+"""The `render` command: master a file offline."""
 
 import json
-import os
 import sys
-import tempfile
-
-import soundfile as sf
 
 from auracore.offline.audio_io import SUBTYPES
-from auracore.offline.demo import demo_track
 from auracore.offline.render import render_file
 
 from .presets import build_vector, parse_assignments, preset_names
@@ -16,7 +11,7 @@ from .progress import progress_factory
 
 
 def add_parsers(sub) -> None:
-    """Register `render` and `demo` on an argparse subparsers object."""
+    """Register `render` on an argparse subparsers object."""
     p = sub.add_parser(
         "render", help="master an audio file offline through the chain",
         description="Stream IN through the mastering chain into OUT (WAV, FLAC, OGG, AIFF or MP3 by "
@@ -24,7 +19,7 @@ def add_parsers(sub) -> None:
                     "written atomically and never over the input.")
     p.add_argument("input", metavar="IN", help="input audio file (WAV FLAC OGG AIFF MP3; 8-192 kHz; mono or stereo)")
     p.add_argument("output", metavar="OUT", help="output audio file; the extension picks the format")
-    _chain_options(p)
+    chain_options(p)
     p.add_argument("--blocksize", type=int, default=1024, metavar="FRAMES",
                    help="frames per block (default 1024); the output does not depend on it")
     p.add_argument("--subtype", choices=SUBTYPES, default=None,
@@ -38,18 +33,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.set_defaults(func=run_render)
 
-    d = sub.add_parser(
-        "demo", help="render the generated demo track and print its loudness",
-        description="Generate a 20 s music-like stereo demo, master it through a preset in two passes "
-                    "(so it lands on the preset's loudness target) and print the loudness summary. "
-                    "Writes demo-in.wav and demo-out.wav to --out-dir.")
-    _chain_options(d, default_preset="streaming")
-    d.add_argument("--out-dir", default=".", help="where to write demo-in.wav and demo-out.wav (default: here)")
-    d.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
-    d.set_defaults(func=run_demo)
 
-
-def _chain_options(p, default_preset=None) -> None:
+def chain_options(p, default_preset=None) -> None:
     p.add_argument("--preset", default=default_preset, metavar="NAME",
                    help="a shipped preset (" + ", ".join(preset_names()) + ") or a path to a TOML file"
                    + (f" (default {default_preset})" if default_preset else ""))
@@ -93,22 +78,4 @@ def run_render(args) -> int:
     _print_summary(result, args.json)
     for w in result.warnings:
         print(f"auracore render: warning: {w}", file=sys.stderr)
-    return 0
-
-
-def run_demo(args) -> int:
-    params = build_vector(args.preset, parse_assignments(args.assignments))
-    os.makedirs(args.out_dir, exist_ok=True)
-    src = os.path.join(args.out_dir, "demo-in.wav")
-    fd, tmp = tempfile.mkstemp(prefix=".auracore-", suffix=".wav", dir=args.out_dir)
-    os.close(fd)
-    try:
-        sf.write(tmp, demo_track(), 48000, subtype="PCM_24")
-        os.replace(tmp, src)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    result = render_file(src, os.path.join(args.out_dir, "demo-out.wav"), params, two_pass=True,
-                         progress_factory=progress_factory())
-    _print_summary(result, args.json)
     return 0

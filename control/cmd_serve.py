@@ -1,10 +1,19 @@
 """The `serve` and `devices` commands: run the live daemon; list audio devices."""
 
 import dataclasses
+import os
+import sys
+import tempfile
 import tomllib
 
+import soundfile as sf
+
+from auracore.kernels import params as P
 from auracore.offline.audio_io import SUBTYPES
 
+from auracore.offline.demo import demo_track
+
+from .cmd_render import chain_options
 from .daemon import Daemon, ServeConfig
 from .presets import build_vector, parse_assignments
 
@@ -56,6 +65,18 @@ def add_parsers(sub) -> None:
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="ID=VALUE",
                    help="set a parameter, e.g. comp.ratio=3 (repeatable)")
     p.set_defaults(func=run_serve)
+
+    demo = sub.add_parser(
+        "demo", help="start the daemon: on the default audio device, else on a generated demo track",
+        description="Start the live daemon with the streaming preset and its control surface (meter page and "
+                    "OSC). With a duplex audio device it masters the device's input until stopped; without one "
+                    "it generates a 20 s music-like track (demo-in.wav) and streams it through the same engine "
+                    "at real-time pace into demo-out.wav, then prints the output's loudness.")
+    chain_options(demo, default_preset="streaming")
+    demo.add_argument("--out-dir", default=".", help="where demo-in.wav and demo-out.wav go (default: here)")
+    demo.add_argument("--ws-port", type=int, default=8765, metavar="PORT", help="meter page port (default 8765)")
+    demo.add_argument("--osc-port", type=int, default=9000, metavar="PORT", help="OSC port (default 9000)")
+    demo.set_defaults(func=run_demo)
 
     d = sub.add_parser("devices", help="list audio devices and host APIs",
                        description="List every PortAudio device with its host API, channel counts and default "
@@ -128,20 +149,62 @@ def load_config(args) -> tuple[ServeConfig, str | None, list[str]]:
     return cfg, preset, assignments
 
 
-def run_serve(args) -> int:
+def _run_daemon(cfg: ServeConfig, params) -> tuple[int, Daemon]:
     from .surface import SurfaceError
 
-    cfg, preset, assignments = load_config(args)
-    params = build_vector(preset, parse_assignments(assignments))
     daemon = Daemon(cfg, params)
     daemon.install_signal_handlers()
     try:
         daemon.start()
-        return daemon.run()
+        return daemon.run(), daemon
     except SurfaceError as exc:
         raise ConfigError(str(exc)) from None
     finally:
         daemon.close()
+
+
+def run_serve(args) -> int:
+    cfg, preset, assignments = load_config(args)
+    return _run_daemon(cfg, build_vector(preset, parse_assignments(assignments)))[0]
+
+
+def _has_duplex_device() -> bool:
+    from auracore.realtime import portaudio as pa
+
+    try:
+        pa.reinitialise()
+        pa.find_device(None, None, 2)
+    except pa.AudioDeviceError:
+        return False
+    return True
+
+
+def run_demo(args) -> int:
+    params = build_vector(args.preset, parse_assignments(args.assignments))
+    common = dict(ws_port=args.ws_port, osc_port=args.osc_port, status_interval=5.0)
+    if _has_duplex_device():
+        return _run_daemon(ServeConfig(**common), params)[0]
+    os.makedirs(args.out_dir, exist_ok=True)
+    src = os.path.join(args.out_dir, "demo-in.wav")
+    out = os.path.join(args.out_dir, "demo-out.wav")
+    fd, tmp = tempfile.mkstemp(prefix=".auracore-", suffix=".wav", dir=args.out_dir)
+    os.close(fd)
+    try:
+        sf.write(tmp, demo_track(), 48000, subtype="PCM_24")
+        os.replace(tmp, src)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    print("auracore demo: no audio device here: streaming a generated 20 s track through the live engine "
+          "(file backend, real-time pace); open the meter page while it plays", file=sys.stderr)
+    code, daemon = _run_daemon(ServeConfig(backend="file", input=src, output=out, **common), params)
+    m = daemon.engine.meter
+    peak = max(m.true_peak_dbtp)
+    print(f"{src} -> {out}")
+    print(f"  output integrated {m.integrated_lufs:7.2f} LUFS (target {params[P.P_LOUD_TARGET]:.1f}; the live "
+          f"loudness follower converges over its first seconds)")
+    print(f"  output true peak  {peak:7.2f} dBTP, loudness range {m.loudness_range_lu:.1f} LU")
+    return code
 
 
 def run_devices(args) -> int:
