@@ -118,6 +118,9 @@ def main():
             row["bare_xruns"] = peer(env, name, "passthrough", "--seconds", str(args.seconds))["xruns"]
             spin.wait()
         finally:
+            from auracore.realtime import portaudio
+
+            portaudio.terminate()  # before the server goes: PortAudio's JACK host asserts otherwise
             jack.terminate()
             jack.wait()
         results[size] = row

@@ -37,12 +37,19 @@ def reinitialise(client_name: str | None = None) -> None:
     """Restart PortAudio so it sees audio servers started since import; with client_name,
     the name JACK shows for our ports (PaJack_SetClientName must precede initialisation)."""
     sd = _portaudio()
-    sd._terminate()
+    terminate()
     if client_name:
         lib = ctypes.CDLL(sd._libname)
         reinitialise.name_buffer = ctypes.create_string_buffer(client_name.encode())  # must outlive the stream
         lib.PaJack_SetClientName(reinitialise.name_buffer)
     sd._initialize()
+
+
+def terminate() -> None:
+    """Shut PortAudio down (before stopping the audio server it talks to); safe to repeat."""
+    sd = _portaudio()
+    while sd._initialized > 0:
+        sd._terminate()
 
 
 def list_devices() -> list[dict]:
