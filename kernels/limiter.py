@@ -138,6 +138,7 @@ def limiter_process(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0
     gain = floats[F_GAIN]
     inv_tick = 1.0 / tick
     inv_attack = 1.0 / attack
+    wet_only = bypass0 == 0.0 and bypass1 == 0.0  # the usual case: no crossfade to compute
     for i in range(n):
         frac = (tick_pos + i) * inv_tick
         ceiling = (ceiling0 + (ceiling1 - ceiling0) * frac) * SAFETY_LIN
@@ -174,12 +175,18 @@ def limiter_process(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0
         gain = boxsum * inv_attack
         if gain < lowest:
             lowest = gain
-        b = bypass0 + (bypass1 - bypass0) * frac
         rd = (pos - latency) & mask
-        for c in range(channels):
-            delay[c, pos] = x[i, c]
-            dry[c, pos] = dry_in[i, c]
-            out[i, c] = (1.0 - b) * gain * delay[c, rd] + b * dry[c, rd]
+        if wet_only:
+            for c in range(channels):
+                delay[c, pos] = x[i, c]
+                dry[c, pos] = dry_in[i, c]
+                out[i, c] = gain * delay[c, rd]
+        else:
+            b = bypass0 + (bypass1 - bypass0) * frac
+            for c in range(channels):
+                delay[c, pos] = x[i, c]
+                dry[c, pos] = dry_in[i, c]
+                out[i, c] = (1.0 - b) * gain * delay[c, rd] + b * dry[c, rd]
         pos = (pos + 1) & mask
         frame += 1
     # keep the counters small; both move by a multiple of the ring size, so slots stay put
