@@ -10,7 +10,6 @@ Files written to the weights folder:
   loudness and the SHA-256 of each file, so a damaged or mismatched file is caught at load.
 """
 
-import hashlib
 import json
 import os
 import warnings
@@ -18,18 +17,10 @@ import warnings
 import torch
 
 from . import nets
-from .runtime import FILES, MANIFEST, MANIFEST_FORMAT
+from .runtime import FILES, MANIFEST, MANIFEST_FORMAT, sha256
 
 OPSET = 17
 TORCH_WEIGHTS = "torch_weights.pt"
-
-
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export(models, out_dir: str, extra: dict | None = None) -> dict:

@@ -59,7 +59,8 @@ def _require_ort() -> None:
         raise ModelError("onnxruntime is not installed: pip install onnxruntime (or onnxruntime-gpu, never both)")
 
 
-def _sha256(path: str) -> str:
+def sha256(path: str) -> str:
+    """Hex SHA-256 of a file (the manifest's check of each model file)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -99,7 +100,7 @@ class ModelRunner:
         self._sessions = {}
         for name, fname in FILES.items():
             path = os.path.join(self.model_dir, fname)
-            if _sha256(path) != manifest["sha256"].get(name):
+            if sha256(path) != manifest["sha256"].get(name):
                 raise ModelError(f"model file corrupt: {path} does not match its checksum in {MANIFEST}; {_FIX}")
             try:
                 self._sessions[name] = ort.InferenceSession(path, sess_options=opts, providers=usable)
