@@ -347,17 +347,13 @@ def chain_reset(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs,
     caller can pass ``state.arrays`` to both. Parameters, the tick grid and counters stay."""
     eq_state[:] = 0.0
     comp[:] = 0.0
-    kw_state[:] = 0.0
     kw_work[:] = 0.0
-    loud_ring[:] = 0.0
     dry[:] = 0.0
     w[:] = 0.0
     for k in range(s.shape[0]):
         s[k] = 0.0
     s[S_LIM_GR_LIN] = 1.0
-    c[C_STEP_POS] = 0
-    c[C_RING_POS] = 0
-    c[C_RING_FILL] = 0
+    _loudness_forget(kw_state, loud_ring, s, c)
     c[C_EQ_FRESH] = 1
     limiter_reset(delay, dry_delay, dq_val, dq_idx, box, lim_ints, lim_floats, hf_state, tp_hist, tp_prev3, tp_work,
                   tp_out)
