@@ -19,7 +19,6 @@ nothing on material without such content (measured: naive squares and spikes lan
 generated demo 0.25 LU).
 """
 
-import math
 
 import numpy as np
 from numba import njit

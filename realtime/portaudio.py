@@ -17,7 +17,7 @@ import threading
 import numpy as np
 from numba import types
 
-from .engine import ST_FAULTS, ST_WAIT_US_MAX, Engine, engine_block
+from .engine import ST_FAULTS, ST_WAIT_US_MAX, Engine
 
 
 class AudioDeviceError(Exception):
