@@ -65,7 +65,7 @@ def _run_params(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="auracore", description="AuraCore: real-time AI mastering engine (offline tools).")
+        prog="auracore", description="AuraCore: a real-time AI mastering engine: the live daemon, and offline render, analysis and training.")
     parser.add_argument("--version", action="version", version=f"auracore {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
