@@ -34,7 +34,7 @@ from auracore.kernels import chain
 from auracore.kernels import params as P
 from auracore.kernels.biquad import (SHAPE_HIGHSHELF, SHAPE_LOWSHELF, SHAPE_PEAKING, cascade_process,
                                      design_biquad)
-from auracore.kernels.compressor import RMS_WINDOW_MS, compressor_process, time_coef
+from auracore.kernels.compressor import RMS_WINDOW_MS, compressor_process, compressor_work, time_coef
 from auracore.kernels.kweighting import design_kweighting
 from auracore.kernels.limiter import LimiterState, limiter_process
 from auracore.kernels.truepeak import TruePeakState, truepeak_process
@@ -126,11 +126,12 @@ def run_compressor(x):
     def setup():
         y = x.copy()
         st = np.zeros(2)
+        work = compressor_work()
 
         def go():
             for lo, hi in blocks_of(len(y)):
                 compressor_process(y, lo, hi, COMP["threshold_db"], COMP["ratio"], COMP["knee_db"], a, r,
-                                   False, rc, 0.0, 0.0, 0, hi - lo, st)
+                                   False, rc, 0.0, 0.0, 0, hi - lo, st, work)
         return go
     return setup
 

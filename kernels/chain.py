@@ -19,7 +19,7 @@ from numba import njit
 from . import params as P
 from .biquad import (SHAPE_HIGHSHELF, SHAPE_LOWSHELF, SHAPE_PEAKING, cascade_process,
                      design_biquad, flush_denormals)
-from .compressor import RMS_WINDOW_MS, compressor_process, time_coef
+from .compressor import RMS_WINDOW_MS, compressor_process, compressor_work, time_coef
 from .kweighting import design_kweighting
 from .limiter import LimiterState, limiter_process, limiter_reset
 
@@ -86,6 +86,7 @@ class ChainState:
         self.eq_coefs = np.zeros((P.EQ_BANDS, 5))
         self.eq_state = np.zeros((channels, P.EQ_BANDS, 2))
         self.comp = np.zeros(2)
+        self.comp_work = compressor_work()
         self.kw_coefs = design_kweighting(sample_rate)
         self.kw_state = np.zeros((channels, 2, 2))
         self.loud_ring = np.zeros(LOUDNESS_BLOCK_STEPS)
@@ -102,7 +103,8 @@ class ChainState:
         """The state as a tuple of arrays, in ``chain_kernel``'s argument order (positions
         A_* below name the ones other kernels read)."""
         return (self.ps, self.ps_prev, self.ps_coef, self.eq_coefs, self.eq_state, self.comp,
-                self.kw_coefs, self.kw_state, self.kw_work, self.loud_ring, self.s, self.c, self.dry, self.work) + self.limiter.arrays
+                self.kw_coefs, self.kw_state, self.kw_work, self.loud_ring, self.s, self.c, self.dry, self.work,
+                self.comp_work) + self.limiter.arrays
 
     @property
     def sanitised_samples(self) -> int:
@@ -253,7 +255,7 @@ def _loudness_forget(kw_state, ring, s, c):
 
 @njit(cache=True, nogil=True)
 def chain_kernel(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs, eq_state, comp,
-                 kw_coefs, kw_state, kw_work, loud_ring, s, c, dry, w,
+                 kw_coefs, kw_state, kw_work, loud_ring, s, c, dry, w, comp_work,
                  delay, dry_delay, dq_val, dq_idx, box, lim_ints, lim_floats,
                  hf_coefs, hf_state, hf_work, tp_coefs, tp_hist, tp_prev3, tp_work, tp_out):
     """The whole chain over x: (frames, channels) in place; see ``process``. Each tick is
@@ -288,7 +290,7 @@ def chain_kernel(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs
                 w, 0, n, ps[P.P_COMP_THRESHOLD], ps[P.P_COMP_RATIO], ps[P.P_COMP_KNEE],
                 time_coef(ps[P.P_COMP_ATTACK], sample_rate), time_coef(ps[P.P_COMP_RELEASE], sample_rate),
                 ps[P.P_COMP_RMS] >= 0.5, rms_coef, ps_prev[P.P_COMP_MAKEUP], ps[P.P_COMP_MAKEUP],
-                tick_pos, TICK, comp)
+                tick_pos, TICK, comp, comp_work)
             if low < s[S_COMP_GR_DB]:
                 s[S_COMP_GR_DB] = low
         else:
@@ -339,7 +341,7 @@ def chain_kernel(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs
 
 @njit(cache=True, nogil=True)
 def chain_reset(x, params, sample_rate, latency, ps, ps_prev, ps_coef, eq_coefs, eq_state, comp,
-                kw_coefs, kw_state, kw_work, loud_ring, s, c, dry, w,
+                kw_coefs, kw_state, kw_work, loud_ring, s, c, dry, w, comp_work,
                 delay, dry_delay, dq_val, dq_idx, box, lim_ints, lim_floats,
                 hf_coefs, hf_state, hf_work, tp_coefs, tp_hist, tp_prev3, tp_work, tp_out):
     """Clear every signal-carrying state after a fault (a NaN that got into a filter): the

@@ -2,17 +2,20 @@
 
 import math
 
+import numpy as np
 from numba import njit
+
+from .vecmath import vexp, vlog
 
 RMS_WINDOW_MS = 10.0
 DB_PER_LN = 20.0 / math.log(10.0)
 LN_PER_DB = 1.0 / DB_PER_LN
 # a gain reduction this small (dB) is treated as none: released detectors come to rest
-# (and skip their exponential) instead of creeping toward 0 for seconds
+# at exactly 0 dB instead of creeping toward it for seconds
 GR_REST_DB = 1e-6
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
 def static_gain_db(level_db, threshold_db, ratio, knee_db):
     """Gain (<= 0 dB) the static curve applies to a detector level in dB.
 
@@ -36,56 +39,84 @@ def time_coef(time_ms, sample_rate):
     return 1.0 - math.exp(-1000.0 / (max(time_ms, 1e-3) * sample_rate))
 
 
-@njit(cache=True, nogil=True)
+WORK_FRAMES = 128
+
+
+def compressor_work():
+    """Scratch for ``compressor_process``: (2, WORK_FRAMES) float64."""
+    return np.zeros((2, WORK_FRAMES))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def compressor_process(x, start, stop, threshold_db, ratio, knee_db, attack_coef, release_coef,
-                       rms, rms_coef, makeup0_db, makeup1_db, tick_pos, tick, st):
+                       rms, rms_coef, makeup0_db, makeup1_db, tick_pos, tick, st, work):
     """Compress rows start..stop-1 of x: (frames, channels) in place, channels linked.
 
     Ballistics act on the gain in dB (attack when it falls, release when it rises).
     makeup glides linearly from makeup0_db to makeup1_db across a tick of `tick` samples,
-    tick_pos being the position of row `start` in it. st: [mean square, gain dB].
-    Returns the smallest gain (dB) applied in the range, for the meters.
+    tick_pos being the position of row `start` in it. st: [mean square, gain dB];
+    work: scratch from ``compressor_work``. Returns the smallest gain (dB) applied in the
+    range, for the meters.
+
+    Per chunk of rows, three passes: the static curve's target for every row (vectorised:
+    the detector level's logarithm through ``vecmath.vlog``), the ballistics (the one
+    serial recursion), and the gain applied (vectorised ``vecmath.vexp``).
     """
     channels = x.shape[1]
+    target = work[0]
+    gain_db = work[1]
     ms = st[0]
     gr = st[1]
     lowest = 0.0
-    # levels below the knee's foot leave the static curve at 0 dB: skip the logarithm there
+    # levels below the knee's foot leave the static curve at 0 dB
     floor_lin = math.exp((threshold_db - 0.5 * knee_db) / DB_PER_LN)
     inv_tick = 1.0 / tick
-    steady_makeup = makeup0_db == makeup1_db
-    makeup_lin = math.exp(makeup0_db * LN_PER_DB)
-    for n in range(start, stop):
+    for lo in range(start, stop, WORK_FRAMES):
+        n = min(WORK_FRAMES, stop - lo)
+        # 1. detector level and the static curve's target (dB)
         if rms:
-            acc = 0.0
+            for i in range(n):
+                acc = 0.0
+                for c in range(channels):
+                    acc += x[lo + i, c] * x[lo + i, c]
+                ms += rms_coef * (acc / channels - ms)
+                target[i] = ms
+            half_floor = floor_lin * floor_lin
+            for i in range(n):
+                v = target[i]
+                t = static_gain_db(0.5 * DB_PER_LN * vlog(v), threshold_db, ratio, knee_db)
+                target[i] = t if v > half_floor else 0.0
+        else:
+            for i in range(n):
+                level = abs(x[lo + i, 0])
+                for c in range(1, channels):
+                    v = abs(x[lo + i, c])
+                    level = v if v > level else level
+                target[i] = level
+            for i in range(n):
+                v = target[i]
+                t = static_gain_db(DB_PER_LN * vlog(v), threshold_db, ratio, knee_db)
+                target[i] = t if v > floor_lin else 0.0
+        # 2. ballistics
+        for i in range(n):
+            t = target[i]
+            if t < gr:
+                gr += attack_coef * (t - gr)
+            else:
+                gr += release_coef * (t - gr)
+            if gr < lowest:
+                lowest = gr
+            if gr > -GR_REST_DB:
+                gr = 0.0
+            gain_db[i] = gr
+        # 3. the gain, makeup gliding across the tick
+        dm = makeup1_db - makeup0_db
+        for i in range(n):
+            frac = (tick_pos + lo - start + i) * inv_tick
+            gain_db[i] = vexp((gain_db[i] + makeup0_db + dm * frac) * LN_PER_DB)
+        for i in range(n):
             for c in range(channels):
-                acc += x[n, c] * x[n, c]
-            ms += rms_coef * (acc / channels - ms)
-            level = math.sqrt(ms)
-        else:
-            level = 0.0
-            for c in range(channels):
-                a = abs(x[n, c])
-                if a > level:
-                    level = a
-        target = 0.0
-        if level > floor_lin:
-            target = static_gain_db(DB_PER_LN * math.log(level), threshold_db, ratio, knee_db)
-        if target < gr:
-            gr += attack_coef * (target - gr)
-        else:
-            gr += release_coef * (target - gr)
-        if gr < lowest:
-            lowest = gr
-        if gr > -GR_REST_DB:
-            gr = 0.0
-        if gr == 0.0 and steady_makeup:
-            g = makeup_lin
-        else:
-            frac = (tick_pos + n - start) * inv_tick
-            g = math.exp((gr + makeup0_db + (makeup1_db - makeup0_db) * frac) * LN_PER_DB)
-        for c in range(channels):
-            x[n, c] *= g
+                x[lo + i, c] *= gain_db[i]
     if abs(ms) < 1e-30:
         ms = 0.0
     st[0] = ms

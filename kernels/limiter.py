@@ -32,6 +32,10 @@ HOLD_RADIUS = 4
 SAFETY_DB = 0.02
 SAFETY_LIN = 10.0 ** (-SAFETY_DB / 20.0)
 MIN_ATTACK = 8
+# the release snaps to 1 this close to it (-9e-12 dB), so that the gain computer can come to rest
+REST_SNAP = 1.0 - 1e-12
+# the at-rest test allows for the rounding of the ceiling's glide
+REST_SLACK = 1.0 - 1e-12
 HF_CUTOFF = 0.9
 HF_MARGIN = 0.8
 # integer state slots
@@ -93,6 +97,69 @@ class LimiterState:
 
 
 @njit(cache=True, nogil=True)
+def _at_rest(dq_val, ints, floats, box):
+    """The gain computer holds unity everywhere: one deque entry of 1, the release at 1,
+    the box full of ones with an exact sum."""
+    qmask = dq_val.shape[0] - 1
+    if ints[I_TAIL] - ints[I_HEAD] != 1 or dq_val[ints[I_HEAD] & qmask] != 1.0:
+        return False
+    if floats[F_EREL] != 1.0 or floats[F_BOXSUM] != float(box.shape[0]):
+        return False
+    for k in range(box.shape[0]):
+        if box[k] != 1.0:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _peak_bound(tp_out, n, hf_prev, hf_top):
+    """An upper bound of every frame's margined peak in rows 0..n-1."""
+    top = 0.0
+    for i in range(n):
+        for c in range(tp_out.shape[1]):
+            top = max(top, tp_out[i, c])
+    return top + HF_MARGIN * max(hf_prev, hf_top)
+
+
+@njit(cache=True, nogil=True)
+def _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, delay, dry, dq_idx, attack,
+                  ints, floats):
+    """What the per-frame loop of ``limiter_process`` does when every r is 1 and it starts at
+    rest, with the same arithmetic: the delay lines move, the gain stays, the one deque
+    entry takes the newest frame index, the box position advances. Returns the gain."""
+    channels = x.shape[1]
+    mask = delay.shape[1] - 1
+    qmask = dq_idx.shape[0] - 1
+    pos = ints[I_POS]
+    gain = floats[F_BOXSUM] * (1.0 / attack)
+    if bypass0 == 0.0 and bypass1 == 0.0:
+        for i in range(n):
+            rd = (pos - latency) & mask
+            for c in range(channels):
+                delay[c, pos] = x[i, c]
+                dry[c, pos] = dry_in[i, c]
+                out[i, c] = gain * delay[c, rd]
+            pos = (pos + 1) & mask
+    else:
+        inv_tick = 1.0 / tick
+        for i in range(n):
+            rd = (pos - latency) & mask
+            b = bypass0 + (bypass1 - bypass0) * ((tick_pos + i) * inv_tick)
+            for c in range(channels):
+                delay[c, pos] = x[i, c]
+                dry[c, pos] = dry_in[i, c]
+                out[i, c] = (1.0 - b) * gain * delay[c, rd] + b * dry[c, rd]
+            pos = (pos + 1) & mask
+    frame = ints[I_FRAME] + n
+    dq_idx[ints[I_HEAD] & qmask] = frame - 1 - TP_DELAY
+    ints[I_POS] = pos
+    ints[I_BPOS] = (ints[I_BPOS] + n) % attack
+    ints[I_FRAME] = frame
+    floats[F_GAIN] = gain
+    return gain
+
+
+@njit(cache=True, nogil=True)
 def limiter_process(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0, bypass1,
                     tick_pos, tick, latency, delay, dry, dq_val, dq_idx, box, ints, floats,
                     hf_coefs, hf_state, hf_work, tp_coefs, tp_hist, tp_prev3, tp_work, tp_out):
@@ -125,6 +192,14 @@ def limiter_process(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0
                      max(0.0, min(ceiling0, ceiling1) * SAFETY_LIN - HF_MARGIN * max(hf_prev, hf_cur, top)))
     mask = delay.shape[1] - 1
     attack = box.shape[0]
+    if _at_rest(dq_val, ints, floats, box) and not (
+            _peak_bound(tp_out, n, hf_prev, max(hf_cur, top)) > min(ceiling0, ceiling1) * SAFETY_LIN * REST_SLACK):
+        # nothing in this call can pull the gain under 1 and the gain computer is at rest:
+        # the per-frame gain computer would leave it exactly where it is
+        floats[F_HF_CUR] = max(hf_cur, top)
+        return _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, delay, dry,
+                             dq_idx, attack, ints, floats)
+
     window = attack + 2 * HOLD_RADIUS
     qmask = dq_val.shape[0] - 1
     pos = ints[I_POS]
@@ -164,6 +239,8 @@ def limiter_process(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0
             erel = hold
         else:
             erel += release_coef * (hold - erel)
+            if erel > REST_SNAP:
+                erel = 1.0  # the release ends (instead of creeping toward 1 forever)
         boxsum += erel - box[bpos]
         box[bpos] = erel
         bpos += 1

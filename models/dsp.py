@@ -16,7 +16,8 @@ from numba import njit
 from auracore.kernels import params as P
 from auracore.kernels.biquad import (SHAPE_HIGHSHELF, SHAPE_LOWSHELF, SHAPE_PEAKING, cascade_process,
                                      design_biquad)
-from auracore.kernels.compressor import DB_PER_LN, compressor_process, static_gain_db, time_coef
+from auracore.kernels.compressor import (DB_PER_LN, compressor_process, compressor_work, static_gain_db,
+                                         time_coef)
 from auracore.kernels.kweighting import design_kweighting
 from auracore.kernels.loudness import LoudnessMeter
 
@@ -79,7 +80,7 @@ def compress(x: np.ndarray, threshold_db: float, ratio: float, knee_db: float = 
         st = np.zeros(2)
         compressor_process(y, 0, y.shape[0], float(threshold_db), float(ratio), float(knee_db),
                            time_coef(attack_ms, sample_rate), time_coef(release_ms, sample_rate),
-                           False, 0.0, 0.0, 0.0, 0, y.shape[0], st)
+                           False, 0.0, 0.0, 0.0, 0, y.shape[0], st, compressor_work())
     return y
 
 

@@ -4,7 +4,7 @@ time constants, measured on its output."""
 import numpy as np
 import pytest
 
-from auracore.kernels.compressor import RMS_WINDOW_MS, compressor_process, time_coef
+from auracore.kernels.compressor import RMS_WINDOW_MS, compressor_process, compressor_work, time_coef
 
 FS = 48000.0
 TICK = 128
@@ -24,12 +24,13 @@ def compress(x, threshold_db, ratio, knee_db, attack_ms, release_ms, rms=False, 
     """x: (frames, channels) through compressor_process in tick-sized calls; returns a copy."""
     y = np.array(x, dtype=np.float64)
     st = np.zeros(2)
+    work = compressor_work()
     a = time_coef(attack_ms, FS)
     r = time_coef(release_ms, FS)
     rc = time_coef(RMS_WINDOW_MS, FS)
     for i in range(0, len(y), block):
         compressor_process(y, i, min(i + block, len(y)), threshold_db, ratio, knee_db, a, r, rms, rc,
-                           makeup_db, makeup_db, 0, block, st)
+                           makeup_db, makeup_db, 0, block, st, work)
     return y
 
 
