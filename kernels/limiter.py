@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from .biquad import SHAPE_HIGHPASS, cascade_process, design_biquad, flush_denormals
-from .truepeak import TP_DELAY, TruePeakState, truepeak_process
+from .truepeak import TP_DELAY, TruePeakState, truepeak_process, truepeak_quiet
 
 HOLD_RADIUS = 4
 # The estimate reads within 0.012 dB of the band-limited peak up to 0.85 x Nyquist; aiming
@@ -32,8 +32,9 @@ HOLD_RADIUS = 4
 SAFETY_DB = 0.02
 SAFETY_LIN = 10.0 ** (-SAFETY_DB / 20.0)
 MIN_ATTACK = 8
-# the release snaps to 1 this close to it (-9e-12 dB), so that the gain computer can come to rest
-REST_SNAP = 1.0 - 1e-12
+# the release snaps to 1 this close to it (-9e-6 dB, 14 release time constants after the
+# last gain reduction; the box average smooths the step), so the gain computer comes to rest
+REST_SNAP = 1.0 - 1e-6
 # the at-rest test allows for the rounding of the ceiling's glide
 REST_SLACK = 1.0 - 1e-12
 HF_CUTOFF = 0.9
@@ -162,11 +163,16 @@ def _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, 
 @njit(cache=True, nogil=True)
 def limiter_process(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0, bypass1,
                     tick_pos, tick, latency, delay, dry, dq_val, dq_idx, box, ints, floats,
-                    hf_coefs, hf_state, hf_work, tp_coefs, tp_hist, tp_prev3, tp_work, tp_out):
+                    hf_coefs, hf_state, hf_work, tp_coefs, tp_hist, tp_prev3, tp_work, tp_out, shortcuts=True):
     """Limit rows 0..n-1 of x: (frames, channels) into rows 0..n-1 of out (which may be x):
     they come out `latency` frames late, mixed with the equally delayed dry_in rows by the
     bypass weight. ceiling and bypass glide linearly across the tick. Returns the lowest
     gain (linear).
+
+    shortcuts: when the input alone proves that no estimate can reach the ceiling
+    (``truepeak_quiet``), the estimator is skipped; when, besides, the gain computer is at
+    rest (unity everywhere), the per-frame gain computer is skipped too. Both give the same
+    samples and the same state as the full path (shortcuts=False, for tests).
     """
     channels = x.shape[1]
     for i in range(n):
@@ -188,17 +194,24 @@ def limiter_process(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0
     flush_denormals(hf_state)
     # estimates that cannot reach the ceiling even with the largest margin of this call
     # need not be exact (the pruning keeps everything else bit for bit)
-    truepeak_process(x[:n], tp_coefs, tp_hist, tp_prev3, tp_work, tp_out,
-                     max(0.0, min(ceiling0, ceiling1) * SAFETY_LIN - HF_MARGIN * max(hf_prev, hf_cur, top)))
+    floor = max(0.0, min(ceiling0, ceiling1) * SAFETY_LIN * REST_SLACK - HF_MARGIN * max(hf_prev, hf_cur, top))
     mask = delay.shape[1] - 1
     attack = box.shape[0]
-    if _at_rest(dq_val, ints, floats, box) and not (
-            _peak_bound(tp_out, n, hf_prev, max(hf_cur, top)) > min(ceiling0, ceiling1) * SAFETY_LIN * REST_SLACK):
-        # nothing in this call can pull the gain under 1 and the gain computer is at rest:
-        # the per-frame gain computer would leave it exactly where it is
-        floats[F_HF_CUR] = max(hf_cur, top)
-        return _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, delay, dry,
-                             dq_idx, attack, ints, floats)
+    if shortcuts and truepeak_quiet(x[:n], tp_coefs, tp_hist, tp_prev3, tp_work, floor):
+        # every estimate is at most floor, so every r below is 1: the estimates' values do not
+        # matter (0 stands for them), and at rest the gain computer would not move at all
+        if _at_rest(dq_val, ints, floats, box):
+            floats[F_HF_CUR] = max(hf_cur, top)
+            return _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, delay, dry,
+                                 dq_idx, attack, ints, floats)
+        tp_out[:n] = 0.0
+    else:
+        truepeak_process(x[:n], tp_coefs, tp_hist, tp_prev3, tp_work, tp_out, floor)
+        if shortcuts and _at_rest(dq_val, ints, floats, box) and not (
+                _peak_bound(tp_out, n, hf_prev, max(hf_cur, top)) > min(ceiling0, ceiling1) * SAFETY_LIN * REST_SLACK):
+            floats[F_HF_CUR] = max(hf_cur, top)
+            return _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, delay, dry,
+                                 dq_idx, attack, ints, floats)
 
     window = attack + 2 * HOLD_RADIUS
     qmask = dq_val.shape[0] - 1

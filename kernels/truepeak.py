@@ -211,6 +211,45 @@ def _stream(x, coefs, hist, prev3, work, out, peak, floor):
 
 
 @njit(cache=True, nogil=True)
+def truepeak_quiet(x, coefs, hist, prev3, work, floor):
+    """True when no estimate ``truepeak_process`` would emit for x: (frames, channels) can
+    exceed floor, proved from the input alone (its largest magnitude, and the history's,
+    times the interpolators' largest L1 norm). Then the state moves on exactly as
+    ``truepeak_process`` would move it, and nothing else is done: the caller knows every
+    estimate is at most floor. Otherwise nothing changes and the result is False."""
+    frames, channels = x.shape
+    if frames == 0:
+        return True
+    nh = TAPS - 1
+    reach = 1.0
+    for k in range(1, FACTOR):
+        l1 = 0.0
+        for j in range(TAPS):
+            l1 += abs(coefs[k, j])
+        reach = max(reach, l1)
+    top = 0.0
+    for c in range(channels):
+        top = max(top, _absmax(hist[c], 0, nh), abs(prev3[c]) / reach)
+    for i in range(frames):
+        for c in range(channels):
+            v = abs(x[i, c])
+            top = v if v > top else top
+    if not reach * top <= floor / (REFINE_BOUND * BOUND_SLACK):
+        return False
+    # the state after the last frame: the last TAPS - 1 inputs, and the interpolated
+    # point the next frame's first parabola needs (``_phase3`` on the last TAPS inputs)
+    wb = work[0]
+    for c in range(channels):
+        for k in range(TAPS):
+            i = frames - TAPS + k       # index into x; negative: the history's tail
+            wb[k] = x[i, c] if i >= 0 else hist[c, nh + i]
+        prev3[c] = _phase3(wb, coefs, 0)
+        for k in range(nh):
+            hist[c, k] = wb[k + 1]
+    return True
+
+
+@njit(cache=True, nogil=True)
 def truepeak_process(x, coefs, hist, prev3, work, out, floor=0.0):
     """Stream x: (frames, channels) through the estimator; out: (frames, channels) float64
     receives, row for row, the peak magnitude estimate of frame (row - TP_DELAY) of the

@@ -6,7 +6,7 @@ import pytest
 from conftest import (LIBEBUR128_SLACK_DB, REF_SLACK_DB, aligned, db, music_like, neutral_params, render,
                       settled_chain, true_peak_16x, true_peak_ebur128)
 
-from auracore.kernels.limiter import latency_for
+from auracore.kernels.limiter import LimiterState, _at_rest, latency_for, limiter_process
 
 SECONDS = 0.5
 
@@ -147,3 +147,41 @@ def test_libebur128_own_reading_error(fs):
             x = 0.5 * np.sin(2 * np.pi * freq_hz / fs * n + phase) * w
             worst = max(worst, db(true_peak_ebur128(x[:, None], fs)[0] / 0.5))
     assert worst <= LIBEBUR128_SLACK_DB, f"libebur128 overreads sines by {worst:.4f} dB"
+
+
+@pytest.mark.parametrize("blocks", [[128], [37, 91, 128, 5, 64]])
+def test_shortcuts_give_the_same_samples_as_the_full_path(blocks):
+    """The quiet and at-rest shortcuts against the full per-frame path (shortcuts=False):
+    identical samples (0.0 difference) through loud passages, releases and rests, a gliding
+    ceiling and a bypass crossfade, in tick-sized and in split calls. The shortcuts must be
+    have had their chance: calls that start and end at rest (else this test proves nothing)."""
+    fs = 48000
+    tick = 128
+    rng = np.random.default_rng(5)
+    x = music_like(fs, 4.0, seed=21, peak_dbfs=-3.0)
+    x *= np.repeat(rng.uniform(0.2, 4.0, 8), len(x) // 8 + 1)[:len(x), None]  # loud and quiet spans
+    release = 1.0 - np.exp(-1000.0 / (20.0 * fs))
+
+    def run(shortcuts):
+        st = LimiterState(fs, 2, 1.5, tick)
+        y = np.zeros_like(x)
+        pos = k = quick = 0
+        while pos < len(x):
+            tp = pos % tick
+            n = min(blocks[k % len(blocks)], tick - tp, len(x) - pos)
+            k += 1
+            t = pos // tick
+            c0 = 10.0 ** ((-1.0 - 0.5 * (t % 9 == 4)) / 20.0)  # a ceiling glide now and then
+            b0 = 0.4 if t % 60 == 30 else 0.0                    # and a bypass crossfade
+            rest = _at_rest(st.dq_val, st.ints, st.floats, st.box)
+            low = limiter_process(x[pos:pos + n], y[pos:pos + n], x[pos:pos + n], n, c0, 10.0 ** (-1.0 / 20.0), release,
+                            b0, 0.0, tp, tick, st.latency, *st.arrays, shortcuts)
+            quick += rest and _at_rest(st.dq_val, st.ints, st.floats, st.box) and low == st.floats[2]
+            pos += n
+        return y, quick / k
+
+    full, _ = run(False)
+    fast, share = run(True)
+    assert np.abs(full).max() > 0.5
+    assert share > 0.2, f"only {share:.0%} of the calls were at rest"
+    assert np.array_equal(full, fast), f"shortcuts differ from the full path by {np.abs(full - fast).max():.3g}"
