@@ -8,8 +8,12 @@ the passes of all implementations interleaved round by round.
 - auracore kernels alone: the 8-band EQ cascade, K-weighting (the same cascade, 2 stages),
   the compressor, the true-peak estimator, the limiter (estimator included);
 - auracore ``chain.process`` with every EQ band non-zero, 3:1 compression, -1 dBTP limiter;
+  on this material the limiter never acts (its input peaks at -5 dBFS), so the chain runs
+  again with LOUD_MAKEUP_DB of makeup before the limiter, which then reduces the gain most
+  of the time (the share of 128-frame ticks is printed): the "limiting" rows;
 - pedalboard's closest chain: LowShelfFilter, 6 x PeakFilter, HighShelfFilter (the same
-  bands), Compressor, Limiter; float32 (channels, frames) blocks, reset=False;
+  bands), Compressor, Limiter (and a Gain of LOUD_MAKEUP_DB before the Limiter in the
+  limiting rows); float32 (channels, frames) blocks, reset=False;
 - pedalboard's 8 filters alone and scipy.signal.sosfilt (zi carried) for the EQ.
 
 The process is pinned to one CPU (Numba kernels are single-threaded; so is the peer then).
@@ -45,6 +49,7 @@ EQ_GAINS_DB = (2.0, -1.5, 1.0, -2.0, 1.5, -1.0, 2.0, 1.5)
 COMP = {"threshold_db": -20.0, "ratio": 3.0, "attack_ms": 10.0, "release_ms": 150.0, "knee_db": 6.0}
 CEILING_DBTP = -1.0
 LIMITER_RELEASE_MS = 100.0
+LOUD_MAKEUP_DB = 8.0
 TARGETS = {"chain_x_realtime": 300.0, "chain_vs_pedalboard": 1.5, "warm_start_s": 2.0}
 
 
@@ -80,8 +85,9 @@ def eq_coefs(fs=FS):
     return coefs
 
 
-def chain_params():
+def chain_params(makeup_db=0.0):
     p = P.default_vector()
+    p[P.INDEX["comp.makeup_db"]] = makeup_db
     for b in range(P.EQ_BANDS):
         p[P.INDEX[f"eq.{b + 1}.gain_db"]] = EQ_GAINS_DB[b]
     for k, v in COMP.items():
@@ -168,8 +174,8 @@ def run_limiter(x):
     return setup
 
 
-def run_chain(x):
-    params = chain_params()
+def run_chain(x, makeup_db=0.0):
+    params = chain_params(makeup_db)
 
     def setup():
         y = x.copy()
@@ -185,15 +191,29 @@ def pedalboard_eq():
             + [pedalboard.HighShelfFilter(cutoff_frequency_hz=f[7], gain_db=EQ_GAINS_DB[7], q=q[7])])
 
 
-def run_pedalboard(x, with_dynamics):
+def limiting_share(x, makeup_db):
+    """The share of 128-frame ticks in which the chain's limiter reduces the gain (> 0.01 dB)."""
+    params = chain_params(makeup_db)
+    st = chain.ChainState(FS, 2, params=params)
+    y = x.copy()
+    acting = 0
+    for a in range(0, len(y), chain.TICK):
+        chain.process(y[a:a + chain.TICK], st, params)
+        acting += st.take_gain_reduction()[1] < -0.01
+    return acting / math.ceil(len(y) / chain.TICK)
+
+
+def run_pedalboard(x, with_dynamics, makeup_db=0.0):
     x32 = np.ascontiguousarray(x.T, dtype=np.float32)  # pedalboard's layout: (channels, frames)
 
     def setup():
         plugins = pedalboard_eq()
         if with_dynamics:
             plugins += [pedalboard.Compressor(threshold_db=COMP["threshold_db"], ratio=COMP["ratio"],
-                                              attack_ms=COMP["attack_ms"], release_ms=COMP["release_ms"]),
-                        pedalboard.Limiter(threshold_db=CEILING_DBTP, release_ms=LIMITER_RELEASE_MS)]
+                                              attack_ms=COMP["attack_ms"], release_ms=COMP["release_ms"])]
+            if makeup_db:
+                plugins.append(pedalboard.Gain(gain_db=makeup_db))
+            plugins.append(pedalboard.Limiter(threshold_db=CEILING_DBTP, release_ms=LIMITER_RELEASE_MS))
         board = pedalboard.Pedalboard(plugins)
         return lambda: [board.process(x32[:, a:b], FS, buffer_size=BLOCK, reset=False)
                         for a, b in blocks_of(x32.shape[1])]
@@ -274,16 +294,23 @@ def main(argv=None):
         ("limiter", "limiter (with estimate)", "auracore limiter_process", run_limiter(x)),
         ("chain", "whole chain", "auracore chain.process", run_chain(x)),
         ("chain_pedalboard", "whole chain", "pedalboard EQ+Comp+Limiter", run_pedalboard(x, True)),
+        ("chain_limiting", "whole chain, limiting", "auracore chain.process", run_chain(x, LOUD_MAKEUP_DB)),
+        ("chain_limiting_pedalboard", "whole chain, limiting", "pedalboard, Gain before Limiter",
+         run_pedalboard(x, True, LOUD_MAKEUP_DB)),
     ]
     figures = {"input_seconds": args.seconds, "sample_rate": FS, "block": BLOCK, "cpu": cpu}
     for (key, _, _, _), t in zip(rows, best_times([r[3] for r in rows], args.repeat)):
         figures[key] = {"seconds": t, "samples_per_s": 2 * frames / t, "x_realtime": frames / FS / t}
     ratios = {
         "chain_vs_pedalboard": figures["chain"]["x_realtime"] / figures["chain_pedalboard"]["x_realtime"],
+        "chain_limiting_vs_pedalboard": (figures["chain_limiting"]["x_realtime"]
+                                         / figures["chain_limiting_pedalboard"]["x_realtime"]),
         "eq_vs_sosfilt": figures["eq"]["x_realtime"] / figures["eq_sosfilt"]["x_realtime"],
         "eq_vs_pedalboard": figures["eq"]["x_realtime"] / figures["eq_pedalboard"]["x_realtime"],
     }
     figures["ratios"] = ratios
+    figures["limiter_acting_share"] = {"chain": limiting_share(x, 0.0),
+                                       "chain_limiting": limiting_share(x, LOUD_MAKEUP_DB)}
     wall, inner = warm_start(args.repeat)
     figures["warm_start_s"] = wall
     figures["warm_start_import_and_block_s"] = inner
@@ -307,6 +334,10 @@ def main(argv=None):
           f"(target >= {TARGETS['chain_vs_pedalboard']}x: {'met' if figures['targets_met']['chain_vs_pedalboard'] else 'NOT met'})")
     print(f"chain real-time factor        {figures['chain']['x_realtime']:6.1f}x   "
           f"(target >= {TARGETS['chain_x_realtime']:g}x: {'met' if figures['targets_met']['chain_x_realtime'] else 'NOT met'})")
+    share = figures["limiter_acting_share"]
+    print(f"limiter acting (ticks)        {share['chain']:6.1%}    (limiting rows, +{LOUD_MAKEUP_DB:g} dB makeup: "
+          f"{share['chain_limiting']:.1%})")
+    print(f"limiting chain / pedalboard   {ratios['chain_limiting_vs_pedalboard']:6.2f}x")
     print(f"EQ / scipy sosfilt            {ratios['eq_vs_sosfilt']:6.2f}x")
     print(f"EQ / pedalboard 8 filters     {ratios['eq_vs_pedalboard']:6.2f}x")
     print(f"warm start (fresh process)    {wall:6.2f} s   (import + first block inside it: {inner:.2f} s; "
