@@ -10,8 +10,8 @@ from .vecmath import vexp, vlog
 RMS_WINDOW_MS = 10.0
 DB_PER_LN = 20.0 / math.log(10.0)
 LN_PER_DB = 1.0 / DB_PER_LN
-# a gain reduction this small (dB) is treated as none: released detectors come to rest
-# at exactly 0 dB instead of creeping toward it for seconds
+# a gain reduction this small (dB) at a tick's end is treated as none: released detectors
+# come to rest at exactly 0 dB instead of creeping toward it for seconds
 GR_REST_DB = 1e-6
 
 
@@ -47,7 +47,7 @@ def compressor_work():
     return np.zeros((2, WORK_FRAMES))
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def compressor_process(x, start, stop, threshold_db, ratio, knee_db, attack_coef, release_coef,
                        rms, rms_coef, makeup0_db, makeup1_db, tick_pos, tick, st, work):
     """Compress rows start..stop-1 of x: (frames, channels) in place, channels linked.
@@ -97,18 +97,23 @@ def compressor_process(x, start, stop, threshold_db, ratio, knee_db, attack_coef
                 v = target[i]
                 t = static_gain_db(DB_PER_LN * vlog(v), threshold_db, ratio, knee_db)
                 target[i] = t if v > floor_lin else 0.0
-        # 2. ballistics
-        for i in range(n):
-            t = target[i]
-            if t < gr:
-                gr += attack_coef * (t - gr)
-            else:
-                gr += release_coef * (t - gr)
-            if gr < lowest:
-                lowest = gr
-            if gr > -GR_REST_DB:
-                gr = 0.0
-            gain_db[i] = gr
+        # 2. ballistics. A release within GR_REST_DB of 0 dB comes to rest at 0 on each
+        # tick's last frame (there, not on every frame: off the recursion's critical path)
+        edge = tick - 1 - (tick_pos + lo - start) % tick   # this chunk's first tick end
+        i0 = 0
+        while i0 < n:
+            i1 = min(n, edge + 1)
+            for i in range(i0, i1):
+                t = target[i]
+                gr += (attack_coef if t < gr else release_coef) * (t - gr)
+                gain_db[i] = gr
+                lowest = min(lowest, gr)
+            if i1 == edge + 1:
+                if gr > -GR_REST_DB:
+                    gr = 0.0
+                    gain_db[edge] = 0.0
+                edge += tick
+            i0 = i1
         # 3. the gain, makeup gliding across the tick
         dm = makeup1_db - makeup0_db
         for i in range(n):
