@@ -3,7 +3,7 @@
 import numpy as np
 from numba import njit
 
-from auracore.kernels.vecmath import EXP_LIMIT, vexp, vlog
+from auracore.kernels.vecmath import EXP_LIMIT, muladd, vexp, vlog
 
 
 @njit(error_model="numpy")
@@ -52,3 +52,23 @@ def test_exp_clamps_instead_of_overflowing():
     _exps(y, got)
     assert np.all(np.isfinite(got))
     assert np.allclose(got, np.exp(np.clip(y, -EXP_LIMIT, EXP_LIMIT)), rtol=1e-15)
+
+
+@njit
+def _muladds(a, b, c, out):
+    for i in range(a.shape[0]):
+        out[i] = muladd(a[i], b[i], c[i])
+
+
+def test_muladd_is_a_times_b_plus_c_rounded_once_or_twice():
+    """Fused or not, the result is within one rounding of the exact a*b + c (computed in
+    exact rational arithmetic on a sample)."""
+    from fractions import Fraction
+    rng = np.random.default_rng(9)
+    a, b, c = (rng.standard_normal(2000) for _ in range(3))
+    got = np.empty_like(a)
+    _muladds(a, b, c, got)
+    for k in range(0, 2000, 10):
+        exact = Fraction(a[k]) * Fraction(b[k]) + Fraction(c[k])
+        ulp = np.spacing(max(abs(float(exact)), abs(a[k] * b[k]), abs(c[k])))
+        assert abs(Fraction(got[k]) - exact) <= 1.0 * ulp, (a[k], b[k], c[k], got[k])
