@@ -147,21 +147,29 @@ def cascade_process(x, start, stop, coefs, state):
 
     coefs: (stages, 5); state: (channels, stages, 2), transposed direct form II. Stereo
     runs stages in pipelined pairs over both channels at once; the arithmetic per
-    channel and stage is the same in every path.
+    channel and stage is the same in every path. A stage whose numerator equals its
+    denominator (an EQ band at exactly 0 dB designs so) is the identity: it is skipped and
+    its state held at zero, which is what it holds in exact arithmetic.
     """
     if stop <= start:
         return
-    stages = coefs.shape[0]
     channels = x.shape[1]
-    s = 0
-    if channels == 2:
-        while s + 1 < stages:
-            _stereo_pair(x, start, stop, coefs[s], coefs[s + 1], state[:, s, :], state[:, s + 1, :])
-            s += 2
-    while s < stages:
+    pending = -1  # stereo: a stage waiting for a partner
+    for s in range(coefs.shape[0]):
+        cf = coefs[s]
+        if cf[0] == 1.0 and cf[1] == cf[3] and cf[2] == cf[4]:
+            state[:, s, :] = 0.0
+        elif channels != 2:
+            for c in range(channels):
+                _single(x, start, stop, c, cf, state[c, s])
+        elif pending < 0:
+            pending = s
+        else:
+            _stereo_pair(x, start, stop, coefs[pending], cf, state[:, pending, :], state[:, s, :])
+            pending = -1
+    if pending >= 0:
         for c in range(channels):
-            _single(x, start, stop, c, coefs[s], state[c, s])
-        s += 1
+            _single(x, start, stop, c, coefs[pending], state[c, pending])
 
 
 @njit(cache=True, nogil=True)

@@ -66,6 +66,27 @@ def test_cascade_matches_sosfilt(channels, stages, split):
     assert err <= 1e-9, f"cascade differs from sosfilt by {err:.3g} (limit 1e-9)"
 
 
+@pytest.mark.parametrize("channels", [1, 2])
+def test_zero_db_bands_are_skipped_exactly(channels):
+    """A band at 0 dB designs to the identity (numerator = denominator): the cascade with
+    it gives exactly (0.0 difference) what the cascade without it gives, and its state
+    stays zero."""
+    fs = 48000
+    rng = np.random.default_rng(3)
+    gains = (4.0, 0.0, -3.0, 0.0, 0.0, 2.0, -1.0, 0.0)
+    coefs = eq_bank(fs, gains)
+    live = [k for k, g in enumerate(gains) if g != 0.0]
+    x = rng.standard_normal((3000, channels)) * 0.5
+    y = x.copy()
+    state = np.zeros((channels, len(gains), 2))
+    cascade_process(y, 0, len(y), coefs, state)
+    want = x.copy()
+    cascade_process(want, 0, len(want), coefs[live].copy(), np.zeros((channels, len(live), 2)))
+    assert np.array_equal(y, want)
+    assert not np.any(state[:, [k for k in range(len(gains)) if k not in live], :])
+    assert np.abs(y - ss.sosfilt(to_sos(coefs[live]), x, axis=0)).max() <= 1e-9
+
+
 def test_cascade_touches_only_its_rows():
     fs = 48000
     coefs = eq_bank(fs, GAINS_DB)
