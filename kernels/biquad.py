@@ -175,8 +175,10 @@ def cascade_process(x, start, stop, coefs, state):
 @njit(cache=True, nogil=True)
 def flush_denormals(state):
     """Zero filter-state values below 1e-30 in magnitude (long silences would decay into
-    denormals, which are two orders of magnitude slower on x86)."""
+    denormals, which are two orders of magnitude slower on x86), and non-finite ones (a
+    filter that met a NaN heals on the next call instead of staying NaN for ever)."""
     flat = state.reshape(-1)
     for i in range(flat.size):
-        if abs(flat[i]) < 1e-30:
+        v = abs(flat[i])
+        if not (v >= 1e-30 and v <= 1e300):
             flat[i] = 0.0

@@ -59,9 +59,9 @@ N_C = 7
 # positions in ChainState.arrays
 A_PS = 0
 A_PS_PREV = 1
-A_EQ_STATE = 4
 A_S = 10
 A_C = 11
+A_LIM_DELAY = 15      # the limiter's delay line (the frames in flight)
 
 
 class ChainState:

@@ -101,6 +101,19 @@ def _absmax(a, lo, hi):
 
 
 @njit(cache=True, nogil=True)
+def _reach(coefs):
+    """The interpolators' largest L1 norm (at least 1): |interpolated point| <= it x the
+    largest input magnitude within the taps' reach."""
+    reach = 1.0
+    for k in range(1, FACTOR):
+        l1 = 0.0
+        for j in range(TAPS):
+            l1 += abs(coefs[k, j])
+        reach = max(reach, l1)
+    return reach
+
+
+@njit(cache=True, nogil=True)
 def _phases(wb, coefs, p1, p2, p3, n):
     """The three interpolated points after wb[r + HALF_TAPS - 1] for r < n, into p1..p3.
 
@@ -157,13 +170,7 @@ def _stream(x, coefs, hist, prev3, work, out, peak, floor):
     p2 = work[2]
     p3 = work[3]
     low = work[4]
-    # |interpolated point| <= (largest phase L1 norm) x max|input in reach|
-    reach = 1.0
-    for k in range(1, FACTOR):
-        l1 = 0.0
-        for j in range(TAPS):
-            l1 += abs(coefs[k, j])
-        reach = max(reach, l1)
+    reach = _reach(coefs)
     start = 0
     while start < frames:
         n = min(chunk, frames - start)
@@ -221,12 +228,7 @@ def truepeak_quiet(x, coefs, hist, prev3, work, floor):
     if frames == 0:
         return True
     nh = TAPS - 1
-    reach = 1.0
-    for k in range(1, FACTOR):
-        l1 = 0.0
-        for j in range(TAPS):
-            l1 += abs(coefs[k, j])
-        reach = max(reach, l1)
+    reach = _reach(coefs)
     top = 0.0
     for c in range(channels):
         top = max(top, _absmax(hist[c], 0, nh), abs(prev3[c]) / reach)

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from auracore.kernels import params as P
-from auracore.kernels.chain import (A_C, A_EQ_STATE, A_PS, A_PS_PREV, A_S, C_SANITISED, S_COMP_GR_DB, S_LIM_GR_LIN,
+from auracore.kernels.chain import (A_C, A_LIM_DELAY, A_PS, A_PS_PREV, A_S, C_SANITISED, S_COMP_GR_DB, S_LIM_GR_LIN,
                                     S_LOUD_DB, ChainState, chain_kernel, chain_reset)
 from auracore.kernels.loudness import LoudnessMeter, meter_process, meter_reset
 
@@ -156,7 +156,7 @@ def engine_block(inp, out, flags, status, durations, duration_idx, params, effec
             out[n, c] = inp[n, c]
     if status[ST_INJECT_FAULT] != 0.0:
         status[ST_INJECT_FAULT] = 0.0
-        chain_arrays[A_EQ_STATE][0, 0, 0] = np.nan  # a NaN in a filter: everything after it turns NaN
+        chain_arrays[A_LIM_DELAY][:] = np.nan  # NaN in the signal path: the frames in flight turn NaN
     chain_kernel(out, effective, sample_rate, latency, *chain_arrays)
     bad = False
     for n in range(frames):
