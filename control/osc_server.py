@@ -3,14 +3,18 @@
 Every registry parameter has an address, ``/auracore/`` + its id with dots as slashes
 (``/auracore/eq/3/gain_db 2.5``). Packets are parsed by python-osc; each packet (a message
 or a whole bundle) becomes one change set that the hub posts to the engine in one call,
-so a bundle lands on one block boundary. Bundle time tags are not scheduled: a bundle
-applies when it arrives. Replies go back to the sender's address. Malformed packets,
+so a bundle lands on one block boundary. A bundle whose time tag lies in the future waits
+for it (a scheduler thread, wall clock as OSC defines time tags) and then lands on the
+first block boundary after it; nested bundles with their own tags are change sets of their
+own. Replies go back to the sender's address. Malformed packets,
 wrong argument types and unknown addresses are logged (at most a line a second per kind)
 and answered where an answer makes sense; nothing a sender does raises or reaches the audio.
 ``osc_markdown()`` generates docs/osc.md.
 """
 
+import heapq
 import ipaddress
+import itertools
 import logging
 import os
 import socket
@@ -34,6 +38,8 @@ SUBSCRIPTION_TTL_S = 60.0         # a subscriber renews within this or is droppe
 MAX_SUBSCRIBERS = 16
 SUBSCRIBE_DEFAULT_HZ = 10.0
 METER_FLOOR_DB = -120.0           # OSC displays get a number for silence, never -inf
+MAX_AHEAD_S = 60.0                # a time tag further ahead is refused (a clock mix-up, not a plan)
+MAX_SCHEDULED = 256               # bundles waiting for their time tag at most
 
 # (address, arguments, meaning) for every address that is not a parameter
 COMMANDS = [
@@ -95,16 +101,31 @@ class OscServer:
         self._sub_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="auracore-osc", daemon=True)
+        self._scheduled = []              # heap of (due, seq, messages, sender): timed bundles
+        self._seq = itertools.count()
+        self._wake = threading.Condition()
+        self._scheduler = threading.Thread(target=self._run_schedule, name="auracore-osc-timed", daemon=True)
         hub.add_meter_listener(self._send_meters)
         logging.getLogger().addFilter(_QUIET_PARSER)  # idempotent: one filter for every server
 
     def start(self) -> None:
         self._thread.start()
+        self._scheduler.start()
 
     def close(self) -> None:
         self._stop.set()
+        with self._wake:
+            self._wake.notify()
         self._thread.join(POLL_S * 4)
+        if self._scheduler.is_alive():
+            self._scheduler.join(POLL_S * 4)
         self.sock.close()
+
+    @property
+    def pending(self) -> int:
+        """Bundles waiting for their time tag."""
+        with self._wake:
+            return len(self._scheduled)
 
     # -- receiving --------------------------------------------------------------------------
     def sender_allowed(self, host: str) -> bool:
@@ -143,10 +164,55 @@ class OscServer:
             log("osc-refused", f"OSC: refused a packet from {sender[0]} (not loopback; allow it with --osc-allow)")
             return
         try:
-            messages = [timed.message for timed in OscPacket(data).messages]
+            timed = OscPacket(data).messages  # sorted by time; an immediate or past tag reads as now
         except Exception as exc:  # python-osc raises several types on garbage; all mean "malformed"
             self.malformed += 1
             log("osc-malformed", f"OSC: ignored a malformed packet from {sender[0]} ({type(exc).__name__})")
+            return
+        now = time.time()
+        later = {}
+        for t in timed:
+            if t.time > now:
+                later.setdefault(t.time, []).append(t.message)
+        self.apply([t.message for t in timed if t.time <= now], sender)
+        for due, messages in later.items():
+            self._schedule(due, now, messages, sender)
+
+    def _schedule(self, due: float, now: float, messages, sender) -> None:
+        """Hold a timed bundle's messages until due (time.time() seconds)."""
+        error = None
+        if due - now > MAX_AHEAD_S:
+            error = (f"a bundle time-tagged {due - now:.1f} s ahead was refused (at most {MAX_AHEAD_S:g} s; "
+                     f"are the clocks in step?)")
+        else:
+            with self._wake:
+                if len(self._scheduled) >= MAX_SCHEDULED:
+                    error = f"too many bundles waiting for their time tags (at most {MAX_SCHEDULED}); refused"
+                else:
+                    heapq.heappush(self._scheduled, (due, next(self._seq), messages, sender))
+                    self._wake.notify()
+        if error:
+            self.hub.log_throttled("osc-timed", f"OSC: {error}")
+            self._send(_message("/auracore/error", [error]), sender)
+
+    def _run_schedule(self) -> None:
+        """Scheduler thread: apply each timed bundle when its time comes."""
+        while not self._stop.is_set():
+            with self._wake:
+                wait = (self._scheduled[0][0] - time.time()) if self._scheduled else POLL_S * 10
+                if wait > 0:
+                    self._wake.wait(min(wait, POLL_S * 10))
+                    continue
+                _, _, messages, sender = heapq.heappop(self._scheduled)
+            try:
+                self.apply(messages, sender)
+            except Exception as exc:  # like _serve: one bad bundle never stops the thread
+                self.hub.log_throttled("osc-internal", f"OSC: internal error on a timed bundle from {sender[0]}: "
+                                                       f"{type(exc).__name__}: {exc}")
+
+    def apply(self, messages, sender) -> None:
+        """Messages that take effect together: their sets as one change set, then the replies."""
+        if not messages:
             return
         changes, gets, replies = {}, [], []
         for msg in messages:
@@ -304,7 +370,10 @@ def osc_markdown() -> str:
              "The daemon listens on UDP 127.0.0.1:9000 (`--osc-port`, `--bind`). Senders that are not on the",
              "loopback interface are refused unless their network is given with `--osc-allow`. Replies go to",
              "the address and port the message came from. A bundle is applied as one change set at one",
-             "audio block boundary (its time tag is not scheduled). Arguments may be OSC int, float, double",
+             "audio block boundary: at once, or, when its time tag lies in the future, at the first block",
+             f"boundary after that time (wall clock; at most {MAX_AHEAD_S:g} s ahead and {MAX_SCHEDULED} bundles waiting,",
+             "beyond which it is refused with `/auracore/error`; a nested bundle with its own time tag is a",
+             "change set of its own). Arguments may be OSC int, float, double",
              "or true/false; out-of-range values are clamped (and answered with `/auracore/clamped`); a",
              "message with the wrong arguments is ignored, logged and answered with `/auracore/error`.", "",
              "## Parameters", "",

@@ -222,6 +222,45 @@ def test_osc_bundle_lands_as_one_change_set(fresh):
     assert engine_value(daemon, "eq.3.gain_db") == 4.0 and engine_value(daemon, "eq.3.freq_hz") == 500.0
 
 
+def test_osc_time_tagged_bundles_wait_for_their_time(fresh):
+    """A bundle tagged 0.4 s ahead changes nothing before its time and lands within 80 ms
+    after it (one 21 ms block plus the scheduler's wake-up); nested bundles with their own
+    tags land separately; a past tag applies at once; a tag beyond MAX_AHEAD_S is refused."""
+    daemon = fresh
+    osc = Osc(daemon.surface.osc.port)
+    try:
+        tag = time.time() + 0.4
+        outer = OscBundleBuilder(tag)
+        outer.add_content(msg("/auracore/output/gain_db", 3.0))
+        inner = OscBundleBuilder(tag + 0.3)
+        inner.add_content(msg("/auracore/width/amount", 1.5))
+        outer.add_content(inner.build())
+        osc.send_raw(outer.build().dgram)
+        assert wait_until(lambda: engine_value(daemon, "output.gain_db") == 3.0, 2.0)
+        landed = time.time()
+        assert landed >= tag, f"landed {tag - landed:.3f} s before its time tag"
+        assert landed - tag <= 0.08, f"landed {landed - tag:.3f} s after its time tag (limit 0.08 s)"
+        assert engine_value(daemon, "width.amount") == 1.0  # the nested bundle's time is still to come
+        assert wait_until(lambda: engine_value(daemon, "width.amount") == 1.5, 2.0)
+        landed = time.time()
+        assert tag + 0.3 <= landed <= tag + 0.38, f"nested bundle landed {landed - tag - 0.3:+.3f} s from its tag"
+
+        past = OscBundleBuilder(time.time() - 5.0)
+        past.add_content(msg("/auracore/output/gain_db", -2.0))
+        osc.send_raw(past.build().dgram)
+        assert wait_until(lambda: engine_value(daemon, "output.gain_db") == -2.0, 0.1)
+
+        far = OscBundleBuilder(time.time() + osc_server_module.MAX_AHEAD_S + 30.0)
+        far.add_content(msg("/auracore/output/gain_db", 5.0))
+        osc.send_raw(far.build().dgram)
+        errors = [args for address, args in osc.replies(1.0, until=lambda a: a == "/auracore/error")
+                  if address == "/auracore/error"]
+        assert errors and "ahead" in errors[0][0], errors
+        assert daemon.surface.osc.pending == 0 and engine_value(daemon, "output.gain_db") == -2.0
+    finally:
+        osc.close()
+
+
 def test_osc_clamps_reports_gets_presets_and_ignores_wrong_types(fresh):
     daemon = fresh
     hub = daemon.surface.hub
