@@ -35,23 +35,18 @@ TWO52 = 4503599627370496.0
 
 
 @intrinsic
-def _as_int(typingctx, x):
-    """The bits of a float64 as an int64."""
-    sig = types.int64(types.float64)
+def _reinterpret(typingctx, x):
+    """The same 64 bits read as the other type: float64 -> int64, int64 -> float64."""
+    if isinstance(x, types.Float):
+        sig = types.int64(types.float64)
+    elif isinstance(x, types.Integer):
+        sig = types.float64(types.int64)
+    else:
+        return None
 
     def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
-
-    return sig, codegen
-
-
-@intrinsic
-def _as_float(typingctx, x):
-    """An int64's bits as a float64."""
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
+        value = context.cast(builder, args[0], signature.args[0], sig.args[0])
+        return builder.bitcast(value, context.get_value_type(signature.return_type))
 
     return sig, codegen
 
@@ -74,10 +69,10 @@ def muladd(typingctx, a, b, c):
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
 def vlog(x):
     """ln x for normal x > 0 (see the module docstring)."""
-    bits = _as_int(x)
+    bits = _reinterpret(x)
     field = (bits + SQRT_HALF_SHIFT) & EXP_FIELD     # x = m * 2^e, m in [sqrt .5, sqrt 2)
-    m = _as_float(bits - field + ONE_BITS)
-    e = _as_float((field >> 52) | TWO52_BITS) - (TWO52 + 1023.0)
+    m = _reinterpret(bits - field + ONE_BITS)
+    e = _reinterpret((field >> 52) | TWO52_BITS) - (TWO52 + 1023.0)
     # ln m = 2 atanh f = 2 (f + f^3/3 + f^5/5 + ...), f = (m - 1)/(m + 1), |f| < 0.172
     f = (m - 1.0) / (m + 1.0)
     s = f * f
@@ -114,4 +109,4 @@ def vexp(y):
     p = p * r + 0.5
     p = p * r + 1.0
     p = p * r + 1.0
-    return p * _as_float((int(k) + 1023) << 52)
+    return p * _reinterpret((int(k) + 1023) << 52)
