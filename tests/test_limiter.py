@@ -153,7 +153,7 @@ def test_libebur128_own_reading_error(fs):
 def test_shortcuts_give_the_same_samples_as_the_full_path(blocks):
     """The quiet and at-rest shortcuts against the full per-frame path (shortcuts=False):
     identical samples (0.0 difference) through loud passages, releases and rests, a gliding
-    ceiling and a bypass crossfade, in tick-sized and in split calls. The shortcuts must be
+    ceiling and a bypass crossfade, in tick-sized and in split calls. The shortcuts must
     have had their chance: calls that start and end at rest (else this test proves nothing)."""
     fs = 48000
     tick = 128
@@ -174,8 +174,8 @@ def test_shortcuts_give_the_same_samples_as_the_full_path(blocks):
             c0 = 10.0 ** ((-1.0 - 0.5 * (t % 9 == 4)) / 20.0)  # a ceiling glide now and then
             b0 = 0.4 if t % 60 == 30 else 0.0                    # and a bypass crossfade
             rest = _at_rest(st.dq_val, st.ints, st.floats, st.box)
-            low = limiter_process(x[pos:pos + n], y[pos:pos + n], x[pos:pos + n], n, c0, 10.0 ** (-1.0 / 20.0), release,
-                            b0, 0.0, tp, tick, st.latency, *st.arrays, shortcuts)
+            low = limiter_process(x[pos:pos + n], y[pos:pos + n], x[pos:pos + n], n, c0, 10.0 ** (-1.0 / 20.0),
+                                  release, b0, 0.0, tp, tick, st.latency, *st.arrays, shortcuts)
             quick += rest and _at_rest(st.dq_val, st.ints, st.floats, st.box) and low == st.floats[2]
             pos += n
         return y, quick / k
