@@ -181,8 +181,8 @@ def limiter_process(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0
     samples and the same state as the full path (shortcuts=False, for tests).
     """
     channels = x.shape[1]
-    for i in range(n):
-        for c in range(channels):
+    for c in range(channels):
+        for i in range(n):
             hf_work[i, c] = x[i, c]
     cascade_process(hf_work, 0, n, hf_coefs, hf_state)
     # the near-Nyquist level a frame's margin covers: the peak of this tick so far and of the
@@ -194,9 +194,10 @@ def limiter_process(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0
     hf_prev = floats[F_HF_PREV]
     hf_cur = floats[F_HF_CUR]
     top = 0.0
-    for i in range(n):
-        for c in range(channels):
-            top = max(top, abs(hf_work[i, c]))
+    for c in range(channels):
+        for i in range(n):
+            v = abs(hf_work[i, c])
+            top = v if v > top else top
     flush_denormals(hf_state)
     # estimates that cannot reach the ceiling even with the largest margin of this call
     # need not be exact (the pruning keeps everything else bit for bit)

@@ -232,8 +232,8 @@ def truepeak_quiet(x, coefs, hist, prev3, work, floor):
     top = 0.0
     for c in range(channels):
         top = max(top, _absmax(hist[c], 0, nh), abs(prev3[c]) / reach)
-    for i in range(frames):
-        for c in range(channels):
+    for c in range(channels):
+        for i in range(frames):
             v = abs(x[i, c])
             top = v if v > top else top
     if not reach * top <= floor / (REFINE_BOUND * BOUND_SLACK):
