@@ -256,9 +256,7 @@ class Hub:
         from the meter thread only: it consumes the output ring."""
         engine = self.engine
         st = engine.status
-        # read-and-clear: the engine keeps the lowest gain since its reader last cleared it
-        comp_gr, st[E.ST_COMP_GR_DB] = float(st[E.ST_COMP_GR_DB]), 0.0
-        lim_gr, st[E.ST_LIMITER_GR_DB] = float(st[E.ST_LIMITER_GR_DB]), 0.0
+        comp_gr, lim_gr = engine.take_gain_reduction()
         peak = self._spectrum.feed(engine.out_ring)
         r = engine.meter.readings()
         times_us = engine.callback_times_us()

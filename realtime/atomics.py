@@ -62,3 +62,16 @@ def fence_acquire(typingctx):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def fence_release(typingctx):
+    """A release fence: stores before it are visible before stores after it (a writer that
+    fills values, then publishes the counter that says they are ready)."""
+    sig = types.void()
+
+    def codegen(context, builder, signature, args):
+        builder.fence("release")
+        return context.get_dummy_value()
+
+    return sig, codegen

@@ -19,6 +19,7 @@ from auracore.kernels.chain import (A_C, A_LIM_DELAY, A_PS, A_PS_PREV, A_S, C_SA
                                     S_LOUD_DB, ChainState, chain_kernel, chain_reset)
 from auracore.kernels.loudness import LoudnessMeter, meter_process, meter_reset
 
+from .atomics import fence_release
 from .clock import monotonic_ns
 from .mailbox import ControlMailbox, TargetMailbox, mailbox_drain, targets_take
 from .ring import AnalysisRing, ring_write
@@ -37,12 +38,17 @@ ST_TARGET_UPDATES = 9
 ST_LAST_US = 10
 ST_MAX_US = 11
 ST_SANITISED = 12
-ST_COMP_GR_DB = 13         # lowest since the reader last cleared it
+ST_COMP_GR_DB = 13         # lowest in the window the callback is filling (callback-owned)
 ST_LIMITER_GR_DB = 14
 ST_LOUDNESS_GAIN_DB = 15
 ST_WAIT_US_MAX = 16        # Python callback only: time between the block's start and the callback's start
 ST_RESET_METER = 17        # set to 1 by the control surface: the callback resets integrated/LRA/maxima
-N_STATUS = 18
+# gain-reduction windows, handed over without losing a block (see take_gain_reduction):
+ST_GR_ASKED = 18           # the reader's request count
+ST_GR_ANSWERED = 19        # the request the callback answered last (published after the values)
+ST_GR_COMP_TAKEN = 20      # the answered window: lowest compressor gain, dB
+ST_GR_LIM_TAKEN = 21       # ... and limiter gain, dB
+N_STATUS = 22
 
 # PortAudio's status flags
 PA_INPUT_UNDERFLOW = 1
@@ -98,6 +104,19 @@ class Engine:
         """The recent callback durations in microseconds (up to DURATIONS of them)."""
         n = int(min(self.duration_idx[0], DURATIONS))
         return self.durations[:n].copy() * 1e6
+
+    def take_gain_reduction(self) -> tuple[float, float]:
+        """(compressor, limiter) lowest gain in dB (<= 0) over the window the callback handed
+        over since the previous call, and a request for the next window. The callback swaps
+        windows at a block boundary, so every block counts in exactly one window (a
+        read-and-clear from this side could lose a block the callback wrote in between).
+        From one reader thread only. (0, 0) when no block has run since the last call."""
+        st = self.status
+        if st[ST_GR_ANSWERED] != st[ST_GR_ASKED]:
+            return 0.0, 0.0  # the last request is still open: no block since
+        comp_db, lim_db = float(st[ST_GR_COMP_TAKEN]), float(st[ST_GR_LIM_TAKEN])
+        st[ST_GR_ASKED] = st[ST_GR_ASKED] + 1.0
+        return comp_db, lim_db
 
     def request_meter_reset(self) -> None:
         """Ask the callback to reset integrated loudness, LRA, maxima and peaks (next block)."""
@@ -176,6 +195,14 @@ def engine_block(inp, out, flags, status, durations, duration_idx, params, effec
     ring_write(out_ring_data, out_ring_idx, out)
     chain_s = chain_arrays[A_S]
     status[ST_SANITISED] = chain_arrays[A_C][C_SANITISED]
+    if status[ST_GR_ASKED] != status[ST_GR_ANSWERED]:
+        # the reader asked: hand over the window so far and start a new one with this block
+        status[ST_GR_COMP_TAKEN] = status[ST_COMP_GR_DB]
+        status[ST_GR_LIM_TAKEN] = status[ST_LIMITER_GR_DB]
+        status[ST_COMP_GR_DB] = 0.0
+        status[ST_LIMITER_GR_DB] = 0.0
+        fence_release()
+        status[ST_GR_ANSWERED] = status[ST_GR_ASKED]
     if chain_s[S_COMP_GR_DB] < status[ST_COMP_GR_DB]:
         status[ST_COMP_GR_DB] = chain_s[S_COMP_GR_DB]
     chain_s[S_COMP_GR_DB] = 0.0

@@ -152,6 +152,87 @@ def test_ring_drops_oldest_and_counts():
     assert out[0] == 3000 - 1024 and out[-1] == 3000 - 1024 + 511
 
 
+def _gr_engine():
+    """An engine whose limiter works on every block: a -1 dBTP ceiling, input at +6 dBFS."""
+    params = build_vector("neutral", {"limiter.ceiling_dbtp": -1.0})
+    return Engine(48000, 2, params)
+
+
+def _gr_blocks(n_blocks, frames=256, seed=0):
+    """Blocks of a sine whose level steps block by block (so each block's gain reduction differs)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_blocks * frames) / 48000.0
+    x = np.sin(2 * np.pi * 997.0 * t) * np.repeat(rng.uniform(1.0, 4.0, n_blocks), frames)
+    return np.repeat(x[:, None], 2, axis=1).astype(np.float32).reshape(n_blocks, frames, 2)
+
+
+def test_gain_reduction_windows_partition_the_blocks():
+    """Read after every block, each window is one block's lowest limiter gain; read every
+    1-4 blocks, each window is exactly the lowest of the blocks since the previous window
+    (0.0 dB difference): no block is lost or counted twice."""
+    blocks = _gr_blocks(60)
+    out = np.zeros_like(blocks[0])
+    dense = _gr_engine()
+    per_block = []
+    for b in blocks:
+        dense.run_block(b, out)
+        per_block.append(dense.take_gain_reduction()[1])
+    # the window handed over at block k covers the blocks since the previous handover
+    per_block = per_block[1:] + [None]
+    assert min(v for v in per_block if v is not None) < -3.0  # the limiter works hard
+    sparse = _gr_engine()
+    rng = np.random.default_rng(1)
+    windows, covered, start, k = [], [], 0, 0
+    sparse.take_gain_reduction()  # the first request
+    while k < len(blocks) - 1:
+        step = int(rng.integers(1, 5))
+        for _ in range(step):
+            if k < len(blocks) - 1:
+                sparse.run_block(blocks[k], out)
+                k += 1
+        windows.append(sparse.take_gain_reduction()[1])
+        covered.append((start, k - 1))
+        start = k
+    # a request is answered at the first block after it, with the blocks since the previous
+    # answer; the next read returns it: read j + 1 gives the blocks that ran between reads
+    # j - 1 and j (read 1 an empty window)
+    assert windows[0] == 0.0
+    got = windows[1:]
+    want = [min(per_block[a:b + 1]) for a, b in covered[:-1]]
+    assert got == want, list(zip(got, want))
+
+
+def test_gain_reduction_is_never_lost_to_a_concurrent_reader():
+    """A reader thread takes windows as fast as it can while blocks run: the lowest gain over
+    its windows is the lowest over all blocks (exactly), 20 times over."""
+    blocks = _gr_blocks(40, seed=3)
+    out = np.zeros_like(blocks[0])
+    for trial in range(20):
+        engine = _gr_engine()
+        truth = _gr_engine()
+        low_truth = 0.0
+        seen = []
+        stop = threading.Event()
+
+        def reader():
+            while not stop.is_set():
+                seen.append(engine.take_gain_reduction()[1])
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        for b in blocks:
+            engine.run_block(b, out)
+            truth.run_block(b, out)
+            low_truth = min(low_truth, truth.take_gain_reduction()[1])
+        engine.run_block(np.zeros_like(blocks[0]), out)  # answers the reader's last request
+        stop.set()
+        thread.join()
+        seen.append(engine.take_gain_reduction()[1])
+        truth.run_block(np.zeros_like(blocks[0]), out)
+        low_truth = min(low_truth, truth.take_gain_reduction()[1])
+        assert min(seen) == low_truth, (trial, min(seen), low_truth)
+
+
 def test_fault_falls_back_to_dry_and_recovers():
     engine = Engine(48000, 2, build_vector("streaming", {}))
     x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(4096) / 48000)).astype(np.float32)
