@@ -65,8 +65,10 @@ METERS = [
     ("/auracore/meters/short_term_lufs", "f", "short-term loudness (3 s), LUFS"),
     ("/auracore/meters/integrated_lufs", "f", "integrated loudness since start or reset, LUFS"),
     ("/auracore/meters/true_peak_dbtp", "f per channel", "highest true peak since start or reset, dBTP"),
-    ("/auracore/meters/comp_gr_db", "f", "compressor gain reduction since the previous meters, dB (>= 0)"),
-    ("/auracore/meters/limiter_gr_db", "f", "limiter gain reduction since the previous meters, dB (>= 0)"),
+    ("/auracore/meters/comp_gr_db", "f",
+     "largest compressor gain reduction since this subscriber's previous meters (every audio block counts), dB"),
+    ("/auracore/meters/limiter_gr_db", "f",
+     "largest limiter gain reduction since this subscriber's previous meters (every audio block counts), dB"),
 ]
 
 
@@ -97,7 +99,9 @@ class OscServer:
         self.host, self.port = self.sock.getsockname()[:2]
         self.packets = 0                  # datagrams handled, and how many of them did not parse
         self.malformed = 0
-        self.subscribers = {}             # (host, port) -> [rate_hz, next_due_s, expires_s]
+        # (host, port) -> [rate_hz, next_due_s, expires_s, comp_gr_db, limiter_gr_db]: the gain
+        # reductions are the largest since that subscriber's previous send
+        self.subscribers = {}
         self._sub_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="auracore-osc", daemon=True)
@@ -302,7 +306,9 @@ class OscServer:
         with self._sub_lock:
             if (host, port) not in self.subscribers and len(self.subscribers) >= MAX_SUBSCRIBERS:
                 return _message("/auracore/error", [f"too many meter subscribers (at most {MAX_SUBSCRIBERS})"])
-            self.subscribers[(host, port)] = [rate_hz, now, now + SUBSCRIPTION_TTL_S]
+            old = self.subscribers.get((host, port))
+            comp, lim = (old[3], old[4]) if old else (0.0, 0.0)
+            self.subscribers[(host, port)] = [rate_hz, now, now + SUBSCRIPTION_TTL_S, comp, lim]
         return _message("/auracore/meters/subscribed", [port, rate_hz])
 
     def _send(self, packet, addr) -> None:
@@ -313,30 +319,35 @@ class OscServer:
 
     # -- meters out -------------------------------------------------------------------------
     def _send_meters(self, snap: dict) -> None:
-        """Meter listener (meter thread): one bundle to each subscriber that is due."""
+        """Meter listener (meter thread, every meter tick): one bundle to each subscriber that
+        is due, with the largest gain reductions since its own previous bundle."""
         now = time.monotonic()
         due = []
         with self._sub_lock:
             for key, sub in list(self.subscribers.items()):
-                rate_hz, next_due, expires = sub
+                rate_hz, next_due, expires = sub[:3]
                 if now > expires:
                     del self.subscribers[key]
-                elif now >= next_due:
+                    continue
+                sub[3] = max(sub[3], float(snap["comp_gr_db"]))
+                sub[4] = max(sub[4], float(snap["limiter_gr_db"]))
+                if now >= next_due:
                     # a 1/meter_hz slack keeps a subscriber at its rate despite tick jitter
                     sub[1] = max(next_due + 1.0 / rate_hz, now + 1.0 / rate_hz - 1.0 / self.hub.meter_hz)
-                    due.append(key)
+                    due.append((key, sub[3], sub[4]))
+                    sub[3] = sub[4] = 0.0
         if not due:
             return
-        bundle = OscBundleBuilder(IMMEDIATELY)
-        for address, value in (("momentary_lufs", snap["momentary_lufs"]), ("short_term_lufs", snap["short_term_lufs"]),
-                               ("integrated_lufs", snap["integrated_lufs"])):
-            bundle.add_content(_message(f"/auracore/meters/{address}", [_floored(value)]))
-        bundle.add_content(_message("/auracore/meters/true_peak_dbtp", [_floored(v) for v in snap["true_peak_dbtp"]]))
-        bundle.add_content(_message("/auracore/meters/comp_gr_db", [float(snap["comp_gr_db"])]))
-        bundle.add_content(_message("/auracore/meters/limiter_gr_db", [float(snap["limiter_gr_db"])]))
-        packet = bundle.build()
-        for addr in due:
-            self._send(packet, addr)
+        common = [_message(f"/auracore/meters/{address}", [_floored(snap[address])])
+                  for address in ("momentary_lufs", "short_term_lufs", "integrated_lufs")]
+        common.append(_message("/auracore/meters/true_peak_dbtp", [_floored(v) for v in snap["true_peak_dbtp"]]))
+        for addr, comp_gr, lim_gr in due:
+            bundle = OscBundleBuilder(IMMEDIATELY)
+            for m in common:
+                bundle.add_content(m)
+            bundle.add_content(_message("/auracore/meters/comp_gr_db", [comp_gr]))
+            bundle.add_content(_message("/auracore/meters/limiter_gr_db", [lim_gr]))
+            self._send(bundle.build(), addr)
 
 
 def _is_number(v) -> bool:

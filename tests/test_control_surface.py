@@ -324,6 +324,26 @@ def test_osc_meter_subscription_sends_meters_at_its_rate(fresh):
                                    "/auracore/meters/comp_gr_db", "/auracore/meters/limiter_gr_db"}
 
 
+def test_osc_subscriber_gets_the_largest_gain_reduction_since_its_previous_meters(fresh):
+    """A 1 Hz subscriber: a 7.5 dB limiter reduction in one 30 Hz meter tick between its
+    bundles reaches it in the next bundle (exactly), though the tick that sends it had none."""
+    osc = Osc(fresh.surface.osc.port)
+    try:
+        osc.send("/auracore/meters/subscribe", osc.port, 1.0)
+        first = osc.replies(1.0, until=lambda a: a == "/auracore/meters/limiter_gr_db")
+        assert ("/auracore/meters/limiter_gr_db", [0.0]) in first
+        time.sleep(0.2)
+        snap = dict(fresh.surface.hub.latest_meters, limiter_gr_db=7.5, comp_gr_db=2.25)
+        fresh.surface.osc._send_meters(snap)  # one meter tick with a reduction, between bundles
+        got = osc.replies(1.5, until=lambda a: a == "/auracore/meters/limiter_gr_db")
+        osc.send("/auracore/meters/unsubscribe", osc.port)
+    finally:
+        osc.close()
+    values = dict(got)
+    assert values["/auracore/meters/limiter_gr_db"] == [7.5], got
+    assert values["/auracore/meters/comp_gr_db"] == [2.25], got
+
+
 def test_osc_allow_list_and_config_rules(daemon):
     osc = daemon.surface.osc
     assert osc.sender_allowed("127.0.0.1") and osc.sender_allowed("::1") and osc.sender_allowed("::ffff:127.0.0.1")
