@@ -177,7 +177,8 @@ def test_gain_reduction_windows_partition_the_blocks():
     for b in blocks:
         dense.run_block(b, out)
         per_block.append(dense.take_gain_reduction()[1])
-    # the window handed over at block k covers the blocks since the previous handover
+    # a read after block k returns the window answered at block k, which is block k - 1
+    # alone here: shift so that per_block[j] is block j's own lowest gain
     per_block = per_block[1:] + [None]
     assert min(v for v in per_block if v is not None) < -3.0  # the limiter works hard
     sparse = _gr_engine()
