@@ -47,8 +47,7 @@ def params_markdown() -> str:
             "| id | OSC address | unit | range | default | glide ms | description |",
             "|---|---|---|---|---|---|---|"]
     for p in P.PARAMS:
-        rng = f"{p.minimum:g} to {p.maximum:g}" if p.kind == "float" else "0 or 1"
-        rows.append(f"| `{p.id}` | `{p.osc_address}` | {p.unit} | {rng} | {p.default:g} | "
+        rows.append(f"| `{p.id}` | `{p.osc_address}` | {p.unit} | {p.range_text} | {p.default:g} | "
                     f"{p.smoothing_ms:g} | {p.description} |")
     return "\n".join(rows) + "\n"
 

@@ -391,9 +391,8 @@ def osc_markdown() -> str:
              "| address | argument | unit | range | default | description |",
              "|---|---|---|---|---|---|"]
     for p in P.PARAMS:
-        rng = f"{p.minimum:g} to {p.maximum:g}" if p.kind == "float" else "0 or 1"
-        lines.append(f"| `{p.osc_address}` | {'int 0/1' if p.kind == 'bool' else 'float'} | {p.unit} | {rng} | "
-                     f"{p.default:g} | {p.description} |")
+        kind = "int 0/1" if p.kind == "bool" else "float"
+        lines.append(f"| `{p.osc_address}` | {kind} | {p.unit} | {p.range_text} | {p.default:g} | {p.description} |")
     lines += ["", "## Commands", "", "| address | arguments | meaning |", "|---|---|---|"]
     lines += [f"| `{a}` | {args} | {meaning} |" for a, args, meaning in COMMANDS]
     lines += ["", "## Replies", "", "| address | arguments | meaning |", "|---|---|---|"]

@@ -27,6 +27,11 @@ class Param:
     def osc_address(self) -> str:
         return "/auracore/" + self.id.replace(".", "/")
 
+    @property
+    def range_text(self) -> str:
+        """The range as the generated docs write it: "0 or 1" for a bool, else "min to max"."""
+        return "0 or 1" if self.kind == "bool" else f"{self.minimum:g} to {self.maximum:g}"
+
 
 # The 8-band EQ: band 1 low shelf, bands 2-7 peaking, band 8 high shelf.
 EQ_BANDS = 8

@@ -16,7 +16,7 @@ from numba import njit
 
 from auracore.kernels import params as P
 from auracore.kernels.chain import (A_C, A_LIM_DELAY, A_PS, A_PS_PREV, A_S, C_SANITISED, S_COMP_GR_DB, S_LIM_GR_LIN,
-                                    S_LOUD_DB, ChainState, chain_kernel, chain_reset)
+                                    S_LOUD_DB, SANE_LIMIT, ChainState, chain_kernel, chain_reset)
 from auracore.kernels.loudness import LoudnessMeter, meter_process, meter_reset
 
 from .atomics import fence_release
@@ -143,11 +143,11 @@ def blend_targets(params, ai_targets, ai_mask, effective):
 
 @njit(cache=True, nogil=True)
 def _sanitised_copy(inp, out):
-    """out = inp with NaN/Inf replaced by 0."""
+    """out = inp with NaN, Inf and absurd values replaced by 0, as the chain sanitises."""
     for n in range(inp.shape[0]):
         for c in range(inp.shape[1]):
             v = inp[n, c]
-            out[n, c] = v if abs(v) <= 1e4 else 0.0
+            out[n, c] = v if abs(v) <= SANE_LIMIT else 0.0
 
 
 @njit(cache=True, nogil=True)

@@ -273,3 +273,12 @@ def test_silence_after_a_burst_is_not_slow():
                 assert not np.any((a != 0) & (np.abs(a) < tiny)), f"subnormal value in the chain state at frame {i}"
     assert t_silence <= 3.0 * t_noise, (
         f"silence after a burst: {t_silence * 1e9:.1f} ns/frame vs noise {t_noise * 1e9:.1f} ns/frame (limit 3x)")
+
+
+def test_array_positions_name_the_arrays_they_claim():
+    """The engine reaches chain state by position (A_*): each names its array."""
+    st = chain.ChainState(48000, 2)
+    a = st.arrays
+    assert a[chain.A_PS] is st.ps and a[chain.A_PS_PREV] is st.ps_prev
+    assert a[chain.A_S] is st.s and a[chain.A_C] is st.c
+    assert a[chain.A_LIM_DELAY] is st.limiter.delay
