@@ -1,23 +1,32 @@
 """The `auracore` command line: subcommands, and one-line errors with exit codes.
 
 Exit codes: 0 success, 1 a failure the user can fix (bad file, preset, parameter), 2 a
-usage error (argparse), 3 an internal error (a bug: set AURACORE_DEBUG=1 for the
-traceback), 130 interrupted by Ctrl-C (no partial output is left behind).
+usage error, 3 an internal error (a bug: set AURACORE_DEBUG=1 for the traceback), 130
+interrupted by Ctrl-C, 143 stopped by SIGTERM, 129 by SIGHUP (no partial output is left
+behind in any of these cases).
 """
 
 import argparse
+import importlib
 import os
 import sys
 
 from auracore import __version__
+from auracore.errors import AuraCoreError, clip_text
 from auracore.kernels import params as P
-from auracore.offline.audio_io import AudioFileError
 
-from auracore.models.runtime import ModelError
-from auracore.realtime.portaudio import AudioDeviceError
+from .entry import Terminated, install_signal_handlers
+from .presets import preset_description, preset_names
 
-from . import cmd_analyze, cmd_render, cmd_serve, cmd_train
-from .presets import PresetError, preset_description, preset_names
+# The modules that add subcommands, in help order; each has add_parsers(sub) or add_parser(sub).
+COMMAND_MODULES = ["cmd_render", "cmd_analyze", "cmd_serve", "cmd_train"]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: "auracore render: error: ... (see --help)", exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {clip_text(message, 300)} (see {self.prog} --help)\n")
 
 
 def _add_info_parsers(sub) -> None:
@@ -63,40 +72,51 @@ def _run_params(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="auracore", description="AuraCore: a real-time AI mastering engine: the live daemon, and offline render, analysis and training.")
     parser.add_argument("--version", action="version", version=f"auracore {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    cmd_render.add_parsers(sub)
-    cmd_analyze.add_parser(sub)
-    cmd_serve.add_parsers(sub)
-    cmd_train.add_parser(sub)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"{__package__}.{name}")
+        (getattr(module, "add_parsers", None) or module.add_parser)(sub)
     _add_info_parsers(sub)
     return parser
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    name = f"auracore {args.command}"
+    """Parse argv (default sys.argv[1:]) and run the command; returns the exit code."""
+    install_signal_handlers()
+    # file names that are not UTF-8 reach the terminal as the bytes they are
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
+    name = "auracore"
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        name = f"auracore {args.command}"
         return args.func(args)
-    except (AudioFileError, PresetError, P.ParamError, cmd_serve.ConfigError, AudioDeviceError, ModelError) as exc:
+    except AuraCoreError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{name}: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except Terminated as stop:
+        print(f"{name}: stopped by {stop.name}; nothing was written", file=sys.stderr)
+        return stop.exit_code
     except BrokenPipeError:
         return 1
     except Exception as exc:  # a bug: one line by default, the traceback on request
         if os.environ.get("AURACORE_DEBUG"):
             raise
-        print(f"{name}: internal error: {type(exc).__name__}: {exc} (set AURACORE_DEBUG=1 for details)",
-              file=sys.stderr)
+        print(f"{name}: internal error: {type(exc).__name__}: {clip_text(exc, 200)} "
+              "(set AURACORE_DEBUG=1 for details)", file=sys.stderr)
         return 3
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .entry import main as _entry_main
+
+    sys.exit(_entry_main())

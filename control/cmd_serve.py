@@ -8,6 +8,7 @@ import tomllib
 
 import soundfile as sf
 
+from auracore.errors import ConfigError
 from auracore.kernels import params as P
 from auracore.offline.audio_io import SUBTYPES
 
@@ -20,8 +21,6 @@ from .presets import build_vector, parse_assignments
 RATES = (44100, 48000, 96000)
 
 
-class ConfigError(ValueError):
-    """A config file or flag combination that cannot run; one line for the user."""
 
 
 def add_parsers(sub) -> None:

@@ -6,13 +6,12 @@ from importlib import resources
 
 import numpy as np
 
+from auracore.errors import PresetError
 from auracore.kernels import params as P
 
 PRESET_DIR = "presets"
 
 
-class PresetError(ValueError):
-    """A preset that does not exist, does not parse, or names a bad parameter or value."""
 
 
 def preset_names() -> list[str]:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from auracore.errors import ParamError  # re-exported: the registry's own error
+
 
 @dataclass(frozen=True)
 class Param:
@@ -116,8 +118,6 @@ P_AI_AMOUNT = _i("ai.amount")
 P_BYPASS = _i("bypass")
 
 
-class ParamError(ValueError):
-    """An unknown parameter id or a value that is not a finite number."""
 
 
 def default_vector() -> np.ndarray:

@@ -23,6 +23,7 @@ import os
 
 import numpy as np
 
+from auracore.errors import ModelError
 from auracore.kernels import params as P
 
 try:
@@ -36,10 +37,6 @@ FILES = {"extractor": "extractor.onnx", "decider": "decider.onnx"}
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 _FIX = "reinstall auracore or rebuild them with `auracore train`"
-
-
-class ModelError(Exception):
-    """Missing, corrupt or incompatible model files (one-line message)."""
 
 
 def default_model_dir() -> str:

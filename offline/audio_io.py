@@ -1,5 +1,12 @@
-"""Audio file I/O for whole-file work: checked opening, block reading, atomic writing, dither."""
+"""Audio file I/O for whole-file work: checked opening, block reading, atomic writing, dither.
 
+The one module that touches audio files: steps take arrays, and the commands read and write
+through here. Outputs are written to a temporary file beside their destination and renamed
+into place only when complete (``atomic_output``), never over an input, with the user's
+umask (or the replaced file's mode), and through a symlinked destination to its target.
+"""
+
+import errno
 import os
 import tempfile
 from contextlib import contextmanager
@@ -7,14 +14,37 @@ from contextlib import contextmanager
 import numpy as np
 import soundfile as sf
 
+from auracore.errors import AudioFileError
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".aifc", ".mp3")
 SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 MIN_RATE_HZ = 8000
 MAX_RATE_HZ = 192000
+TEMP_PREFIX = ".auracore-"
 
 
-class AudioFileError(Exception):
-    """A file that cannot be read or written as audio; the message is one line for the user."""
+def _sfname(path: str) -> bytes:
+    """The path as bytes for libsndfile: names that are not UTF-8 (kept by Python as
+    surrogate escapes) reach the file system unchanged instead of failing to encode."""
+    return os.fsencode(path)
+
+
+@contextmanager
+def _quiet_decoder(path: str):
+    """Silence libmpg123's own messages on fd 2 while it decodes an MP3 (it prints notes on
+    bad frames; the user gets our one line instead). Other formats are left alone."""
+    if not str(path).lower().endswith(".mp3"):
+        yield
+        return
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def open_input(path: str, max_channels: int = 2) -> sf.SoundFile:
@@ -23,14 +53,21 @@ def open_input(path: str, max_channels: int = 2) -> sf.SoundFile:
     Raises AudioFileError with a one-line reason (missing, not audio, unsupported rate or
     channel layout, empty).
     """
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         raise AudioFileError(f"{path}: no such file")
+    if not os.path.exists(path):
+        raise AudioFileError(f"{path}: a symbolic link to a file that does not exist")
     if os.path.isdir(path):
         raise AudioFileError(f"{path}: is a folder, not an audio file")
+    if not os.path.isfile(path):
+        raise AudioFileError(f"{path}: not a regular file (a pipe or a device?); give an audio file")
+    if not os.access(path, os.R_OK):
+        raise AudioFileError(f"{path}: no permission to read it")
     try:
-        f = sf.SoundFile(path)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise AudioFileError(f"{path}: not a readable audio file ({_short(exc)})") from None
+        with _quiet_decoder(path):
+            f = sf.SoundFile(_sfname(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as exc:
+        raise AudioFileError(f"{path}: not a readable audio file ({_reason(exc)})") from None
     if not MIN_RATE_HZ <= f.samplerate <= MAX_RATE_HZ:
         f.close()
         raise AudioFileError(
@@ -40,22 +77,56 @@ def open_input(path: str, max_channels: int = 2) -> sf.SoundFile:
         raise AudioFileError(
             f"{path}: {f.channels} channels; this command takes mono or stereo "
             f"(split the file into pairs first, e.g. sox in.wav out.wav remix 1 2)")
-    if f.frames == 0:
+    if f.frames <= 0:
         f.close()
         raise AudioFileError(f"{path}: the file holds no audio frames")
     return f
 
 
-def read_blocks(f: sf.SoundFile, blocksize: int):
+def read_blocks(f: sf.SoundFile, blocksize: int, path: str | None = None):
     """Yield (frames, channels) float64 blocks; AudioFileError if the data is cut short."""
+    name = path if path is not None else os.fsdecode(f.name)
     try:
         while True:
-            block = f.read(blocksize, dtype="float64", always_2d=True)
+            with _quiet_decoder(name):
+                block = f.read(blocksize, dtype="float64", always_2d=True)
             if block.shape[0] == 0:
                 return
             yield block
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioFileError(f"{f.name}: read failed part-way ({_short(exc)}); the file may be truncated") from None
+        raise AudioFileError(f"{name}: read failed part-way ({_reason(exc)}); the file may be truncated") from None
+
+
+def load(path: str, max_channels: int = 2) -> tuple[np.ndarray, int]:
+    """The whole file as (frames, channels) float64 in [-1, 1], and its sample rate in Hz.
+
+    Raises AudioFileError (missing, not audio, unsupported rate or channels, truncated).
+    For long files prefer ``open_input`` + ``read_blocks``: memory stays flat.
+    """
+    with open_input(path, max_channels=max_channels) as f:
+        parts = list(read_blocks(f, 1 << 16, path))
+        if sum(p.shape[0] for p in parts) < f.frames:
+            raise AudioFileError(f"{path}: only part of the file could be read; it is truncated")
+        return np.concatenate(parts, axis=0), f.samplerate
+
+
+def save(path: str, x: np.ndarray, sample_rate: int, subtype: str | None = None,
+         inputs: tuple = ()) -> None:
+    """Write x: (frames, channels) or (frames,) float to path atomically, in the format of
+    its extension (subtype PCM_16, PCM_24 (default) or FLOAT; TPDF dither when cutting word
+    length). inputs: paths the output must not be (refused, never overwritten).
+    Raises AudioFileError."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[1] < 1:
+        raise AudioFileError(f"{path}: audio must be (frames, channels), got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise AudioFileError(f"{path}: the audio holds NaN or infinite samples")
+    quantizer = Quantizer(resolve_subtype(output_format(path), subtype))
+    with atomic_output(path, int(sample_rate), x.shape[1], subtype, inputs=inputs) as out:
+        for start in range(0, x.shape[0], 1 << 16):
+            out.write(quantizer.apply(x[start:start + (1 << 16)])[0])
 
 
 def output_format(path: str) -> str:
@@ -75,36 +146,100 @@ def resolve_subtype(fmt: str, subtype: str | None) -> str | None:
         return None  # lossy: the encoder decides
     if subtype is None:
         subtype = "PCM_24"
+    if subtype not in SUBTYPES:
+        raise AudioFileError(f"sample format {subtype!r}: use one of {', '.join(SUBTYPES)}")
     if fmt == "FLAC" and subtype == "FLOAT":
         raise AudioFileError("FLAC cannot hold FLOAT samples; use PCM_16 or PCM_24")
     return subtype
 
 
-@contextmanager
-def atomic_output(path: str, samplerate: int, channels: int, subtype: str | None):
-    """A SoundFile open on a temporary file beside path, renamed over path only on success.
+def _same_file(a: str, b: str) -> bool:
+    """True when paths a and b name one file (symlinks, ./ prefixes and hard links included)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
 
-    On any exception (Ctrl-C included) the temporary file is removed and nothing is left.
-    """
-    fmt = output_format(path)
-    sub = resolve_subtype(fmt, subtype)
-    folder = os.path.dirname(os.path.abspath(path))
+
+def check_output_path(path: str, inputs: tuple = ()) -> str:
+    """Check that path can take a new output file and return where to write it: the
+    symlink's target when path is a symlink, else path. AudioFileError, with the reason,
+    for an input (by any name), a folder, a missing or unwritable folder, or a name too long."""
+    for src in inputs:
+        if src is not None and os.path.exists(path) and _same_file(src, path):
+            raise AudioFileError(f"{path}: this is the input file; refusing to overwrite it (choose another output path)")
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    if os.path.isdir(target):
+        raise AudioFileError(f"{path}: is a folder; give a file name for the output")
+    if os.path.exists(target) and not os.path.isfile(target):
+        raise AudioFileError(f"{path}: not a regular file (a pipe or a device?); give a file name for the output")
+    folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
         raise AudioFileError(f"{path}: the folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".auracore-", suffix=os.path.splitext(path)[1], dir=folder)
+    name = os.fsencode(os.path.basename(target))
+    try:
+        name_max = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    if len(name) > name_max:
+        raise AudioFileError(f"{path}: the file name is {len(name)} bytes; this file system allows {name_max}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise AudioFileError(f"{path}: no permission to write in {folder}")
+    return target
+
+
+def _final_mode(target: str) -> int:
+    """The mode a new output gets: the replaced file's, else 0666 less the umask."""
+    try:
+        return os.stat(target).st_mode & 0o7777
+    except OSError:
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextmanager
+def atomic_file(path: str, inputs: tuple = (), suffix: str | None = None):
+    """A temporary file path beside path's destination, renamed over it only when the block
+    finishes without an exception; on any exception (Ctrl-C, SIGTERM included) it is removed
+    and nothing is left. Yields the temporary path. Raises AudioFileError for an output that
+    cannot be written (see check_output_path) or a write that fails (a full disk)."""
+    target = check_output_path(path, inputs)
+    folder = os.path.dirname(os.path.abspath(target))
+    suffix = os.path.splitext(target)[1] if suffix is None else suffix
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=folder)
+    except OSError as exc:
+        raise AudioFileError(f"{path}: cannot write in {folder} ({_os_reason(exc)})") from None
     os.close(fd)
     try:
         try:
-            out = sf.SoundFile(tmp, "w", samplerate=samplerate, channels=channels, format=fmt, subtype=sub)
-        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-            raise AudioFileError(f"{path}: cannot write this format ({_short(exc)})") from None
-        with out:
-            yield out
-        os.replace(tmp, path)
-    except BaseException:
+            yield tmp
+            os.chmod(tmp, _final_mode(target))
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise AudioFileError(f"{path}: writing failed ({_os_reason(exc)})") from None
+        except sf.LibsndfileError as exc:
+            raise AudioFileError(f"{path}: writing failed ({_reason(exc)}; is the disk full?)") from None
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+@contextmanager
+def atomic_output(path: str, samplerate: int, channels: int, subtype: str | None, inputs: tuple = ()):
+    """A SoundFile open on a temporary file beside path, renamed over path only on success
+    (see atomic_file). inputs: paths the output must not be."""
+    fmt = output_format(path)
+    sub = resolve_subtype(fmt, subtype)
+    with atomic_file(path, inputs) as tmp:
+        try:
+            out = sf.SoundFile(_sfname(tmp), "w", samplerate=samplerate, channels=channels, format=fmt, subtype=sub)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise AudioFileError(f"{path}: cannot write this format ({_reason(exc)})") from None
+        with out:
+            yield out
 
 
 class Quantizer:
@@ -129,6 +264,19 @@ class Quantizer:
         return (q.astype(np.int32) << 8), q / full
 
 
-def _short(exc: Exception) -> str:
+def _os_reason(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return "no space left on the device" if exc.errno != errno.EFBIG else "file size limit reached"
+    return exc.strerror or type(exc).__name__
+
+
+def _reason(exc: Exception) -> str:
+    """libsndfile's message, first line, without its misleading generic text."""
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    text = text[0] if text else type(exc).__name__
+    # libsndfile says this of every file it cannot recognise, existing regular ones included
+    text = text.replace("File does not exist or is not a regular file (possibly a pipe?).",
+                        "format not recognised or data corrupt")
+    if text.startswith("Error opening "):
+        text = text.split(": ", 1)[-1]
+    return text

@@ -17,11 +17,9 @@ import threading
 import numpy as np
 from numba import types
 
+from auracore.errors import AudioDeviceError
+
 from .engine import ST_FAULTS, ST_WAIT_US_MAX, Engine
-
-
-class AudioDeviceError(Exception):
-    """No usable audio device, or the stream could not be opened; one line for the user."""
 
 
 def _portaudio():

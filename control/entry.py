@@ -1,0 +1,60 @@
+"""The `auracore` program's entry point: signal handling first, then the command line.
+
+SIGTERM and SIGHUP (what `timeout`, systemd, Dask and batch systems send) raise
+``Terminated`` in the main thread, as SIGINT raises KeyboardInterrupt, so every atomic
+output removes its temporary file on the way out. The handlers are installed before the
+heavy imports, so a signal during start-up is a clean exit too, never a traceback.
+"""
+
+import signal
+import sys
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Terminated(BaseException):
+    """The process was asked to stop by a signal (not an error: BaseException, like
+    KeyboardInterrupt, so that ``except Exception`` does not swallow it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGINT raises KeyboardInterrupt (Python's default, restored), SIGTERM and SIGHUP
+    raise Terminated."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _raise_terminated)
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit code."""
+    install_signal_handlers()
+    try:
+        from auracore.control import cli
+    except KeyboardInterrupt:
+        print("auracore: interrupted while starting; nothing was written", file=sys.stderr)
+        return 130
+    except Terminated as stop:
+        print(f"auracore: stopped by {stop.name} while starting; nothing was written", file=sys.stderr)
+        return stop.exit_code
+    return cli.main(argv)
+
+
+def run() -> None:
+    """The console script: exit with main's code."""
+    sys.exit(main())
