@@ -1,22 +1,20 @@
 """The `serve` and `devices` commands: run the live daemon; list audio devices."""
 
+import argparse
 import dataclasses
+import math
 import os
 import sys
-import tempfile
-import tomllib
 
-import soundfile as sf
-
-from auracore.errors import ConfigError
+from auracore.errors import ConfigError, PresetError, clip_text
 from auracore.kernels import params as P
-from auracore.offline.audio_io import SUBTYPES
+from auracore.offline.audio_io import SUBTYPES, save
 
 from auracore.offline.demo import demo_track
 
 from .cmd_render import chain_options
 from .daemon import Daemon, ServeConfig
-from .presets import build_vector, parse_assignments
+from .presets import build_vector, flatten_table as P_flatten, parse_assignments, read_toml
 
 RATES = (44100, 48000, 96000)
 
@@ -46,9 +44,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--subtype", choices=SUBTYPES, help="file backend: output sample format (default PCM_24)")
     p.add_argument("--fast", action="store_true", help="file backend: do not pace at real time")
     p.add_argument("--signal", choices=("tone", "silence"), help="null backend: the generated input (default tone)")
-    p.add_argument("--seconds", type=float, help="stop after this many seconds (default: run until stopped)")
+    p.add_argument("--seconds", type=positive_seconds, help="stop after this many seconds (default: run until stopped)")
     p.add_argument("--models", metavar="DIR", help="model folder, or 'off' for manual mode (default: shipped models)")
-    p.add_argument("--status-interval", type=float, metavar="S", help="seconds between status lines (default 10; 0 = off)")
+    p.add_argument("--status-interval", type=nonnegative_seconds, metavar="S",
+                   help="seconds between status lines (default 10; 0 = off)")
     p.add_argument("--stress-gil", action="store_true",
                    help="diagnostic: run a pure-Python busy thread beside the audio (the native callback does "
                         "not need the GIL, so it should not glitch)")
@@ -84,6 +83,22 @@ def add_parsers(sub) -> None:
     d.set_defaults(func=run_devices)
 
 
+def positive_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{clip_text(text, 40)}' is not a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{clip_text(text, 40)}: give a positive number of seconds")
+    return value
+
+
+def nonnegative_seconds(text: str) -> float:
+    """argparse type: 0 or a finite positive number of seconds."""
+    return 0.0 if text.strip() in ("0", "0.0") else positive_seconds(text)
+
+
 _FLAG_TO_FIELD = {"backend": "backend", "device": "device", "hostapi": "hostapi", "samplerate": "samplerate",
                   "blocksize": "blocksize", "channels": "channels", "callback": "callback",
                   "client_name": "client_name", "input": "input", "output": "output", "subtype": "subtype",
@@ -92,30 +107,33 @@ _FLAG_TO_FIELD = {"backend": "backend", "device": "device", "hostapi": "hostapi"
                   "ws_port": "ws_port", "token": "token", "osc_allow": "osc_allow"}
 
 
-def load_config(args) -> tuple[ServeConfig, str | None, list[str]]:
-    """Merge the config file (if any) and the flags: (config, preset, --set items)."""
+def load_config(args) -> tuple[ServeConfig, str | None, dict[str, float]]:
+    """Merge the config file (if any) and the flags: (config, preset, validated {id: value}
+    of the config's [set] table and the --set flags)."""
     values = {}
     preset = None
-    assignments = []
-    if args.config:
+    config_values = {}  # [set] in the config file, validated as a preset's values are
+    if args.config is not None:
         try:
-            with open(args.config, "rb") as fh:
-                table = tomllib.load(fh)
-        except OSError as exc:
-            raise ConfigError(f"config file {args.config}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {args.config} is not valid TOML ({exc})") from None
+            table = read_toml(args.config, "config file")
+        except PresetError as exc:
+            raise ConfigError(str(exc)) from None
         fields = {f.name for f in dataclasses.fields(ServeConfig)}
         for key, value in table.items():
             key = key.replace("-", "_")
             if key == "preset":
+                if not isinstance(value, str):
+                    raise ConfigError(f"config file {args.config}: preset = {clip_text(repr(value), 40)}: expected a string")
                 preset = value
             elif key == "set":
-                assignments += [f"{k}={v}" for k, v in value.items()] if isinstance(value, dict) else list(value)
+                if not isinstance(value, dict):
+                    raise ConfigError(f"config file {args.config}: [set] must be a table of parameter id = value")
+                for k, v in P_flatten(value).items():
+                    config_values[k] = v
             elif key in fields:
                 values[key] = value
             else:
-                raise ConfigError(f"config file {args.config}: unknown option '{key}'")
+                raise ConfigError(f"config file {args.config}: unknown option '{clip_text(key, 40)}'")
     for flag, field in _FLAG_TO_FIELD.items():
         v = getattr(args, flag, None)
         if v is not None:
@@ -126,18 +144,16 @@ def load_config(args) -> tuple[ServeConfig, str | None, list[str]]:
         values["stress_gil"] = True
     if args.no_surface:
         values["surface"] = False
-    preset = args.preset or preset
-    assignments += args.assignments
-    try:
-        cfg = ServeConfig(**values)
-    except TypeError as exc:
-        raise ConfigError(str(exc)) from None
-    if cfg.backend != "portaudio" and not 64 <= cfg.blocksize <= 8192:
-        raise ConfigError(f"--blocksize {cfg.blocksize}: the {cfg.backend} backend takes 64 to 8192 frames")
-    if cfg.backend == "portaudio" and cfg.blocksize and not 64 <= cfg.blocksize <= 2048:
-        raise ConfigError(f"--blocksize {cfg.blocksize}: use 64 to 2048 frames, or 0 for the host's period")
-    if cfg.backend == "file" and not (cfg.input and cfg.output):
-        raise ConfigError("--backend file needs --input IN and --output OUT")
+    preset = args.preset if args.preset is not None else preset
+    assignments = {}
+    for pid, value in config_values.items():
+        try:
+            assignments[pid] = P.check_in_range(pid, value)
+        except P.ParamError as exc:
+            raise ConfigError(f"config file {args.config}: [set] {exc}") from None
+    assignments.update(parse_assignments(args.assignments))
+    cfg = ServeConfig(**values)
+    cfg.validate()
     if cfg.surface:
         from .surface import SurfaceError, check_surface_config  # here: other commands need no servers
 
@@ -164,7 +180,7 @@ def _run_daemon(cfg: ServeConfig, params) -> tuple[int, Daemon]:
 
 def run_serve(args) -> int:
     cfg, preset, assignments = load_config(args)
-    return _run_daemon(cfg, build_vector(preset, parse_assignments(assignments)))[0]
+    return _run_daemon(cfg, build_vector(preset, assignments))[0]
 
 
 def _has_duplex_device() -> bool:
@@ -186,14 +202,7 @@ def run_demo(args) -> int:
     os.makedirs(args.out_dir, exist_ok=True)
     src = os.path.join(args.out_dir, "demo-in.wav")
     out = os.path.join(args.out_dir, "demo-out.wav")
-    fd, tmp = tempfile.mkstemp(prefix=".auracore-", suffix=".wav", dir=args.out_dir)
-    os.close(fd)
-    try:
-        sf.write(tmp, demo_track(), 48000, subtype="PCM_24")
-        os.replace(tmp, src)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save(src, demo_track(), 48000, subtype="PCM_24")
     print("auracore demo: no audio device here: streaming a generated 20 s track through the live engine "
           "(file backend, real-time pace); open the meter page while it plays", file=sys.stderr)
     code, daemon = _run_daemon(ServeConfig(backend="file", input=src, output=out, **common), params)
@@ -212,8 +221,8 @@ def run_devices(args) -> int:
     pa.reinitialise()
     devices = pa.list_devices()
     if not devices:
-        print("no audio devices (no sound card, and no audio server such as JACK running);"
-              " use `auracore serve --backend file` or `--backend null`")
+        print("auracore devices: no audio devices (no sound card, and no audio server such as JACK running);"
+              " use `auracore serve --backend file` or `--backend null`", file=sys.stderr)
         return 1
     print(f"{'#':>3}  {'name':32s} {'host API':28s} {'in':>3} {'out':>3} {'rate':>7}")
     for d in devices:

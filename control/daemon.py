@@ -7,6 +7,7 @@ says so and exits instead of hanging in PortAudio's stop.
 """
 
 import dataclasses
+import math
 import signal
 import sys
 import threading
@@ -14,6 +15,7 @@ import time
 
 import numpy as np
 
+from auracore.errors import ConfigError
 from auracore.realtime import engine as E
 from auracore.realtime.clocked import ClockedLoop, silence_source, tone_source
 from auracore.realtime.engine import Engine
@@ -38,7 +40,7 @@ class ServeConfig:
     subtype: str | None = None
     realtime: bool = True           # file backend: pace at real time
     signal: str = "tone"            # null backend: tone | silence
-    seconds: float = 0.0            # stop after this long (0: run until stopped)
+    seconds: float | None = None    # stop after this long (None: run until stopped)
     models: str | None = None       # a model folder, "off", or None for the shipped models
     status_interval: float = 10.0
     stress_gil: bool = False        # diagnostic: a pure-Python busy thread competing for the GIL
@@ -48,6 +50,67 @@ class ServeConfig:
     ws_port: int = 8765             # the meter page and /ws
     token: str | None = None        # WebSocket clients must present it (?token= or Authorization: Bearer)
     osc_allow: list = dataclasses.field(default_factory=list)  # networks whose OSC senders are accepted
+
+    def validate(self) -> None:
+        """ConfigError with one line for a value of the wrong type or outside its range, or a
+        combination that cannot run (messages name the option as flag and config key)."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not _type_ok(value, f.type):
+                raise ConfigError(f"{f.name} = {value!r}: expected {_type_text(f.type)}")
+        if self.backend not in ("portaudio", "file", "null"):
+            raise ConfigError(f"backend = {self.backend!r}: use portaudio, file or null")
+        if self.callback not in ("native", "python"):
+            raise ConfigError(f"callback = {self.callback!r}: use native or python")
+        if self.signal not in ("tone", "silence"):
+            raise ConfigError(f"signal = {self.signal!r}: use tone or silence")
+        if self.channels not in (1, 2):
+            raise ConfigError(f"channels = {self.channels}: use 1 or 2")
+        if self.backend != "portaudio" and not 64 <= self.blocksize <= 8192:
+            raise ConfigError(f"--blocksize {self.blocksize}: the {self.backend} backend takes 64 to 8192 frames")
+        if self.backend == "portaudio" and self.blocksize and not 64 <= self.blocksize <= 2048:
+            raise ConfigError(f"--blocksize {self.blocksize}: use 64 to 2048 frames, or 0 for the host's period")
+        if self.seconds is not None and not (math.isfinite(self.seconds) and self.seconds > 0):
+            raise ConfigError(f"seconds = {self.seconds}: give a positive number of seconds "
+                              "(leave it out to run until stopped)")
+        if not (math.isfinite(self.status_interval) and self.status_interval >= 0):
+            raise ConfigError(f"status_interval = {self.status_interval}: give 0 (off) or a positive number of seconds")
+        for name in ("osc_port", "ws_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise ConfigError(f"{name} = {getattr(self, name)}: a port is 0 (any free port) to 65535")
+        if self.backend == "file" and not (self.input and self.output):
+            raise ConfigError("--backend file needs --input IN and --output OUT")
+
+
+def _type_names(annotation) -> list[str]:
+    """["str", "None"] for the annotation str | None, ["int"] for int."""
+    text = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+    return [a.strip() for a in text.replace("typing.", "").split("|")]
+
+
+def _type_ok(value, annotation) -> bool:
+    """Whether value fits a ServeConfig field's annotation (int for a float is fine)."""
+    options = _type_names(annotation)
+    for opt in options:
+        if opt == "None" and value is None:
+            return True
+        if opt == "bool" and isinstance(value, bool):
+            return True
+        if opt == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if opt == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if opt == "str" and isinstance(value, str):
+            return True
+        if opt == "list" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return True
+    return False
+
+
+def _type_text(annotation) -> str:
+    words = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+             "list": "a list of strings", "None": "nothing"}
+    return " or ".join(words.get(a, a) for a in _type_names(annotation))
 
 
 def status_line(engine: Engine, blocksize: int, inference=None) -> str:
@@ -87,6 +150,8 @@ class Daemon:
         self.filestream = None
         self.surface = None
         self.stop_event = threading.Event()
+        self.stop_signal = None  # the signal number that stopped the daemon, if one did
+        cfg.validate()
 
     # -- start-up ---------------------------------------------------------------------------
     def _make_engine(self, sample_rate: int, channels: int) -> Engine:
@@ -124,8 +189,6 @@ class Daemon:
         if cfg.backend == "file":
             from auracore.offline.filestream import FileStream
 
-            if not cfg.input or not cfg.output:
-                raise ValueError("--backend file needs --input IN and --output OUT")
             self.filestream = FileStream(self._make_engine, cfg.input, cfg.output, cfg.blocksize, cfg.subtype,
                                          realtime=cfg.realtime)
             self.engine = self.filestream.engine
@@ -167,10 +230,14 @@ class Daemon:
     def install_signal_handlers(self) -> None:
         """SIGINT/SIGTERM stop; SIGUSR1 injects a chain fault and SIGUSR2 an inference fault
         (drills: both are answered, counted and survived)."""
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: self.stop_event.set())
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self._on_stop_signal)
         signal.signal(signal.SIGUSR1, lambda *_: self.inject_fault("chain"))
         signal.signal(signal.SIGUSR2, lambda *_: self.inject_fault("inference"))
+
+    def _on_stop_signal(self, signum, frame) -> None:
+        self.stop_signal = signum
+        self.stop_event.set()
 
     def inject_fault(self, where: str) -> None:
         """Poison the chain once (the callback falls back to the dry input, counts it and resets
@@ -218,6 +285,14 @@ class Daemon:
             if self.cfg.status_interval and now - last_log >= self.cfg.status_interval:
                 last_log = now
                 self.log(status_line(self.engine, self.cfg.blocksize, self.inference))
+        if self.filestream is not None:
+            self.loop.stop()
+            if not self.filestream.complete and code == 0:
+                why = (f"{signal.Signals(self.stop_signal).name}" if self.stop_signal is not None
+                       else f"the {self.cfg.seconds:g} s limit")
+                self.log(f"stopped by {why} before the end of {self.cfg.input}; nothing was written "
+                         f"to {self.cfg.output}")
+                code = 128 + self.stop_signal if self.stop_signal is not None else 1
         return code
 
     def close(self) -> None:

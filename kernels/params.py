@@ -5,11 +5,12 @@ WebSocket messages, ``render --set``, the presets and the documentation table al
 from ``PARAMS``. Booleans are 0.0 or 1.0 in the vector.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from auracore.errors import ParamError  # re-exported: the registry's own error
+from auracore.errors import ParamError, clip_text  # ParamError re-exported: the registry's own error
 
 
 @dataclass(frozen=True)
@@ -130,52 +131,63 @@ def smoothing_ms_vector() -> np.ndarray:
     return np.array([p.smoothing_ms for p in PARAMS], dtype=np.float64)
 
 
+BOOL_WORDS = {"1": 1.0, "on": 1.0, "true": 1.0, "yes": 1.0, "0": 0.0, "off": 0.0, "false": 0.0, "no": 0.0}
+BOOL_ACCEPTED = "0 or 1 (also true/false, on/off, yes/no)"
+
+
 def lookup(pid: str) -> Param:
     """The Param for an id; ParamError naming the closest ids if unknown."""
     try:
         return PARAMS[INDEX[pid]]
-    except KeyError:
+    except (KeyError, TypeError):
         import difflib
 
-        near = difflib.get_close_matches(pid, INDEX, n=3)
+        near = difflib.get_close_matches(pid, INDEX, n=3) if isinstance(pid, str) and len(pid) < 100 else []
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
-        raise ParamError(f"unknown parameter id '{pid}'{hint}") from None
+        raise ParamError(f"unknown parameter id '{clip_text(pid, 60)}'{hint}") from None
 
 
-def coerce(pid: str, value) -> tuple[float, bool]:
+def coerce(pid: str, value, strict: bool = False) -> tuple[float, bool]:
     """Validate a value for a parameter: returns (value clamped to range, was_clamped).
 
-    Raises ParamError for an unknown id or a value that is not a finite number.
+    Booleans take True/False, 0/1 or the words in BOOL_WORDS; strict (files, the command
+    line) refuses any other number, live control (strict=False) switches at 0.5. A number
+    parameter refuses a boolean. Raises ParamError for an unknown id or a bad value.
     """
     p = lookup(pid)
-    if isinstance(value, bool):
-        v = float(value)
-    elif isinstance(value, str):
-        s = value.strip().lower()
-        if p.kind == "bool" and s in ("on", "true", "yes", "off", "false", "no"):
-            v = 1.0 if s in ("on", "true", "yes") else 0.0
+    shown = clip_text(repr(value) if not isinstance(value, str) else f"'{value}'", 40)
+    if p.kind == "bool":
+        if isinstance(value, bool):
+            return float(value), False
+        if isinstance(value, str):
+            v = BOOL_WORDS.get(value.strip().lower())
         else:
             try:
-                v = float(s)
-            except ValueError:
-                raise ParamError(f"{pid}: '{value}' is not a number") from None
-    else:
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise ParamError(f"{pid}: {value!r} is not a number") from None
+                v = float(value)
+            except (TypeError, ValueError, OverflowError):
+                v = None
+            if v is not None and not strict and math.isfinite(v):
+                v = 1.0 if v >= 0.5 else 0.0  # live control: a fader on a toggle switches at half way
+            v = v if v in (0.0, 1.0) else None
+        if v is None:
+            raise ParamError(f"{pid}: {shown} is not a boolean; use {BOOL_ACCEPTED}")
+        return v, False
+    if isinstance(value, bool):  # a TOML/JSON true given to a number would read as 1
+        raise ParamError(f"{pid}: {shown} is a boolean; this parameter takes a number in {p.range_text} {p.unit}".rstrip())
+    try:
+        v = float(value.strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ParamError(f"{pid}: {shown} is not a number") from None
     if not np.isfinite(v):
-        raise ParamError(f"{pid}: {value!r} is not a finite number")
-    if p.kind == "bool":
-        v = 1.0 if v >= 0.5 else 0.0
+        raise ParamError(f"{pid}: {shown} is not a finite number")
     clamped = min(max(v, p.minimum), p.maximum)
     return clamped, clamped != v
 
 
 def check_in_range(pid: str, value) -> float:
     """Strict validation for files and the command line: ParamError if out of range."""
-    v, clamped = coerce(pid, value)
+    v, clamped = coerce(pid, value, strict=True)
     if clamped:
         p = lookup(pid)
-        raise ParamError(f"{pid}={value} is out of range [{p.minimum:g}, {p.maximum:g}] {p.unit}".rstrip())
+        raise ParamError(f"{pid}={clip_text(value, 40)} is out of range [{p.minimum:g}, {p.maximum:g}] {p.unit}".rstrip())
     return v

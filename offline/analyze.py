@@ -31,6 +31,8 @@ Measurements (JSON keys in brackets; dB values of silence are -inf, written as n
   ``SPECTRUM_FFT_SIZE`` frames, 50 % overlap, power averaged over channels (a file shorter than
   one window gets one Hann window of its own length, zero-padded).
 - [duration_s], [frames], [sample_rate], [channels], [path], [target_lufs].
+- [sanitised_samples]: NaN, Inf and absurd (above +80 dBFS) samples, measured as 0 (as the
+  chain's sanitiser replaces them).
 
 Quality score [quality_score], 0..100: start at 100, subtract each term's penalty (each
 listed with its measured value and rule under [quality_terms], rounded to 0.01 point),
@@ -54,6 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import get_window
 
+from auracore.kernels.chain import SANE_LIMIT
 from auracore.kernels.loudness import LoudnessMeter, hop_frames
 from auracore.offline.audio_io import AudioFileError, open_input, read_blocks
 
@@ -415,10 +418,15 @@ class FileAnalyzer:
         self.clips = RunCounter(channels, 10.0 ** (CLIP_THRESHOLD_DBFS / 20.0), CLIP_MIN_RUN)
         self.envelope = EnvelopeDecimator(channels, frames_hint)
         self.frames = 0
+        self.sanitised = 0
 
     def process(self, x: np.ndarray) -> None:
         """x: (frames, channels) float64, any number of frames."""
         x = np.ascontiguousarray(x, dtype=np.float64)
+        bad = ~(np.abs(x) <= SANE_LIMIT)  # NaN, Inf and absurd values, as the chain's sanitiser sees them
+        if bad.any():
+            x = np.where(bad, 0.0, x)
+            self.sanitised += int(bad.sum())
         # numpy reduces along the contiguous axis many times faster: the measurements
         # below work on a channel-major copy
         xt = np.ascontiguousarray(x.T)
@@ -469,6 +477,7 @@ class FileAnalyzer:
             "clipping_events_per_channel": [int(v) for v in clip_counts],
             "band_levels_db": octave_band_levels_db(freqs_hz, power, self.sample_rate),
             "target_lufs": target_lufs,
+            "sanitised_samples": self.sanitised,
         }
         terms = quality_terms(metrics, target_lufs)
         metrics["quality_score"] = quality_score(terms)

@@ -183,9 +183,25 @@ def check_output_path(path: str, inputs: tuple = ()) -> str:
         name_max = 255
     if len(name) > name_max:
         raise AudioFileError(f"{path}: the file name is {len(name)} bytes; this file system allows {name_max}")
+    if _read_only(folder):
+        raise AudioFileError(f"{path}: {folder} is on a read-only file system")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise AudioFileError(f"{path}: no permission to write in {folder}")
     return target
+
+
+def _read_only(folder: str) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _full(folder: str) -> bool:
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
 
 
 def _final_mode(target: str) -> int:
@@ -220,8 +236,9 @@ def atomic_file(path: str, inputs: tuple = (), suffix: str | None = None):
             os.replace(tmp, target)
         except OSError as exc:
             raise AudioFileError(f"{path}: writing failed ({_os_reason(exc)})") from None
-        except sf.LibsndfileError as exc:
-            raise AudioFileError(f"{path}: writing failed ({_reason(exc)}; is the disk full?)") from None
+        except (sf.LibsndfileError, AssertionError) as exc:  # soundfile asserts on a short write
+            why = "no space left on the device" if _full(folder) else f"{_reason(exc) or 'short write'}; is the disk full?"
+            raise AudioFileError(f"{path}: writing failed ({why})") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -33,7 +33,8 @@ class ClockedLoop:
 
     def stop(self, timeout: float = 1.0) -> None:
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout)
 
     @property
     def active(self) -> bool:

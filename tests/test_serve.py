@@ -59,7 +59,9 @@ def test_file_backend_paces_at_real_time(demo_wav, tmp_path):
     assert took >= 5.0, f"a 5 s file took {took:.2f} s: not paced"
 
 
-def test_sigterm_finalises_the_output(demo_wav, tmp_path):
+def test_sigterm_before_the_end_leaves_no_output(demo_wav, tmp_path):
+    """A file stream stopped part-way writes nothing (no partial OUT, no temporary file) and
+    exits 143; the stop is prompt (a hang fails: 10 s bound, timing lives in bench/)."""
     out = tmp_path / "o.wav"
     proc = subprocess.Popen(CLI + ["serve", "--backend", "file", "--input", str(demo_wav), "--output", str(out),
                                    "--models", "off", "--status-interval", "0", "--no-surface"],
@@ -70,13 +72,13 @@ def test_sigterm_finalises_the_output(demo_wav, tmp_path):
         if "file backend" in line:
             break
     time.sleep(1.5)
-    t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     proc.wait(10)
-    assert time.monotonic() - t0 < 1.0
-    assert proc.returncode == 0
-    frames = sf.info(out).frames
-    assert 0.5 * 48000 < frames < 5 * 48000, f"{frames} frames written before the stop"
+    rest = proc.stderr.read()
+    assert proc.returncode == 143, rest
+    assert "nothing was written" in rest, rest
+    assert not out.exists()
+    assert os.listdir(tmp_path) == [], os.listdir(tmp_path)
 
 
 def test_null_backend_and_config_file(tmp_path):
