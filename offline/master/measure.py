@@ -1,0 +1,146 @@
+"""Streaming measurement of one signal for mastering by reference: loudness, peaks, mid/side spectra, excerpt.
+
+``Measurer`` takes (frames, channels) blocks one at a time and keeps only fixed-size state
+(the loudness meter, two Welch spectra, running moments, and an excerpt of at most
+``EXCERPT_CHUNKS`` x ``EXCERPT_CHUNK_S`` seconds), so any length measures in flat memory.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from auracore.kernels.chain import SANE_LIMIT
+from auracore.kernels.loudness import HIST_BINS_PER_LU, HIST_LOW_LUFS, LoudnessMeter
+from auracore.kernels.truepeak import TP_DELAY
+from auracore.offline.analyze import MomentStats, SpectrumAccumulator
+
+SPECTRUM_FFT_S = 0.17            # Welch segment length: 8192 frames at 48 kHz (5.9 Hz bins)
+EXCERPT_CHUNKS = 8
+EXCERPT_CHUNK_S = 4.0
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What the fit needs from one signal. Levels in dB(FS), loudness in LUFS/LU.
+
+    mid_power, side_power: (bins,) Welch power spectra of M = (L+R)/2 and S = (L-R)/2 at
+    freqs_hz (a mono signal is all mid); st_hist: (bins,) counts of short-term loudness
+    values (one per second, 0.01 LU bins from -70 LUFS); excerpt: list of (frames, channels)
+    float32 chunks spread over the signal (empty unless asked for).
+    """
+
+    sample_rate: int
+    channels: int
+    frames: int
+    integrated_lufs: float
+    loudness_range_lu: float
+    true_peak_dbtp: float
+    sample_peak_dbfs: float
+    rms_dbfs: float
+    side_mid_ratio: float | None
+    freqs_hz: np.ndarray
+    mid_power: np.ndarray
+    side_power: np.ndarray
+    st_hist: np.ndarray
+    excerpt: tuple
+
+    @property
+    def crest_factor_db(self) -> float:
+        """Sample peak over RMS (dB)."""
+        return self.sample_peak_dbfs - self.rms_dbfs
+
+    @property
+    def plr_db(self) -> float:
+        """True peak over integrated loudness (dB)."""
+        return self.true_peak_dbtp - self.integrated_lufs
+
+
+def _db(power_or_amp: float, scale: float) -> float:
+    return scale * math.log10(power_or_amp) if power_or_amp > 0.0 else -math.inf
+
+
+def excerpt_starts(frames: int, sample_rate: int) -> list[tuple[int, int]]:
+    """(start, stop) frame ranges of the excerpt: the whole signal when it is short, else
+    EXCERPT_CHUNKS chunks of EXCERPT_CHUNK_S spread evenly from start to end."""
+    chunk = int(round(EXCERPT_CHUNK_S * sample_rate))
+    if frames <= EXCERPT_CHUNKS * chunk:
+        return [(0, frames)]
+    span = frames - chunk
+    return [(int(round(i * span / (EXCERPT_CHUNKS - 1))), int(round(i * span / (EXCERPT_CHUNKS - 1))) + chunk)
+            for i in range(EXCERPT_CHUNKS)]
+
+
+class Measurer:
+    """Streaming measurement of one signal: process(block) for each block, then finish().
+
+    sample_rate in Hz; channels 1 or 2; frames_hint: the total length, needed to spread the
+    excerpt (0 or keep_excerpt=False: no excerpt).
+    """
+
+    def __init__(self, sample_rate: int, channels: int, frames_hint: int = 0, keep_excerpt: bool = False):
+        self.sample_rate = int(sample_rate)
+        self.channels = channels
+        self.meter = LoudnessMeter(sample_rate, channels)
+        fft = 1 << max(8, int(round(math.log2(SPECTRUM_FFT_S * sample_rate))))
+        self.mid = SpectrumAccumulator(self.sample_rate, 1, fft)
+        self.side = SpectrumAccumulator(self.sample_rate, 1, fft)
+        self.moments = MomentStats(channels)
+        self.frames = 0
+        self.ranges = excerpt_starts(frames_hint, self.sample_rate) if keep_excerpt and frames_hint > 0 else []
+        self.chunks = [np.zeros((b - a, channels), dtype=np.float32) for a, b in self.ranges]
+        self.sample_peak = 0.0
+
+    def process(self, x: np.ndarray) -> None:
+        """x: (frames, channels) float64 block."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        bad = ~(np.abs(x) <= SANE_LIMIT)
+        if bad.any():  # measured as the chain's sanitiser will see it
+            x = np.where(bad, 0.0, x)
+        n = x.shape[0]
+        start = self.frames
+        for (a, b), chunk in zip(self.ranges, self.chunks):
+            lo, hi = max(a, start), min(b, start + n)
+            if lo < hi:
+                chunk[lo - a:hi - a] = x[lo - start:hi - start]
+        self.frames += n
+        self.meter.process(x)
+        xt = np.ascontiguousarray(x.T)
+        self.moments.process(xt)
+        if self.channels == 2:
+            self.mid.process(0.5 * (xt[0:1] + xt[1:2]))
+            self.side.process(0.5 * (xt[0:1] - xt[1:2]))
+        else:
+            self.mid.process(xt)
+        self.sample_peak = max(self.sample_peak, float(np.max(np.abs(x))) if n else 0.0)
+
+    def finish(self) -> Measurement:
+        """The measurement; the measurer is spent afterwards."""
+        self.meter.process(np.zeros((TP_DELAY + 1, self.channels)))  # the true-peak estimate's lag
+        freqs, mid = self.mid.finish()
+        if self.channels == 2:
+            _, side = self.side.finish()
+        else:
+            side = np.zeros_like(mid)
+        mean_sq = float(np.diag(self.moments.raw_moment()).mean()) if self.frames else 0.0
+        tp = self.meter.true_peak_dbtp
+        return Measurement(
+            sample_rate=self.sample_rate, channels=self.channels, frames=self.frames,
+            integrated_lufs=self.meter.integrated_lufs, loudness_range_lu=self.meter.loudness_range_lu,
+            true_peak_dbtp=float(np.max(tp)), sample_peak_dbfs=_db(self.sample_peak, 20.0),
+            rms_dbfs=_db(mean_sq, 10.0), side_mid_ratio=self.moments.width() if self.channels == 2 else None,
+            freqs_hz=freqs, mid_power=mid, side_power=side, st_hist=self.meter.lra_count.copy(),
+            excerpt=tuple(self.chunks))
+
+
+def hist_levels_lufs(hist: np.ndarray) -> np.ndarray:
+    """Bin centres (LUFS) of a short-term histogram from ``Measurement.st_hist``."""
+    return HIST_LOW_LUFS + (np.arange(hist.shape[0]) + 0.5) / HIST_BINS_PER_LU
+
+
+def measure(x: np.ndarray, sample_rate: int, keep_excerpt: bool = False, blocksize: int = 65536) -> Measurement:
+    """Measure a whole array x: (frames, channels) float64 (see ``Measurer``)."""
+    m = Measurer(sample_rate, x.shape[1], x.shape[0], keep_excerpt)
+    for start in range(0, x.shape[0], blocksize):
+        m.process(x[start:start + blocksize])
+    return m.finish()
