@@ -19,7 +19,7 @@ from .entry import Terminated, install_signal_handlers
 from .presets import preset_description, preset_names
 
 # The modules that add subcommands, in help order; each has add_parsers(sub) or add_parser(sub).
-COMMAND_MODULES = ["cmd_render", "cmd_analyze", "cmd_serve", "cmd_train"]
+COMMAND_MODULES = ["cmd_render", "cmd_analyze", "cmd_serve", "cmd_train", "cmd_master"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -86,13 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Parse argv (default sys.argv[1:]) and run the command; returns the exit code."""
-    install_signal_handlers()
-    # file names that are not UTF-8 reach the terminal as the bytes they are
-    for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="surrogateescape")
     name = "auracore"
     try:
+        install_signal_handlers()
+        # file names that are not UTF-8 reach the terminal as the bytes they are
+        for stream in (sys.stdout, sys.stderr):
+            if hasattr(stream, "reconfigure"):
+                stream.reconfigure(errors="surrogateescape")
         parser = build_parser()
         args = parser.parse_args(argv)
         name = f"auracore {args.command}"
