@@ -30,6 +30,12 @@ class ConfigError(AuraCoreError, ValueError):
     """A configuration (file or options) that cannot run."""
 
 
+def one_line(text: str) -> str:
+    """text with line breaks shown as \\n, so a message about a file whose name holds a
+    newline stays one line."""
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def clip_text(text: str, limit: int = 80) -> str:
     """text cut to at most limit characters with an ellipsis, for echoing user input in a
     one-line message (a 10 MB key must not become a 10 MB error line)."""

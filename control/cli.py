@@ -12,7 +12,7 @@ import os
 import sys
 
 from auracore import __version__
-from auracore.errors import AuraCoreError, clip_text
+from auracore.errors import AuraCoreError, clip_text, one_line
 from auracore.kernels import params as P
 
 from .entry import Terminated, install_signal_handlers
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
         name = f"auracore {args.command}"
         return args.func(args)
     except AuraCoreError as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
+        print(f"{name}: {one_line(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{name}: interrupted; nothing was written", file=sys.stderr)

@@ -18,6 +18,7 @@ import math
 import os
 import sys
 
+from auracore.errors import one_line
 from auracore.offline.analyze import TARGET_LUFS, analyze_file, json_safe
 from auracore.offline.audio_io import AUDIO_EXTENSIONS, AudioFileError
 
@@ -106,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
     several = len(args.paths) > 1 or any(os.path.isdir(p) for p in args.paths)
     files, errors = expand_paths(args.paths)
     for line in errors:
-        print(f"{PROG}: {line}", file=sys.stderr)
+        print(f"{PROG}: {one_line(line)}", file=sys.stderr)
     status = 1 if errors else 0
     bars = progress_factory()  # per-file bars on a terminal's stderr, closed before any message
     results = []
@@ -146,14 +147,13 @@ def _analyze_one(path: str, index: int, several: bool, args, bars) -> dict:
 
 
 def _one_line(exc: Exception, path: str) -> str:
-    """The exception's first line, led by the path when the message does not carry it."""
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else type(exc).__name__
+    """The exception's message on one line, led by the path when the message does not carry it."""
+    text = str(exc).strip() or type(exc).__name__
     if isinstance(exc, OSError) and exc.strerror:
         text = f"{exc.filename or path}: {exc.strerror}"
     if path and not text.startswith(path):
         text = f"{path}: {text}"
-    return text
+    return one_line(text)
 
 
 def format_table(metrics: dict) -> str:

@@ -43,16 +43,17 @@ def install_signal_handlers() -> None:
 
 def main(argv=None) -> int:
     """Run the command line; returns the exit code."""
-    install_signal_handlers()
     try:
+        install_signal_handlers()
         from auracore.control import cli
-    except KeyboardInterrupt:
-        print("auracore: interrupted while starting; nothing was written", file=sys.stderr)
+
+        return cli.main(argv)
+    except KeyboardInterrupt:  # before the command took over, or while it was reporting
+        print("auracore: interrupted; nothing was written", file=sys.stderr)
         return 130
     except Terminated as stop:
-        print(f"auracore: stopped by {stop.name} while starting; nothing was written", file=sys.stderr)
+        print(f"auracore: stopped by {stop.name}; nothing was written", file=sys.stderr)
         return stop.exit_code
-    return cli.main(argv)
 
 
 def run() -> None:

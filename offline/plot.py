@@ -11,6 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from auracore.offline.analyze import OCTAVE_CENTRES_HZ, OCTAVE_LABELS, TP_OVER_DBTP, FileAnalysis
+from auracore.offline.audio_io import atomic_file
 
 FIGSIZE_IN = (12.0, 9.0)
 DPI = 100
@@ -30,6 +31,8 @@ def plot_analysis(result: FileAnalysis, out_path: str) -> None:
     FigureCanvasAgg(fig)
     wave_ax, loud_ax, spec_ax = fig.subplots(3, 1, height_ratios=(1.2, 1.0, 1.0))
     title = os.path.basename(m["path"]) or m["path"]
+    # a name that is not UTF-8 holds surrogate escapes, which the text renderer refuses
+    title = title.encode("utf-8", "backslashreplace").decode("utf-8")
     fig.suptitle(
         f"{title}\n"
         f"{_fmt(m['integrated_lufs'])} LUFS integrated   LRA {_fmt(m['loudness_range_lu'])} LU   "
@@ -43,7 +46,8 @@ def plot_analysis(result: FileAnalysis, out_path: str) -> None:
     for ax in (wave_ax, loud_ax):
         ax.set_xlim(0.0, m["duration_s"])
         ax.set_xlabel("time (s)")
-    fig.savefig(out_path, format="png")
+    with atomic_file(out_path) as tmp:
+        fig.savefig(tmp, format="png")
 
 
 def _draw_waveform(ax, p, over_times_s: np.ndarray) -> None:

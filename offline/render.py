@@ -7,7 +7,6 @@ read, processed and written in blocks.
 """
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -18,8 +17,8 @@ from auracore.kernels.chain import ChainState, process
 from auracore.kernels.loudness import LoudnessMeter
 from auracore.realtime.engine import blend_targets
 
-from .audio_io import (AudioFileError, Quantizer, atomic_output, open_input, output_format, read_blocks,
-                       resolve_subtype)
+from .audio_io import (AudioFileError, Quantizer, atomic_output, check_output_path, open_input, output_format,
+                       read_blocks, resolve_subtype)
 
 TWO_PASS_TOLERANCE_LU = 0.03
 TWO_PASS_MAX_PASSES = 6
@@ -168,8 +167,7 @@ def render_file(in_path: str, out_path: str, params: np.ndarray, blocksize: int 
     """
     if blocksize < 1 or blocksize > 1 << 20:
         raise AudioFileError(f"--blocksize {blocksize}: use 1 to 1048576 frames")
-    if os.path.exists(out_path) and os.path.exists(in_path) and os.path.samefile(in_path, out_path):
-        raise AudioFileError(f"{out_path}: refusing to overwrite the input; choose another output path")
+    check_output_path(out_path, inputs=(in_path,))  # before any work: never the input, by any name
     with open_input(in_path) as f:
         sample_rate, channels, total = f.samplerate, f.channels, f.frames
 
@@ -222,7 +220,7 @@ def render_file(in_path: str, out_path: str, params: np.ndarray, blocksize: int 
     quantizer = Quantizer(resolve_subtype(output_format(out_path), subtype))
     b = bar("render")
     try:
-        with atomic_output(out_path, sample_rate, channels, subtype) as out:
+        with atomic_output(out_path, sample_rate, channels, subtype, inputs=(in_path,)) as out:
             def sink(block):
                 data, value = quantizer.apply(block)
                 out_meter.process(value)

@@ -1,0 +1,286 @@
+"""Issue #19's findings, each as a test: data loss, partial files, internal errors where a
+one-line file error belongs, hangs and silent acceptance, early Ctrl-C, file modes and
+symlinks, and error output that is not one clear line."""
+
+import hashlib
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+AURACORE = [os.path.join(os.path.dirname(sys.executable), "auracore")]
+if not os.path.exists(AURACORE[0]):  # not installed as a console script: the same entry point
+    AURACORE = [sys.executable, "-c", "import sys; from auracore.control.entry import main; sys.exit(main())"]
+
+
+def run(*args, timeout=120, **kw):
+    return subprocess.run(AURACORE + [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in args],
+                          capture_output=True, timeout=timeout, **kw)
+
+
+def err_of(r) -> str:
+    return r.stderr.decode("utf-8", "backslashreplace")
+
+
+def digest(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def one_clean_line(r, code: int, words: str) -> str:
+    err = err_of(r).strip()
+    assert r.returncode == code, err
+    assert "Traceback" not in err and "Warning:" not in err, err
+    assert len(err.splitlines()) == 1, err
+    assert words in err, err
+    return err
+
+
+def temp_files(folder) -> list:
+    return [p for p in os.listdir(folder) if p.startswith(".auracore-")]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """2 s of 48 kHz stereo noise, PCM_16."""
+    path = tmp_path_factory.mktemp("rel") / "clip.wav"
+    rng = np.random.default_rng(3)
+    sf.write(path, 0.1 * rng.standard_normal((96000, 2)), 48000, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def long_wav(tmp_path_factory):
+    """3 minutes of noise: long enough to signal a render part-way."""
+    path = tmp_path_factory.mktemp("long") / "long.wav"
+    rng = np.random.default_rng(4)
+    with sf.SoundFile(path, "w", 48000, 2, subtype="FLOAT") as f:
+        for _ in range(180):
+            f.write((0.1 * rng.standard_normal((48000, 2))).astype(np.float32))
+    return path
+
+
+SERVE_FILE = ["serve", "--backend", "file", "--fast", "--no-surface", "--models", "off", "--status-interval", "0"]
+
+
+# 1. data loss ----------------------------------------------------------------------------
+@pytest.mark.parametrize("alias", ["same", "dot", "symlink", "hardlink"])
+def test_serve_file_backend_never_overwrites_its_input(clip, tmp_path, alias):
+    src = tmp_path / "in.wav"
+    shutil.copy(clip, src)
+    before = digest(src)
+    out = {"same": src, "dot": "./in.wav", "symlink": tmp_path / "link.wav", "hardlink": tmp_path / "hard.wav"}[alias]
+    if alias == "symlink":
+        os.symlink(src, out)
+    if alias == "hardlink":
+        os.link(src, out)
+    r = run(*SERVE_FILE, "--input", src, "--output", out, cwd=tmp_path)
+    one_clean_line(r, 1, "refusing to overwrite the input")
+    assert digest(src) == before
+    assert not temp_files(tmp_path)
+
+
+# 2. partial files -----------------------------------------------------------------------
+def test_serve_file_backend_on_a_truncated_flac_leaves_no_output(clip, tmp_path):
+    flac = tmp_path / "full.flac"
+    sf.write(flac, sf.read(clip)[0], 48000, subtype="PCM_16")
+    cut = tmp_path / "truncated.flac"
+    cut.write_bytes(flac.read_bytes()[: flac.stat().st_size // 3])
+    r = run(*SERVE_FILE, "--input", cut, "--output", tmp_path / "out.wav")
+    assert r.returncode == 1, err_of(r)
+    assert "truncated" in err_of(r).strip().splitlines()[-2 if "stopped;" in err_of(r) else -1] or \
+        "truncated" in err_of(r), err_of(r)
+    assert not (tmp_path / "out.wav").exists()
+    assert not temp_files(tmp_path)
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
+def test_a_signal_during_render_leaves_nothing(long_wav, tmp_path, sig, code):
+    out = tmp_path / "out.wav"
+    proc = subprocess.Popen(AURACORE + ["render", str(long_wav), str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not temp_files(tmp_path):  # the render is writing
+        time.sleep(0.02)
+    assert temp_files(tmp_path), "the render never started writing"
+    time.sleep(0.3)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    err = err.decode()
+    assert proc.returncode == code, err
+    assert "nothing was written" in err and "Traceback" not in err, err
+    assert not out.exists() and not temp_files(tmp_path)
+
+
+# 3. internal errors where a file error belongs -------------------------------------------
+@pytest.fixture()
+def mounts(tmp_path):
+    """A full tmpfs and a read-only bind mount (root on Linux; skipped where mounting is not allowed)."""
+    full, ro = tmp_path / "full", tmp_path / "ro"
+    full.mkdir()
+    ro.mkdir()
+    ok_full = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", full], capture_output=True).returncode == 0
+    ok_ro = subprocess.run(["mount", "-o", "bind,ro", ro, ro], capture_output=True).returncode == 0
+    if not (ok_full and ok_ro):
+        for d in (full, ro):
+            subprocess.run(["umount", "-l", d], capture_output=True)
+        pytest.skip("mounting needs root")
+    try:
+        with open(full / "filler", "wb") as fh:
+            fh.write(b"\0" * 100_000)
+    except OSError:
+        pass
+    yield full, ro
+    for d in (full, ro):
+        subprocess.run(["umount", "-l", d], capture_output=True)
+
+
+def test_read_only_and_full_disks_are_one_line(clip, mounts):
+    full, ro = mounts
+    one_clean_line(run("render", clip, ro / "out.wav"), 1, "read-only file system")
+    one_clean_line(run("render", clip, full / "out.wav"), 1, "no space left on the device")
+    assert os.listdir(full) == ["filler"] and os.listdir(ro) == []
+
+
+def test_a_file_size_limit_is_one_line(clip, tmp_path):
+    """The same failure without a mount: the write fails part-way (EFBIG)."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
+    r = run("render", clip, tmp_path / "out.wav", preexec_fn=limit)
+    one_clean_line(r, 1, "writing failed")
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_output_paths_are_one_line(clip, tmp_path):
+    (tmp_path / "d.wav").mkdir()
+    one_clean_line(run("render", clip, tmp_path / "d.wav"), 1, "is a folder")
+    one_clean_line(run("render", clip, tmp_path / ("o" * 300 + ".wav")), 1, "file name is 304 bytes")
+    one_clean_line(run("render", clip, tmp_path / "no" / "out.wav"), 1, "does not exist")
+    one_clean_line(run(*SERVE_FILE, "--input", clip, "--output", tmp_path / "no" / "out.wav"), 1, "does not exist")
+    assert sorted(os.listdir(tmp_path)) == ["d.wav"]
+
+
+def test_names_that_are_not_utf8(clip, tmp_path):
+    src = os.path.join(os.fsencode(tmp_path), b"in\xff.wav")
+    shutil.copy(clip, src)
+    out = os.path.join(os.fsencode(tmp_path), b"out\xfe.wav")
+    r = run("render", src, out, "--json")
+    assert r.returncode == 0, err_of(r)
+    assert b"in\xff.wav" in r.stdout or b"\\udcff" in r.stdout
+    assert sf.info(out).frames == 96000
+    r = run("analyze", src, "--plot", os.path.join(os.fsencode(tmp_path), b"p\xff.png"))
+    assert r.returncode == 0, err_of(r)
+    assert os.path.getsize(os.path.join(os.fsencode(tmp_path), b"p\xff.png")) > 10_000
+
+
+@pytest.mark.parametrize("text,words", [
+    ('"eq.3.gain_db" = ' + "9" * 10_000_000 + "\n", "at most 64 KiB"),
+    ('"eq.3.gain_db" = ' + "9" * 5000 + "\n", "holds a value TOML cannot read"),
+    ("x = " + "[" * 3000 + "]" * 3000 + "\n", "nested 3000 deep"),
+    ("x = " + "{a = " * 400 + "1" + "}" * 400 + "\n", "nested 400 deep"),
+    ("a" + ".b" * 100_000 + " = 1\n", "at most 64 KiB"),
+    ("a" + ".b" * 20_000 + " = 1\n", "dotted parts"),
+    ("".join(f"k{i} = 1\n" for i in range(100_000)), "at most 64 KiB"),
+    ("[comp]\nrms = 0.5\n", "not a boolean"),
+    ('"eq.3.gain_db" = true\n', "is a boolean"),
+])
+def test_pathological_presets_are_refused_fast(clip, tmp_path, text, words):
+    preset = tmp_path / "p.toml"
+    preset.write_text(text)
+    r = run("render", clip, tmp_path / "out.wav", "--preset", preset, timeout=30)
+    err = one_clean_line(r, 1, words)
+    assert len(err) < 300
+
+
+def test_config_values_of_the_wrong_type(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('blocksize = "big"\n')
+    one_clean_line(run("serve", "--config", cfg), 1, "expected an integer")
+    cfg.write_text("seconds = 0\nbackend = \"null\"\n")
+    one_clean_line(run("serve", "--config", cfg), 1, "positive number of seconds")
+    cfg.write_text('[set]\n"comp.rms" = 0.5\n')
+    one_clean_line(run("serve", "--config", cfg, "--backend", "null"), 1, "not a boolean")
+
+
+# 4. hangs and silent acceptance ---------------------------------------------------------
+@pytest.mark.parametrize("seconds", ["nan", "0", "-1", "inf"])
+def test_serve_seconds_must_be_positive(seconds):
+    r = run("serve", "--backend", "null", "--models", "off", "--no-surface", "--seconds", seconds, timeout=30)
+    one_clean_line(r, 2, "positive number of seconds")
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--set", "comp.rms=0.5"], "not a boolean"),
+    (["--set", "bypass=2"], "not a boolean"),
+    (["--preset", ""], "the preset name is empty"),
+    (["--set", "x" * 100_000 + "=1"], "unknown parameter id"),
+])
+def test_silent_acceptance_is_refused(clip, tmp_path, args, words):
+    err = one_clean_line(run("render", clip, tmp_path / "out.wav", *args), 1, words)
+    assert len(err) < 300
+    assert not (tmp_path / "out.wav").exists()
+
+
+# 5. Ctrl-C during start-up -------------------------------------------------------------
+@pytest.mark.parametrize("delay_s", [0.15, 0.4, 0.8])
+def test_ctrl_c_during_start_up_is_a_clean_exit(long_wav, tmp_path, delay_s):
+    proc = subprocess.Popen(AURACORE + ["render", str(long_wav), str(tmp_path / "o.wav")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(delay_s)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err and b"interrupted" in err, err
+    assert os.listdir(tmp_path) == []
+
+
+# 6. modes and symlinks ------------------------------------------------------------------
+def test_outputs_follow_the_umask_and_symlinks(clip, tmp_path):
+    out = tmp_path / "out.wav"
+    r = run("render", clip, out, preexec_fn=lambda: os.umask(0o027))
+    assert r.returncode == 0, err_of(r)
+    assert (out.stat().st_mode & 0o777) == 0o640
+    target = tmp_path / "target.wav"
+    link = tmp_path / "link.wav"
+    os.symlink(target, link)
+    assert run("render", clip, link).returncode == 0
+    assert link.is_symlink() and sf.info(target).frames == 96000
+    os.chmod(target, 0o600)  # a replaced file keeps its mode
+    assert run("render", clip, target).returncode == 0
+    assert (target.stat().st_mode & 0o777) == 0o600
+
+
+# 7. one clear line ----------------------------------------------------------------------
+def test_error_output_is_one_clear_line(tmp_path):
+    rng = np.random.default_rng(5)
+    garbage = tmp_path / "garbage.mp3"
+    garbage.write_bytes(rng.bytes(20000))
+    err = one_clean_line(run("render", garbage, tmp_path / "o.wav"), 1, "not a readable audio file")
+    assert "Note:" not in err and "does not exist" not in err
+    assert "format not recognised" in err
+    usage = one_clean_line(run("render"), 2, "required")
+    assert "usage:" not in usage
+    folder = tmp_path / "presets.d"
+    folder.mkdir()
+    one_clean_line(run("render", garbage, tmp_path / "o.wav", "--preset", folder), 1, "is a folder")
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    one_clean_line(run("render", garbage, tmp_path / "o.wav", "--preset", fifo, timeout=20), 1, "not a regular file")
+    nonfinite = tmp_path / "inf.wav"
+    x = 0.1 * rng.standard_normal((48000, 2))
+    x[10:20] = np.inf
+    x[30:40] = 1e300
+    sf.write(nonfinite, x, 48000, subtype="DOUBLE")
+    r = run("analyze", nonfinite, "--json")
+    assert r.returncode == 0 and not err_of(r).strip(), err_of(r)
+    assert b'"sanitised_samples": 40' in r.stdout
+    env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_DEFAULT_SERVER="none-here")
+    r = run("devices", env=env)
+    if r.returncode == 1:  # no device on this machine: the message goes to stderr
+        assert not r.stdout.strip() and "no audio devices" in err_of(r)
