@@ -167,7 +167,7 @@ def check_output_path(path: str, inputs: tuple = ()) -> str:
     for an input (by any name), a folder, a missing or unwritable folder, or a name too long."""
     for src in inputs:
         if src is not None and os.path.exists(path) and _same_file(src, path):
-            raise AudioFileError(f"{path}: this is the input file; refusing to overwrite it (choose another output path)")
+            raise AudioFileError(f"{path}: this is the input file: refusing to overwrite the input (choose another output path)")
     target = os.path.realpath(path) if os.path.islink(path) else path
     if os.path.isdir(target):
         raise AudioFileError(f"{path}: is a folder; give a file name for the output")
