@@ -219,3 +219,21 @@ class Steering:
         """Write the glided targets into their places in a (N_PARAMS,) vector (the engine's
         target mailbox format; realtime.engine.blend_targets mixes them in)."""
         vector[self.indices] = self.targets
+
+
+def open_session(path: str, threads: int = 0, providers: list[str] | None = None):
+    """An ONNX Runtime session for the model file at path: CUDA when this build offers it,
+    else the CPU; threads intra-op threads (0: ONNX Runtime's default). ModelError (one
+    line) for a missing or unreadable file or a missing onnxruntime."""
+    _require_ort()
+    if not os.path.isfile(path):
+        raise ModelError(f"model file missing: {path}")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads)
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(path, sess_options=opts, providers=providers or default_providers())
+    except Exception as exc:  # ONNX Runtime raises its own exception types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"model file unreadable: {path}: {first[:200]}") from None
