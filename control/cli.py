@@ -19,7 +19,7 @@ from .entry import Terminated, install_signal_handlers
 from .presets import preset_description, preset_names
 
 # The modules that add subcommands, in help order; each has add_parsers(sub) or add_parser(sub).
-COMMAND_MODULES = ["cmd_render", "cmd_analyze", "cmd_serve", "cmd_train", "cmd_master"]
+COMMAND_MODULES = ["cmd_render", "cmd_analyze", "cmd_serve", "cmd_train", "cmd_master", "cmd_transcribe"]
 
 
 class Parser(argparse.ArgumentParser):
