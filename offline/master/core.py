@@ -25,8 +25,12 @@ MATCH_ALL = ("eq", "loudness", "dynamics", "width")
 BLOCK_FRAMES = 65536
 SETTLE_S = 0.5               # each excerpt chunk is measured after this much (the chain's state settles)
 CALIBRATION_TOLERANCE_LU = 0.02
-CALIBRATION_PASSES = 5
+CALIBRATION_PASSES = 8
 LIMITER_RELEASE_MS = 150.0
+WHOLE_PASSES = 2               # checks of the level on the whole input, at most
+WHOLE_TOLERANCE_LU = 0.05
+WHOLE_TOLERANCE_DB = 0.05      # side/mid ratio
+WHOLE_RECHECK_LU = 0.3
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,25 @@ class Renderer:
         parts = [self.process(np.zeros((min(BLOCK_FRAMES, self.delay - k), self.channels)))
                  for k in range(0, self.delay, BLOCK_FRAMES)]
         return np.concatenate(parts) if parts else np.zeros((0, self.channels))
+
+
+class OutputTally:
+    """Integrated loudness and side/mid energy ratio of a stream of output blocks."""
+
+    def __init__(self, sample_rate: int, channels: int):
+        self.meter = LoudnessMeter(sample_rate, channels, true_peak=False)
+        self.mid = self.side = 0.0
+        self.channels = channels
+
+    def __call__(self, y: np.ndarray) -> None:
+        self.meter.process(y)
+        if self.channels == 2:
+            self.mid += float(np.sum((y[:, 0] + y[:, 1]) ** 2))
+            self.side += float(np.sum((y[:, 0] - y[:, 1]) ** 2))
+
+    def result(self) -> tuple[float, float | None]:
+        ratio = self.side / self.mid if self.channels == 2 and self.mid > 0.0 else None
+        return self.meter.integrated_lufs, ratio
 
 
 @dataclass(frozen=True)
@@ -144,19 +167,52 @@ def _clamp(pid: str, value: float) -> float:
     return float(min(max(value, p.minimum), p.maximum))
 
 
-def _excerpt_run(plan: Plan, excerpt, sample_rate: int, channels: int) -> tuple[float, float, float | None]:
+def _prefiltered(plan: Plan, excerpt, channels: int) -> list:
+    """The excerpt chunks as float64, through the matching FIRs (aligned) when there are any:
+    the FIRs do not change between calibration passes, so they run once."""
+    out = []
+    for chunk in excerpt:
+        x = chunk.astype(np.float64)
+        f = plan.match_filter(channels)
+        if f is not None:
+            x = np.concatenate([f.process(x), f.process(np.zeros((f.delay, channels)))])[f.delay:]
+        out.append(x)
+    return out
+
+
+def _ratio_goal(inp: Measurement, ref: Measurement, amount: float) -> float:
+    """The side/mid energy ratio to reach: amount of the way from the input's to the
+    reference's, in dB."""
+    return inp.side_mid_ratio ** (1.0 - amount) * ref.side_mid_ratio ** amount
+
+
+def _post_gain(values: dict) -> float:
+    """The gain after the compressor (dB): output gain plus makeup."""
+    return values["output.gain_db"] + values["comp.makeup_db"]
+
+
+def _set_post_gain(values: dict, gain_db: float) -> None:
+    """Put gain_db after the compressor: in output.gain_db, the excess over its range in
+    comp.makeup_db (the same place in the chain for the limiter)."""
+    out = _clamp("output.gain_db", round(gain_db, 3))
+    values["output.gain_db"] = out
+    values["comp.makeup_db"] = _clamp("comp.makeup_db", round(gain_db - out, 3))
+
+
+def _excerpt_run(plan: Plan, excerpt, filtered, sample_rate: int, channels: int) -> tuple[float, float, float | None]:
     """(input, output) integrated loudness (LUFS) of the excerpt chunks and the output's
     side/mid energy ratio (None for mono), each chunk run through a fresh chain and measured
-    after SETTLE_S (the whole signal as one chunk: from its start)."""
+    after SETTLE_S (the whole signal as one chunk: from its start). filtered: the chunks
+    through the plan's FIRs (``_prefiltered``)."""
     m_in = LoudnessMeter(sample_rate, channels, true_peak=False)
     m_out = LoudnessMeter(sample_rate, channels, true_peak=False)
     settle = int(SETTLE_S * sample_rate) if len(excerpt) > 1 else 0
+    chain_only = Plan(plan.params, plan.vector, None, None, None, plan.details)
     mid = side = 0.0
-    for chunk in excerpt:
-        x = chunk.astype(np.float64)
-        r = Renderer(plan, sample_rate, channels)
+    for chunk, x in zip(excerpt, filtered):
+        r = Renderer(chain_only, sample_rate, channels)
         y = np.concatenate([r.process(x), r.finish()])[settle:]
-        m_in.process(x[settle:])
+        m_in.process(chunk[settle:])
         m_out.process(y)
         if channels == 2:
             mid += float(np.sum((y[:, 0] + y[:, 1]) ** 2))
@@ -169,12 +225,17 @@ def _with(plan: Plan, vector: np.ndarray) -> Plan:
     return Plan(plan.params, vector, plan.mid_fir, plan.side_fir, plan.matching_curve, plan.details)
 
 
-def make_plan(inp: Measurement, ref: Measurement, amount: float = 1.0, match=MATCH_ALL) -> Plan:
+def make_plan(inp: Measurement, ref: Measurement, amount: float = 1.0, match=MATCH_ALL,
+              whole_lufs=None) -> Plan:
     """Fit the chain to the reference and calibrate its level on the input's excerpt.
 
     inp must carry an excerpt (``Measurer(..., keep_excerpt=True)``). amount scales every
     change from the neutral chain (dB gains, width, ratio, the matching curve); 0 leaves the
-    chain neutral. ParamError for a bad amount or match list."""
+    chain neutral. whole_lufs(plan) -> (integrated loudness in LUFS, side/mid energy ratio or
+    None) of the whole input through plan (a pass that writes nothing): when given and the
+    excerpt is only part of the input, the level and width found on the excerpt are checked
+    on the whole and corrected.
+    ParamError for a bad amount or match list."""
     amount = check_amount(amount)
     match = check_match(match)
     if not math.isfinite(inp.integrated_lufs):
@@ -215,9 +276,11 @@ def make_plan(inp: Measurement, ref: Measurement, amount: float = 1.0, match=MAT
                  "taps": taps, "latency_samples": (taps - 1) // 2}
 
     def vector_of(values):
+        # rounded as reported, so a preset of the reported values runs the very same chain
         v = P.default_vector()
-        for pid, value in values.items():
-            v[P.INDEX[pid]] = P.check_in_range(pid, value)
+        for pid in values:
+            values[pid] = round(P.check_in_range(pid, values[pid]), 4)
+            v[P.INDEX[pid]] = values[pid]
         return v
 
     values = {pid: neutral[pid] + amount * (full[pid] - neutral[pid]) for pid in full}
@@ -235,30 +298,56 @@ def make_plan(inp: Measurement, ref: Measurement, amount: float = 1.0, match=MAT
         return plan
     # the level: the output gain that lands the excerpt's change in loudness on the target
     goal = inp.integrated_lufs + amount * (target_lufs - inp.integrated_lufs)
-    gain = values["output.gain_db"] + goal - inp.integrated_lufs
+    gain = _post_gain(values) + goal - inp.integrated_lufs
     predicted = math.nan
+    filtered = _prefiltered(plan, inp.excerpt, inp.channels)
     last = None  # (gain, predicted) of the previous pass: the secant's slope (compression makes it < 1)
+    slope = 1.0
     for _ in range(CALIBRATION_PASSES):
-        values["output.gain_db"] = _clamp("output.gain_db", gain)
+        _set_post_gain(values, gain)
         plan = _with(plan, vector_of(values))
-        ex_in, ex_out, ratio = _excerpt_run(plan, inp.excerpt, inp.sample_rate, inp.channels)
+        ex_in, ex_out, ratio = _excerpt_run(plan, inp.excerpt, filtered, inp.sample_rate, inp.channels)
         if not (math.isfinite(ex_in) and math.isfinite(ex_out)):
             break
         predicted = inp.integrated_lufs + ex_out - ex_in
         error = goal - predicted
         if fit_width_live and ratio is not None and ratio > 1e-12:
             # the side/mid ratio the spectra predicted, corrected by what the chain gives
-            want = ref.side_mid_ratio * amount + inp.side_mid_ratio * (1.0 - amount)
+            want = _ratio_goal(inp, ref, amount)
             values["width.amount"] = _clamp("width.amount", round(values["width.amount"] * math.sqrt(want / ratio), 4))
         if abs(error) <= CALIBRATION_TOLERANCE_LU:
             break
-        slope = 1.0
-        if last is not None and abs(values["output.gain_db"] - last[0]) > 1e-6:
-            slope = min(max((predicted - last[1]) / (values["output.gain_db"] - last[0]), 0.2), 1.2)
-        last = (values["output.gain_db"], predicted)
-        gain = values["output.gain_db"] + error / slope
+        if last is not None and abs(_post_gain(values) - last[0]) > 1e-6:
+            slope = min(max((predicted - last[1]) / (_post_gain(values) - last[0]), 0.2), 1.2)
+        last = (_post_gain(values), predicted)
+        gain = _post_gain(values) + error / slope
     details["predicted_output_lufs"] = predicted
-    return Plan(dict(values), vector_of(values), mid_fir, side_fir, curve, details)
+    details["whole_passes"] = 0
+    plan = Plan(dict(values), vector_of(values), mid_fir, side_fir, curve, details)
+    if whole_lufs is None or len(inp.excerpt) < 2 or not math.isfinite(predicted):
+        return plan
+    for _ in range(WHOLE_PASSES):
+        measured, ratio = whole_lufs(plan)
+        details["whole_passes"] += 1
+        error = goal - measured
+        details["predicted_output_lufs"] = measured
+        if not math.isfinite(measured):
+            break
+        width_off = False
+        if fit_width_live and ratio is not None and ratio > 1e-12:
+            # the width scales the side exactly: one step lands the ratio
+            want = _ratio_goal(inp, ref, amount)
+            width_off = abs(10.0 * math.log10(want / ratio)) > WHOLE_TOLERANCE_DB
+            values["width.amount"] = _clamp("width.amount", round(values["width.amount"] * math.sqrt(want / ratio), 4))
+        if abs(error) <= WHOLE_TOLERANCE_LU and not width_off:
+            break
+        # the width lands in one step; the gain is checked again only after a large correction
+        last_pass = abs(error) <= WHOLE_RECHECK_LU
+        _set_post_gain(values, _post_gain(values) + error / slope)
+        plan = Plan(dict(values), vector_of(values), mid_fir, side_fir, curve, details)
+        if last_pass:
+            break
+    return plan
 
 
 def master(x: np.ndarray, reference: np.ndarray, sample_rate: int, amount: float = 1.0,
@@ -273,14 +362,23 @@ def master(x: np.ndarray, reference: np.ndarray, sample_rate: int, amount: float
     reference = _as_2d(reference, "reference")
     inp = measure(x, sample_rate, keep_excerpt=True)
     ref = measure(reference, reference_rate or sample_rate)
-    plan = make_plan(inp, ref, amount, match)
+
+    def whole_lufs(p: Plan):
+        tally = OutputTally(sample_rate, x.shape[1])
+        r = Renderer(p, sample_rate, x.shape[1])
+        for s in range(0, x.shape[0], BLOCK_FRAMES):
+            tally(r.process(x[s:s + BLOCK_FRAMES]))
+        tally(r.finish())
+        return tally.result()
+
+    plan = make_plan(inp, ref, amount, match, whole_lufs)
     if plan_is_identity(amount):
         y = x.copy()
     else:
         r = Renderer(plan, sample_rate, x.shape[1])
         parts = [r.process(x[s:s + BLOCK_FRAMES]) for s in range(0, x.shape[0], BLOCK_FRAMES)]
         y = np.concatenate(parts + [r.finish()])
-    out = measure(y, sample_rate)
+    out = measure(y, sample_rate, spectra=False)
     return _result(y, sample_rate, amount, match, plan, inp, ref, out)
 
 
@@ -304,7 +402,7 @@ def _result(y, sample_rate, amount, match, plan, inp, ref, out) -> Mastered:
                    output_side_mid_ratio=out.side_mid_ratio, duration_s=out.frames / out.sample_rate)
     return Mastered(
         audio=y, sample_rate=int(sample_rate), amount=float(amount), match=check_match(match),
-        params={pid: (round(v, 4) if isinstance(v, float) else v) for pid, v in plan.params.items()},
+        params=dict(plan.params),
         matching_curve=plan.matching_curve,
         input_integrated_lufs=inp.integrated_lufs, input_true_peak_dbtp=inp.true_peak_dbtp,
         reference_integrated_lufs=ref.integrated_lufs, reference_true_peak_dbtp=ref.true_peak_dbtp,

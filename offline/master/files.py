@@ -8,7 +8,7 @@ from auracore.errors import AudioFileError
 from auracore.offline.audio_io import (Quantizer, atomic_output, open_input, output_format, read_blocks,
                                        resolve_subtype)
 
-from .core import BLOCK_FRAMES, MATCH_ALL, Mastered, Renderer, _result, check_amount, check_match, make_plan
+from .core import BLOCK_FRAMES, MATCH_ALL, Mastered, OutputTally, Renderer, _result, check_amount, check_match, make_plan
 from .measure import Measurer
 
 
@@ -59,9 +59,23 @@ def master_file(in_path: str, out_path: str, reference_path: str, amount: float 
 
     inp = run(in_path, "measure input", lambda bar: _measure_file(in_path, True, bar))
     ref = run(reference_path, "measure reference", lambda bar: _measure_file(reference_path, False, bar))
-    plan = make_plan(inp, ref, amount, match)
+
+    def whole_lufs(p):
+        def check(bar):
+            with open_input(in_path) as f:
+                tally = OutputTally(f.samplerate, f.channels)
+                r = Renderer(p, f.samplerate, f.channels)
+                for block in read_blocks(f, BLOCK_FRAMES, in_path):
+                    tally(r.process(block))
+                    if bar is not None:
+                        bar.update(block.shape[0])
+                tally(r.finish())
+            return tally.result()
+        return run(in_path, "check level", check)
+
+    plan = make_plan(inp, ref, amount, match, whole_lufs)
     quantizer = Quantizer(resolve_subtype(output_format(out_path), subtype))
-    out_m = Measurer(inp.sample_rate, inp.channels)
+    out_m = Measurer(inp.sample_rate, inp.channels, spectra=False)
 
     def render(bar):
         with open_input(in_path) as f, atomic_output(out_path, f.samplerate, f.channels, subtype,

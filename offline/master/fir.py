@@ -6,7 +6,6 @@ many frames as it is given, delayed by ``delay`` frames.
 """
 
 import numpy as np
-from scipy.signal import fftconvolve
 
 TAPS_AT_48K = 4097
 
@@ -33,30 +32,38 @@ def design_fir(grid_hz: np.ndarray, gain_db: np.ndarray, sample_rate: float, tap
 class MatchFilter:
     """Stream (frames, channels) blocks through the mid and side FIRs (mono: mid only).
 
-    mid_fir, side_fir: (taps,) each (side_fir None for mono or when the side is left alone:
-    then the side gets the mid filter, as both channels would)."""
+    mid_fir, side_fir: (taps,) each (side_fir None: the side gets the mid filter). Blocks
+    are cut into pieces of ``piece`` frames, each convolved by one FFT of a fixed size with
+    the filters' spectra computed once (overlap-add)."""
 
-    def __init__(self, mid_fir: np.ndarray, side_fir: np.ndarray | None, channels: int):
+    def __init__(self, mid_fir: np.ndarray, side_fir: np.ndarray | None, channels: int, piece: int = 1 << 15):
+        taps = mid_fir.shape[0]
         self.channels = channels
-        self.mid_fir = mid_fir
-        self.side_fir = mid_fir if side_fir is None else side_fir
-        self.delay = (mid_fir.shape[0] - 1) // 2
-        self.tail = np.zeros((mid_fir.shape[0] - 1, channels))
-
-    def _conv(self, sig: np.ndarray, fir: np.ndarray) -> np.ndarray:
-        return fftconvolve(sig, fir) if sig.shape[0] > 0 else np.zeros(fir.shape[0] - 1)
+        self.delay = (taps - 1) // 2
+        self.piece = piece
+        self.n_fft = 1 << int(np.ceil(np.log2(piece + taps - 1)))
+        firs = [mid_fir] if channels == 1 else [mid_fir, mid_fir if side_fir is None else side_fir]
+        self.spectra = np.stack([np.fft.rfft(f, self.n_fft) for f in firs])
+        self.tail = np.zeros((len(firs), taps - 1))
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """x: (frames, channels) float64 -> (frames, channels) filtered, delayed by self.delay."""
+        out = np.empty((x.shape[0], self.channels))
+        for start in range(0, x.shape[0], self.piece):
+            out[start:start + self.piece] = self._piece(x[start:start + self.piece])
+        return out
+
+    def _piece(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
         if self.channels == 2:
-            mid = self._conv(0.5 * (x[:, 0] + x[:, 1]), self.mid_fir)
-            side = self._conv(0.5 * (x[:, 0] - x[:, 1]), self.side_fir)
-            y = np.stack([mid + side, mid - side], axis=1)
+            ms = np.stack([0.5 * (x[:, 0] + x[:, 1]), 0.5 * (x[:, 0] - x[:, 1])])
         else:
-            y = self._conv(x[:, 0], self.mid_fir)[:, None]
-        k = self.tail.shape[0]
-        y[:k] += self.tail
-        out = y[:n].copy() if n <= k else y[:n]
-        self.tail = y[n:n + k].copy()
-        return out
+            ms = x.T
+        y = np.fft.irfft(np.fft.rfft(ms, self.n_fft, axis=1) * self.spectra, self.n_fft, axis=1)
+        k = self.tail.shape[1]
+        y[:, :k] += self.tail
+        self.tail = y[:, n:n + k].copy()
+        y = y[:, :n]
+        if self.channels == 2:
+            return np.stack([y[0] + y[1], y[0] - y[1]], axis=1)
+        return y.T

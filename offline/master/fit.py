@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
-from scipy.optimize import least_squares
 
 from auracore.kernels import params as P
 from auracore.kernels.biquad import SHAPE_HIGHSHELF, SHAPE_LOWSHELF, SHAPE_PEAKING, design_biquad
@@ -137,12 +136,16 @@ def spectral_match(inp: Measurement, ref: Measurement, fit_eq: bool, fit_width: 
         side_in = smooth_power(inp.freqs_hz, inp.side_power, grid)
         side_ref = smooth_power(ref.freqs_hz, ref.side_power, grid)
         sw = _content_weights(grid, _db(side_in), _db(side_ref))
-        shape = np.clip((_db(side_ref) - _db(side_in) - offset - eq_db), -DIFF_LIMIT_DB, DIFF_LIMIT_DB)
-        shape *= np.clip(sw / 0.5, 0.0, 1.0)
         through_eq = side_in * 10.0 ** (eq_db / 10.0)
-        if _energy(through_eq, grid, shape) > 0.0:
+        zero = np.zeros_like(grid)
+
+        def level_free(curve):
             # the side curve keeps the side's energy: its level is the width's job
-            shape -= 10.0 * math.log10(_energy(through_eq, grid, shape) / max(_energy(through_eq, grid, 0 * shape), 1e-30))
+            return curve - 10.0 * math.log10(max(_energy(through_eq, grid, curve), 1e-30)
+                                             / max(_energy(through_eq, grid, zero), 1e-30))
+
+        shape = level_free(np.clip(_db(side_ref) - _db(side_in) - offset - eq_db, -40.0, 40.0))
+        shape = level_free(np.clip(shape, -DIFF_LIMIT_DB, DIFF_LIMIT_DB) * np.clip(sw / 0.5, 0.0, 1.0))
         side_fir = np.clip(shape, -EQ_GAIN_LIMIT_DB, EQ_GAIN_LIMIT_DB)
     worst = max(float(np.max(np.abs(c))) for c in (mid_fir, side_fir) if c is not None) if fit_eq else 0.0
     if worst <= RESIDUAL_FIR_DB:
@@ -187,9 +190,40 @@ def fit_eq_bands(grid_hz, target_db, weights, sample_rate):
     lower[2 * n] = lower[3 * n - 1] = math.log(0.4)   # shelves: no resonant bump
     upper[2 * n] = upper[3 * n - 1] = math.log(1.2)
     start = np.clip(start, lower + 1e-9, upper - 1e-9)
-    sol = least_squares(residual, start, bounds=(lower, upper), x_scale="jac", max_nfev=400)
-    g, f, q = unpack(sol.x)
+    g, f, q = unpack(_levenberg_marquardt(residual, start, lower, upper))
     return np.round(g, 2), np.round(f, 1), np.round(q, 3)
+
+
+def _levenberg_marquardt(residual, v, lower, upper, iterations: int = 60) -> np.ndarray:
+    """Minimise |residual(v)|^2 inside [lower, upper] (steps projected on the box), with a
+    forward-difference Jacobian."""
+    r = residual(v)
+    cost = float(r @ r)
+    lam = 1e-2
+    eps = 1e-6
+    for _ in range(iterations):
+        jac = np.empty((r.shape[0], v.shape[0]))
+        for k in range(v.shape[0]):
+            dv = v.copy()
+            dv[k] += eps
+            jac[:, k] = (residual(dv) - r) / eps
+        jtj = jac.T @ jac
+        grad = jac.T @ r
+        improved = False
+        for _ in range(8):
+            step = np.linalg.solve(jtj + lam * (np.diag(np.diag(jtj)) + 1e-9 * np.eye(v.shape[0])), -grad)
+            trial = np.clip(v + step, lower, upper)
+            rt = residual(trial)
+            ct = float(rt @ rt)
+            if ct < cost:
+                improved = cost - ct > 1e-9 * cost
+                v, r, cost = trial, rt, ct
+                lam = max(lam / 3.0, 1e-7)
+                break
+            lam *= 4.0
+        if not improved:
+            break
+    return v
 
 
 def lra_of(levels_lufs: np.ndarray, counts: np.ndarray) -> float:

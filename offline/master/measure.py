@@ -13,7 +13,6 @@ import numpy as np
 from auracore.kernels.chain import SANE_LIMIT
 from auracore.kernels.loudness import HIST_BINS_PER_LU, HIST_LOW_LUFS, LoudnessMeter
 from auracore.kernels.truepeak import TP_DELAY
-from auracore.offline.analyze import MomentStats, SpectrumAccumulator
 
 SPECTRUM_FFT_S = 0.17            # Welch segment length: 8192 frames at 48 kHz (5.9 Hz bins)
 EXCERPT_CHUNKS = 8
@@ -38,7 +37,7 @@ class Measurement:
     true_peak_dbtp: float
     sample_peak_dbfs: float
     rms_dbfs: float
-    side_mid_ratio: float | None
+    side_mid_ratio: float | None     # side energy over mid energy (None: mono, or no mid)
     freqs_hz: np.ndarray
     mid_power: np.ndarray
     side_power: np.ndarray
@@ -54,6 +53,49 @@ class Measurement:
     def plr_db(self) -> float:
         """True peak over integrated loudness (dB)."""
         return self.true_peak_dbtp - self.integrated_lufs
+
+
+class MidSideSpectrum:
+    """Welch power spectra of rows of a (rows, frames) stream (mid and side): Hann windows of
+    fft_size, 50 % overlap, every complete segment of a block in one FFT call. Power is
+    scaled so a sine of amplitude A on a bin reads A**2; a stream shorter than one window
+    gets one Hann window of its own length, zero-padded."""
+
+    def __init__(self, sample_rate: int, rows: int, fft_size: int):
+        self.sample_rate = sample_rate
+        self.fft_size = fft_size
+        self.hop = fft_size // 2
+        self.window = np.hanning(fft_size + 1)[:-1].astype(np.float32)   # periodic Hann
+        self.pending = np.zeros((rows, 0))
+        self.power_sum = np.zeros((rows, fft_size // 2 + 1))
+        self.segments = 0
+
+    def process(self, xt: np.ndarray) -> None:
+        """xt: (rows, frames) float64."""
+        buf = np.concatenate([self.pending, xt], axis=1)
+        count = 0 if buf.shape[1] < self.fft_size else 1 + (buf.shape[1] - self.fft_size) // self.hop
+        if count:
+            segs = np.lib.stride_tricks.sliding_window_view(buf, self.fft_size, axis=1)[:, ::self.hop][:, :count]
+            # float32 FFTs: the averaged power needs no more, and they cost half
+            spec = np.fft.rfft((segs * self.window).astype(np.float32), axis=2)
+            self.power_sum += (spec.real ** 2 + spec.imag ** 2).sum(axis=1, dtype=np.float64)
+            self.segments += count
+        self.pending = buf[:, count * self.hop:].copy()
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """(freqs_hz (bins,), power (rows, bins))."""
+        window = self.window
+        if self.segments == 0 and self.pending.shape[1] > 0:
+            n = self.pending.shape[1]
+            window = np.zeros(self.fft_size)
+            window[:n] = np.hanning(n + 1)[:-1] if n > 1 else 1.0
+            padded = np.zeros((self.pending.shape[0], self.fft_size))
+            padded[:, :n] = self.pending
+            spec = np.fft.rfft(padded * window, axis=1)
+            self.power_sum += spec.real ** 2 + spec.imag ** 2
+            self.segments = 1
+        scale = 4.0 / (window.sum() ** 2 * max(self.segments, 1))
+        return np.fft.rfftfreq(self.fft_size, 1.0 / self.sample_rate), self.power_sum * scale
 
 
 def _db(power_or_amp: float, scale: float) -> float:
@@ -75,17 +117,17 @@ class Measurer:
     """Streaming measurement of one signal: process(block) for each block, then finish().
 
     sample_rate in Hz; channels 1 or 2; frames_hint: the total length, needed to spread the
-    excerpt (0 or keep_excerpt=False: no excerpt).
+    excerpt (0 or keep_excerpt=False: no excerpt); spectra=False skips the spectra (empty).
     """
 
-    def __init__(self, sample_rate: int, channels: int, frames_hint: int = 0, keep_excerpt: bool = False):
+    def __init__(self, sample_rate: int, channels: int, frames_hint: int = 0, keep_excerpt: bool = False,
+                 spectra: bool = True):
         self.sample_rate = int(sample_rate)
         self.channels = channels
         self.meter = LoudnessMeter(sample_rate, channels)
         fft = 1 << max(8, int(round(math.log2(SPECTRUM_FFT_S * sample_rate))))
-        self.mid = SpectrumAccumulator(self.sample_rate, 1, fft)
-        self.side = SpectrumAccumulator(self.sample_rate, 1, fft)
-        self.moments = MomentStats(channels)
+        self.spectrum = MidSideSpectrum(self.sample_rate, channels, fft) if spectra else None
+        self.products = np.zeros(3)   # sums of L*L, R*R, L*R (mono: x*x in the first)
         self.frames = 0
         self.ranges = excerpt_starts(frames_hint, self.sample_rate) if keep_excerpt and frames_hint > 0 else []
         self.chunks = [np.zeros((b - a, channels), dtype=np.float32) for a, b in self.ranges]
@@ -94,9 +136,10 @@ class Measurer:
     def process(self, x: np.ndarray) -> None:
         """x: (frames, channels) float64 block."""
         x = np.ascontiguousarray(x, dtype=np.float64)
-        bad = ~(np.abs(x) <= SANE_LIMIT)
-        if bad.any():  # measured as the chain's sanitiser will see it
-            x = np.where(bad, 0.0, x)
+        peak = float(np.max(np.abs(x))) if x.shape[0] else 0.0
+        if not peak <= SANE_LIMIT:  # NaN, Inf, absurd: measured as the chain's sanitiser will see it
+            x = np.where(np.abs(x) <= SANE_LIMIT, x, 0.0)
+            peak = float(np.max(np.abs(x)))
         n = x.shape[0]
         start = self.frames
         for (a, b), chunk in zip(self.ranges, self.chunks):
@@ -106,29 +149,34 @@ class Measurer:
         self.frames += n
         self.meter.process(x)
         xt = np.ascontiguousarray(x.T)
-        self.moments.process(xt)
         if self.channels == 2:
-            self.mid.process(0.5 * (xt[0:1] + xt[1:2]))
-            self.side.process(0.5 * (xt[0:1] - xt[1:2]))
+            self.products += (np.dot(xt[0], xt[0]), np.dot(xt[1], xt[1]), np.dot(xt[0], xt[1]))
         else:
-            self.mid.process(xt)
-        self.sample_peak = max(self.sample_peak, float(np.max(np.abs(x))) if n else 0.0)
+            self.products[0] += np.dot(xt[0], xt[0])
+        if self.spectrum is not None:
+            self.spectrum.process(np.stack([0.5 * (xt[0] + xt[1]), 0.5 * (xt[0] - xt[1])])
+                                  if self.channels == 2 else xt)
+        self.sample_peak = max(self.sample_peak, peak)
 
     def finish(self) -> Measurement:
         """The measurement; the measurer is spent afterwards."""
         self.meter.process(np.zeros((TP_DELAY + 1, self.channels)))  # the true-peak estimate's lag
-        freqs, mid = self.mid.finish()
-        if self.channels == 2:
-            _, side = self.side.finish()
+        if self.spectrum is not None:
+            freqs, power = self.spectrum.finish()
+            mid, side = power[0], (power[1] if self.channels == 2 else np.zeros_like(power[0]))
         else:
-            side = np.zeros_like(mid)
-        mean_sq = float(np.diag(self.moments.raw_moment()).mean()) if self.frames else 0.0
+            freqs = mid = side = np.zeros(0)
+        ll, rr, lr = self.products
+        mean_sq = (ll + rr) / (self.frames * self.channels) if self.frames else 0.0
+        side_mid = None
+        if self.channels == 2 and (ll + rr + 2.0 * lr) > 1e-12 * (ll + rr):
+            side_mid = max(ll + rr - 2.0 * lr, 0.0) / (ll + rr + 2.0 * lr)
         tp = self.meter.true_peak_dbtp
         return Measurement(
             sample_rate=self.sample_rate, channels=self.channels, frames=self.frames,
             integrated_lufs=self.meter.integrated_lufs, loudness_range_lu=self.meter.loudness_range_lu,
             true_peak_dbtp=float(np.max(tp)), sample_peak_dbfs=_db(self.sample_peak, 20.0),
-            rms_dbfs=_db(mean_sq, 10.0), side_mid_ratio=self.moments.width() if self.channels == 2 else None,
+            rms_dbfs=_db(mean_sq, 10.0), side_mid_ratio=side_mid,
             freqs_hz=freqs, mid_power=mid, side_power=side, st_hist=self.meter.lra_count.copy(),
             excerpt=tuple(self.chunks))
 
@@ -138,9 +186,10 @@ def hist_levels_lufs(hist: np.ndarray) -> np.ndarray:
     return HIST_LOW_LUFS + (np.arange(hist.shape[0]) + 0.5) / HIST_BINS_PER_LU
 
 
-def measure(x: np.ndarray, sample_rate: int, keep_excerpt: bool = False, blocksize: int = 65536) -> Measurement:
+def measure(x: np.ndarray, sample_rate: int, keep_excerpt: bool = False, spectra: bool = True,
+            blocksize: int = 65536) -> Measurement:
     """Measure a whole array x: (frames, channels) float64 (see ``Measurer``)."""
-    m = Measurer(sample_rate, x.shape[1], x.shape[0], keep_excerpt)
+    m = Measurer(sample_rate, x.shape[1], x.shape[0], keep_excerpt, spectra)
     for start in range(0, x.shape[0], blocksize):
         m.process(x[start:start + blocksize])
     return m.finish()
