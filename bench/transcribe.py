@@ -177,10 +177,15 @@ def prf(matches: int, n_ref: int, n_est: int) -> tuple[float, float, float]:
 
 def run_ours(wav: str, stem_type: str):
     """Our transcription of a file on disk: ((onset, offset, pitch) list, seconds)."""
-    from auracore.offline.transcribe import transcribe_file
+    from auracore.offline.audio_io import open_input, read_blocks
+    from auracore.offline.transcribe import Transcriber
 
     t = time.perf_counter()
-    notes = transcribe_file(wav, stem_type=stem_type)
+    with open_input(wav) as f:  # as the command streams it
+        tr = Transcriber(f.samplerate, stem_type)
+        for block in read_blocks(f, 65536, wav):
+            tr.process(block)
+    notes = tr.finish()
     elapsed = time.perf_counter() - t
     return [(n.onset_s, n.offset_s, n.pitch) for n in notes.notes], elapsed
 

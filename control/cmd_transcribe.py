@@ -39,8 +39,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--program", type=_program, default=None, metavar="N",
                    help="GM program 0-127 of the track (default 0 piano, 33 for bass; with --separate "
                         "a default per stem)")
-    p.add_argument("--onset-threshold", type=_unit, default=0.5, metavar="X",
-                   help="note-start activation 0-1 (default 0.5; lower finds more notes)")
+    p.add_argument("--onset-threshold", type=_unit, default=0.7, metavar="X",
+                   help="note-start activation 0-1 (default 0.7; lower finds more notes)")
     p.add_argument("--frame-threshold", type=_unit, default=0.3, metavar="X",
                    help="note-hold activation 0-1 (default 0.3; lower makes notes longer)")
     p.add_argument("--min-note-ms", type=_positive(10000.0), default=58.0, metavar="MS",

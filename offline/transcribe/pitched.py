@@ -43,9 +43,12 @@ WINDOW_FRAMES = 172
 PITCHES = 88
 LOWEST_PITCH = 21  # MIDI number of the model's first key, A0
 CONTOUR_BINS_PER_ST = 3
-KEEP_FRAMES = 142
+KEEP_FRAMES = 160
 MARGIN_FRAMES = (WINDOW_FRAMES - KEEP_FRAMES) // 2
 BATCH_WINDOWS = 4
+MODEL_THREADS = 1  # one intra-op thread: fastest per window on a shared 2-core machine (docs/transcribe.md)
+# a window whose samples all lie below this (-80 dBFS) is silence: the model is not run on it
+SILENT_PEAK = 1e-4
 FFT_SIZE = 2048
 # The model's frame k describes audio near sample k * HOP + FRAME_LAG_SAMPLES (measured here on
 # rendered notes: see docs/transcribe.md).
@@ -54,8 +57,9 @@ BEND_MIN_ST = 0.3
 BEND_STEP_ST = 0.05
 BEND_SEARCH_BINS = 6
 HISTORY_FRAMES = 4096
-VELOCITY_REF_DB = -6.0  # fundamental peak level (dBFS) given velocity 127
-VELOCITY_RANGE_DB = 40.0
+VELOCITY_LOUD = 112  # the velocity of the loud notes (the 95th percentile of note levels)
+VELOCITY_RANGE_DB = 40.0  # GM: level proportional to velocity squared, 1..127 spans about 40 dB
+GLIDE_GAP_S = 0.1
 
 
 def model_path() -> str:
@@ -79,7 +83,7 @@ def model_session():
     if _SESSION is None:
         from auracore.models.runtime import open_session
 
-        _SESSION = open_session(model_path())
+        _SESSION = open_session(model_path(), threads=MODEL_THREADS)
     return _SESSION
 
 
@@ -133,7 +137,8 @@ class StreamResampler:
 
 def _bin_tables():
     offsets = np.arange(-BEND_SEARCH_BINS, BEND_SEARCH_BINS + 1)
-    contour_bins = (CONTOUR_BINS_PER_ST * np.arange(PITCHES))[:, None] + offsets[None, :]
+    # the key's own contour bin is the middle one of its three (the first bin lies a third below A0)
+    contour_bins = (CONTOUR_BINS_PER_ST * np.arange(PITCHES) + 1)[:, None] + offsets[None, :]
     valid = (contour_bins >= 0) & (contour_bins < PITCHES * CONTOUR_BINS_PER_ST)
     return contour_bins.clip(0, PITCHES * CONTOUR_BINS_PER_ST - 1), valid, offsets
 
@@ -143,6 +148,48 @@ HANN = np.hanning(FFT_SIZE + 1)[:FFT_SIZE]
 HANN_GAIN = HANN.sum() / 2.0  # a full-scale sine's peak magnitude
 _PHASE = 2.0 * np.pi * np.arange(FFT_SIZE)[:, None] * (440.0 * 2.0 ** ((np.arange(PITCHES) + LOWEST_PITCH - 69) / 12.0)) / MODEL_RATE
 KEY_DFT = (np.concatenate((np.cos(_PHASE), np.sin(_PHASE)), axis=1) * (HANN / HANN_GAIN)[:, None]).astype(np.float32)
+
+
+def with_velocities(notes: list, levels_db: list) -> list:
+    """Notes given velocities from their fundamental levels (dB) on the GM curve, the 95th
+    percentile level at VELOCITY_LOUD, so the dynamics between notes are kept."""
+    if not notes:
+        return []
+    ref_db = float(np.percentile(levels_db, 95))
+    return [Note(n.onset_s, n.offset_s, n.pitch,
+                 int(np.clip(round(VELOCITY_LOUD * 10.0 ** ((lv - ref_db) / VELOCITY_RANGE_DB)), 1, 127)), n.bends)
+            for n, lv in zip(notes, levels_db)]
+
+
+def merge_glides(notes: list) -> list:
+    """Notes by onset, with a glide made one note: where a note bends toward a key one or two
+    semitones away and a note at that key starts within GLIDE_GAP_S of its end, the second
+    is folded into the first as the rest of its bend curve."""
+    notes = sorted(notes, key=lambda n: (n.onset_s, n.pitch))
+    out: list[Note] = []
+    for n in notes:
+        merged = False
+        for i in range(len(out) - 1, -1, -1):
+            a = out[i]
+            if a.offset_s < n.onset_s - GLIDE_GAP_S:
+                if n.onset_s - a.offset_s > 5.0:
+                    break
+                continue
+            d = n.pitch - a.pitch
+            if not (1 <= abs(d) <= 2) or not a.bends or abs(a.offset_s - n.onset_s) > GLIDE_GAP_S:
+                continue
+            last = a.bends[-1][1]
+            if last * d <= 0 or abs(last) < 0.4 * abs(d):
+                continue
+            bends = tuple(b for b in a.bends if b[0] < n.onset_s) + tuple((t, round(s + d, 3)) for t, s in n.bends)
+            if not n.bends:
+                bends += ((n.onset_s, float(d)),)
+            out[i] = Note(a.onset_s, max(a.offset_s, n.offset_s), a.pitch, a.velocity, bends)
+            merged = True
+            break
+        if not merged:
+            out.append(n)
+    return out
 
 
 def hz_to_pitch_index(freq_hz: float) -> float:
@@ -155,9 +202,9 @@ class PitchedTranscriber:
     22050 Hz (``MODEL_RATE``; ``StreamResampler`` gets it there), then ``finish()`` for the
     notes (onset order)."""
 
-    def __init__(self, sample_rate: int = MODEL_RATE, onset_threshold: float = 0.5, frame_threshold: float = 0.3,
+    def __init__(self, sample_rate: int = MODEL_RATE, onset_threshold: float = 0.7, frame_threshold: float = 0.3,
                  min_note_ms: float = 58.0, min_hz: float | None = None, max_hz: float | None = None,
-                 sustain_threshold: float = 0.5, gap_ms: float = 35.0, release_ratio: float = 0.0,
+                 sustain_threshold: float = 0.8, gap_ms: float = 35.0, release_ratio: float = 0.0,
                  session=None):
         if int(sample_rate) != MODEL_RATE:
             raise ValueError(f"the model runs at {MODEL_RATE} Hz, not {sample_rate}")
@@ -180,6 +227,7 @@ class PitchedTranscriber:
         self.pending = None  # the last decoded-ahead frame (lookahead row), per array
         self.history = np.zeros((HISTORY_FRAMES, PITCHES), dtype=np.float32)  # bend curves, ring
         self.notes: list[Note] = []
+        self.levels_db: list[float] = []
         self.windows_run = 0
 
     def _output_order(self) -> tuple[int, int, int]:
@@ -200,7 +248,7 @@ class PitchedTranscriber:
     def finish(self) -> list[Note]:
         """Run the tail and close every note still sounding; the notes, by onset."""
         self._run_windows(final=True)
-        return sorted(self.notes, key=lambda n: (n.onset_s, n.pitch))
+        return merge_glides(with_velocities(self.notes, self.levels_db))
 
     @property
     def total_frames(self) -> int:
@@ -237,11 +285,7 @@ class PitchedTranscriber:
         if need > len(self.buf):
             self.buf = np.concatenate((self.buf, np.zeros(need - len(self.buf), dtype=np.float32)))
         batch = np.stack([self.buf[s:s + WINDOW] for s in starts])
-        outs = self.session.run(self.output_names, {self.input_name: batch[:, :, None]})
-        keep = slice(MARGIN_FRAMES, MARGIN_FRAMES + KEEP_FRAMES)
-        note = outs[self.order[0]][:, keep].reshape(-1, PITCHES)
-        onset = outs[self.order[1]][:, keep].reshape(-1, PITCHES)
-        contour = outs[self.order[2]][:, keep].reshape(-1, PITCHES * CONTOUR_BINS_PER_ST)
+        note, onset, contour = self._model(batch)
         mag = self._magnitudes(batch)
         self.windows_run += count
         next_start = self._window_start(self.windows_run) - self.buf_start
@@ -253,6 +297,19 @@ class PitchedTranscriber:
             limit = self.total_frames - self.next_frame - (0 if self.pending is None else 1)
             frames, dev = frames[:, :max(0, limit)], dev[:max(0, limit)]
         self._decode((frames, dev), final=False)
+
+    def _model(self, batch: np.ndarray):
+        """The kept frames of the model's note, onset and contour outputs for a batch of
+        windows, (windows x KEEP_FRAMES, 88 / 88 / 264); silent windows give zeros unrun."""
+        keep = slice(MARGIN_FRAMES, MARGIN_FRAMES + KEEP_FRAMES)
+        sizes = (PITCHES, PITCHES, PITCHES * CONTOUR_BINS_PER_ST)
+        out = [np.zeros((len(batch), KEEP_FRAMES, n), dtype=np.float32) for n in sizes]
+        loud = np.flatnonzero(np.abs(batch).max(axis=1) >= SILENT_PEAK)
+        if loud.size:
+            res = self.session.run(self.output_names, {self.input_name: batch[loud][:, :, None]})
+            for k in range(3):
+                out[k][loud] = res[self.order[k]][:, keep]
+        return [o.reshape(-1, n) for o, n in zip(out, sizes)]
 
     def _magnitudes(self, batch: np.ndarray) -> np.ndarray:
         """(windows x KEEP_FRAMES, PITCHES) magnitude (full-scale sine = 1) of each key's
@@ -306,15 +363,17 @@ class PitchedTranscriber:
                                self.lo, self.hi, final)
         self.next_frame += T
         for row in rows[:n]:
-            self.notes.append(self._note(row))
+            note, level_db = self._note(row)
+            self.notes.append(note)
+            self.levels_db.append(level_db)
 
     def _note(self, row) -> Note:
         p, start, end = int(row[0]), int(row[1]), int(row[2])
         onset_s = (start * HOP + FRAME_LAG_SAMPLES) / MODEL_RATE
         offset_s = (end * HOP + FRAME_LAG_SAMPLES) / MODEL_RATE
         level_db = 20.0 * math.log10(max(row[5], 1e-9))
-        velocity = int(np.clip(round(127.0 * 10.0 ** ((level_db - VELOCITY_REF_DB) / VELOCITY_RANGE_DB)), 1, 127))
-        return Note(onset_s, offset_s, p + LOWEST_PITCH, velocity, self._bends(p, start, end))
+        # the velocity is set in finish, relative to the loudest notes; the level rides along until then
+        return Note(onset_s, offset_s, p + LOWEST_PITCH, 0, self._bends(p, start, end)), level_db
 
     def _bends(self, p: int, start: int, end: int) -> tuple:
         first = max(start, end - HISTORY_FRAMES, self.next_frame + 0 - HISTORY_FRAMES)

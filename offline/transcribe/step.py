@@ -47,7 +47,7 @@ class Transcriber:
     the pitches; program the GM program 0..127 (default: 0, or 33 for bass)."""
 
     def __init__(self, sample_rate: int, stem_type: str = "auto", program: int | None = None,
-                 onset_threshold: float = 0.5, frame_threshold: float = 0.3, min_note_ms: float = 58.0,
+                 onset_threshold: float = 0.7, frame_threshold: float = 0.3, min_note_ms: float = 58.0,
                  min_hz: float | None = None, max_hz: float | None = None, name: str | None = None):
         if stem_type not in STEM_TYPES:
             raise ParamError(f"stem type {stem_type!r}: use one of {', '.join(STEM_TYPES)}")
@@ -136,7 +136,7 @@ def _db_text(v: float) -> str:
 
 
 def transcribe(x: np.ndarray, sample_rate: int, stem_type: str = "auto", program: int | None = None,
-               onset_threshold: float = 0.5, frame_threshold: float = 0.3, min_note_ms: float = 58.0,
+               onset_threshold: float = 0.7, frame_threshold: float = 0.3, min_note_ms: float = 58.0,
                min_hz: float | None = None, max_hz: float | None = None, tempo_bpm: float | None = None,
                beats_s=None, beats_per_bar: int = 4, block_frames: int = 65536) -> Notes:
     """Transcribe x: (frames, channels) or (frames,) float at sample_rate (Hz) to Notes.
