@@ -26,6 +26,8 @@ BLOCK_FRAMES = 65536
 SETTLE_S = 0.5               # each excerpt chunk is measured after this much (the chain's state settles)
 CALIBRATION_TOLERANCE_LU = 0.02
 CALIBRATION_PASSES = 8
+CHECKED_PASSES = 4
+CHECKED_TOLERANCE_LU = 0.15
 LIMITER_RELEASE_MS = 150.0
 WHOLE_PASSES = 2               # checks of the level on the whole input, at most
 WHOLE_TOLERANCE_LU = 0.05
@@ -303,7 +305,10 @@ def make_plan(inp: Measurement, ref: Measurement, amount: float = 1.0, match=MAT
     filtered = _prefiltered(plan, inp.excerpt, inp.channels)
     last = None  # (gain, predicted) of the previous pass: the secant's slope (compression makes it < 1)
     slope = 1.0
-    for _ in range(CALIBRATION_PASSES):
+    # with a whole-input check to follow, the excerpt need only come near
+    checked = whole_lufs is not None and len(inp.excerpt) > 1
+    passes, tolerance = (CHECKED_PASSES, CHECKED_TOLERANCE_LU) if checked else (CALIBRATION_PASSES, CALIBRATION_TOLERANCE_LU)
+    for _ in range(passes):
         _set_post_gain(values, gain)
         plan = _with(plan, vector_of(values))
         ex_in, ex_out, ratio = _excerpt_run(plan, inp.excerpt, filtered, inp.sample_rate, inp.channels)
@@ -315,7 +320,7 @@ def make_plan(inp: Measurement, ref: Measurement, amount: float = 1.0, match=MAT
             # the side/mid ratio the spectra predicted, corrected by what the chain gives
             want = _ratio_goal(inp, ref, amount)
             values["width.amount"] = _clamp("width.amount", round(values["width.amount"] * math.sqrt(want / ratio), 4))
-        if abs(error) <= CALIBRATION_TOLERANCE_LU:
+        if abs(error) <= tolerance:
             break
         if last is not None and abs(_post_gain(values) - last[0]) > 1e-6:
             slope = min(max((predicted - last[1]) / (_post_gain(values) - last[0]), 0.2), 1.2)

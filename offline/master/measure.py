@@ -15,8 +15,8 @@ from auracore.kernels.loudness import HIST_BINS_PER_LU, HIST_LOW_LUFS, LoudnessM
 from auracore.kernels.truepeak import TP_DELAY
 
 SPECTRUM_FFT_S = 0.17            # Welch segment length: 8192 frames at 48 kHz (5.9 Hz bins)
-EXCERPT_CHUNKS = 8
-EXCERPT_CHUNK_S = 4.0
+EXCERPT_CHUNKS = 16
+EXCERPT_CHUNK_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -56,15 +56,17 @@ class Measurement:
 
 
 class MidSideSpectrum:
-    """Welch power spectra of rows of a (rows, frames) stream (mid and side): Hann windows of
-    fft_size, 50 % overlap, every complete segment of a block in one FFT call. Power is
+    """Averaged power spectra of rows of a (rows, frames) stream (mid and side): Hann windows
+    of fft_size, end to end (no overlap: over the seconds a match averages, overlap would
+    double the FFTs for a variance nobody sees), every complete segment of a block in one
+    FFT call. Power is
     scaled so a sine of amplitude A on a bin reads A**2; a stream shorter than one window
     gets one Hann window of its own length, zero-padded."""
 
     def __init__(self, sample_rate: int, rows: int, fft_size: int):
         self.sample_rate = sample_rate
         self.fft_size = fft_size
-        self.hop = fft_size // 2
+        self.hop = fft_size
         self.window = np.hanning(fft_size + 1)[:-1].astype(np.float32)   # periodic Hann
         self.pending = np.zeros((rows, 0))
         self.power_sum = np.zeros((rows, fft_size // 2 + 1))
@@ -149,10 +151,12 @@ class Measurer:
         self.frames += n
         self.meter.process(x)
         xt = np.ascontiguousarray(x.T)
+        # elementwise products, not np.dot: BLAS threads stall for milliseconds on a busy machine
         if self.channels == 2:
-            self.products += (np.dot(xt[0], xt[0]), np.dot(xt[1], xt[1]), np.dot(xt[0], xt[1]))
+            self.products += (float(np.sum(xt[0] * xt[0])), float(np.sum(xt[1] * xt[1])),
+                              float(np.sum(xt[0] * xt[1])))
         else:
-            self.products[0] += np.dot(xt[0], xt[0])
+            self.products[0] += float(np.sum(xt[0] * xt[0]))
         if self.spectrum is not None:
             self.spectrum.process(np.stack([0.5 * (xt[0] + xt[1]), 0.5 * (xt[0] - xt[1])])
                                   if self.channels == 2 else xt)
