@@ -60,6 +60,9 @@ HISTORY_FRAMES = 4096
 VELOCITY_LOUD = 112  # the velocity of the loud notes (the 95th percentile of note levels)
 VELOCITY_RANGE_DB = 40.0  # GM: level proportional to velocity squared, 1..127 spans about 40 dB
 GLIDE_GAP_S = 0.1
+GLIDE_REACH = 0.5  # the share of the interval the bend covers where the note ends
+GLIDE_EARLY = 0.25  # ... and GLIDE_LEAD_S before that
+GLIDE_LEAD_S = 0.05
 
 
 def model_path() -> str:
@@ -179,7 +182,10 @@ def merge_glides(notes: list) -> list:
             if not (1 <= abs(d) <= 2) or not a.bends or abs(a.offset_s - n.onset_s) > GLIDE_GAP_S:
                 continue
             last = a.bends[-1][1]
-            if last * d <= 0 or abs(last) < 0.4 * abs(d):
+            earlier = _bend_at(a.bends, a.offset_s - GLIDE_LEAD_S)
+            # a glide is under way well before the next key takes over; a release that
+            # overlaps the next note's attack only leans toward it in the last frames
+            if last * d <= 0 or abs(last) < GLIDE_REACH * abs(d) or earlier * d < GLIDE_EARLY * d * d:
                 continue
             bends = tuple(b for b in a.bends if b[0] < n.onset_s) + tuple((t, round(s + d, 3)) for t, s in n.bends)
             if not n.bends:
@@ -190,6 +196,16 @@ def merge_glides(notes: list) -> list:
         if not merged:
             out.append(n)
     return out
+
+
+def _bend_at(bends: tuple, t_s: float) -> float:
+    """The bend (semitones) in force at t_s: the last point at or before it, else 0."""
+    value = 0.0
+    for t, s in bends:
+        if t > t_s:
+            break
+        value = s
+    return value
 
 
 def hz_to_pitch_index(freq_hz: float) -> float:
