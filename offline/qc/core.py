@@ -1,0 +1,172 @@
+"""The A/B quality score: align B (the candidate) on A (the original), score 12 dimensions 0-100, weigh them.
+
+Dimensions that need another step (sections, chords, tempo and RT60 from
+``auracore.offline.profile``; stems from ``auracore.offline.separate``; notes from
+``auracore.offline.transcribe``; the embedding from the shipped models) use that step;
+when it is not available in this build, the dimension is reported as null with the reason
+in ``details`` and the overall score is weighed over the others.
+"""
+
+import importlib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from auracore.errors import AudioFileError, AuraCoreError
+
+from . import dimensions as D
+from .align import align, integrated_lufs, to_rate
+
+# name: weight (points of 100) -- see docs/qc.md for why each weighs what it does
+WEIGHTS = {
+    "spectral": 12, "rms_per_section": 8, "width": 6, "bass_notes": 8, "kick_pattern": 8,
+    "harmonic_progression": 10, "energy_curve": 8, "reverb": 6, "dynamic_range": 8, "bpm": 8,
+    "arrangement": 8, "timbre": 10,
+}
+DIMENSIONS = tuple(WEIGHTS)
+WEAKEST = 3
+MIN_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class QCReport:
+    """The score (0-100), every dimension's score (None when it could not be computed), the
+    weakest dimensions, the alignment (offset_s: B later than A by this, gain_db applied to
+    B) and each dimension's measured figures."""
+
+    score: float
+    dimensions: dict
+    weakest: list
+    alignment: dict
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """What ``--json`` prints (NaN/inf as None)."""
+        return _json_safe({"score": self.score, "dimensions": self.dimensions, "weakest": self.weakest,
+                           "alignment": self.alignment, "details": self.details})
+
+
+def _json_safe(v):
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    if isinstance(v, (float, np.floating)):
+        return round(float(v), 4) if math.isfinite(v) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def _optional(module: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+def _timbre(al, runner=None) -> tuple[float, dict]:
+    """The project's embedding (extractor: 1024-sample mono blocks -> 32 numbers), both
+    signals at the models' rate and reference loudness, block by block: score
+    100 (s - EMBED_FLOOR) / (1 - EMBED_FLOOR), s the mean cosine similarity of paired blocks."""
+    from auracore.models.runtime import ModelRunner
+
+    runner = runner or ModelRunner()
+    embs = []
+    for x in (al.a, al.b):
+        y = to_rate(x, al.sample_rate, runner.sample_rate).mean(axis=1, keepdims=True)
+        lufs = integrated_lufs(y, runner.sample_rate)
+        if math.isfinite(lufs):
+            y = y * 10 ** ((runner.reference_lufs - lufs) / 20)
+        n = y.shape[0] // runner.block
+        embs.append(runner.embed_batch(y[:n * runner.block, 0].reshape(n, runner.block).astype(np.float32)))
+    s = D.embedding_similarity(*embs)
+    return 100.0 * min(max((s - D.EMBED_FLOOR) / (1.0 - D.EMBED_FLOOR), 0.0), 1.0), {"cosine": s, "blocks": int(embs[0].shape[0])}
+
+
+def _stems(al, log) -> tuple[dict, dict] | None:
+    sep = _optional("auracore.offline.separate")
+    if sep is None:
+        return None
+    out = []
+    for x in (al.a, al.b):
+        out.append(sep.separate(x, al.sample_rate, stems=("drums", "bass", "other"), log=log))
+    return out[0], out[1]
+
+
+def _notes(x, sample_rate, kind):
+    from auracore.offline.transcribe import transcribe
+
+    return transcribe(x, sample_rate, kind).notes
+
+
+def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None, runner=None,
+       log=None) -> QCReport:
+    """Score candidate b against original a.
+
+    a: (frames, channels) float64 at sample_rate Hz; b: (frames, channels) at b_rate
+    (default sample_rate); 1 or 2 channels each. runner: a models.runtime.ModelRunner for
+    the timbre dimension (default: the shipped models). log(line): where the steps' notes
+    (a fallback taken) go. Raises AudioFileError when either is silent or shorter than 1 s
+    of common audio."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    a = a[:, None] if a.ndim == 1 else a
+    b = b[:, None] if b.ndim == 1 else b
+    for x, name in ((a, "A"), (b, "B")):
+        if x.ndim != 2 or x.shape[1] not in (1, 2) or x.shape[0] < MIN_SECONDS * (sample_rate if name == "A" else (b_rate or sample_rate)):
+            raise AudioFileError(f"{name} must be at least {MIN_SECONDS:g} s of mono or stereo audio, got shape {x.shape}")
+    if not math.isfinite(integrated_lufs(a, sample_rate)):
+        raise AudioFileError("A is silent (no gated loudness): there is nothing to compare with")
+    if not math.isfinite(integrated_lufs(b, b_rate or sample_rate)):
+        raise AudioFileError("B is silent (no gated loudness): there is nothing to compare")
+    al = align(a, b, sample_rate, b_rate)
+    if al.a.shape[0] < MIN_SECONDS * sample_rate:
+        raise AudioFileError("A and B overlap by less than 1 s once aligned")
+    notes = []
+    scores, details = {}, {}
+
+    def unavailable(name, why):
+        scores[name] = None
+        details[name] = {"unavailable": why}
+
+    for name, fn in (("spectral", D.spectral), ("width", D.width), ("energy_curve", D.energy),
+                     ("dynamic_range", D.dynamics)):
+        scores[name], details[name] = fn(al)
+    try:
+        scores["timbre"], details["timbre"] = _timbre(al, runner)
+    except AuraCoreError as exc:
+        unavailable("timbre", str(exc))
+    stems = _stems(al, notes.append)
+    if stems is None:
+        unavailable("bass_notes", "needs auracore.offline.separate (not in this build)")
+        unavailable("kick_pattern", "needs auracore.offline.separate (not in this build)")
+    else:
+        sa, sb = stems
+        na = [(n.onset_s, n.pitch) for n in _notes(sa["bass"], al.sample_rate, "bass")]
+        nb = [(n.onset_s, n.pitch) for n in _notes(sb["bass"], al.sample_rate, "bass")]
+        f1 = D.note_f1(na, nb)
+        scores["bass_notes"] = 100.0 * f1
+        details["bass_notes"] = {"f1": f1, "a_notes": len(na), "b_notes": len(nb)}
+        ka = [(n.onset_s, 0) for n in _notes(sa["drums"], al.sample_rate, "drums") if n.pitch in (35, 36)]
+        kb = [(n.onset_s, 0) for n in _notes(sb["drums"], al.sample_rate, "drums") if n.pitch in (35, 36)]
+        f1 = D.note_f1(ka, kb, pitch=False)
+        scores["kick_pattern"] = 100.0 * f1
+        details["kick_pattern"] = {"f1": f1, "a_kicks": len(ka), "b_kicks": len(kb)}
+    profile = _optional("auracore.offline.profile")
+    for name in ("rms_per_section", "harmonic_progression", "reverb", "bpm", "arrangement"):
+        unavailable(name, "needs auracore.offline.profile (sections, chords, RT60, tempo), "
+                          "not in this build" if profile is None else
+                          "auracore.offline.profile is present but not wired into qc yet")
+    if notes:
+        details["notes"] = notes
+    avail = {k: v for k, v in scores.items() if v is not None}
+    total_w = sum(WEIGHTS[k] for k in avail)
+    score = sum(WEIGHTS[k] * v for k, v in avail.items()) / total_w if total_w else math.nan
+    dims = {k: (None if scores[k] is None else round(float(scores[k]), 2)) for k in DIMENSIONS}
+    weakest = sorted(avail, key=lambda k: avail[k])[:WEAKEST]
+    details["weights"] = dict(WEIGHTS)
+    details["weighed_over"] = sorted(avail)
+    return QCReport(round(float(score), 2), dims, weakest,
+                    {"offset_s": round(al.offset_s, 5), "gain_db": round(al.gain_db, 3)}, details)

@@ -1,0 +1,178 @@
+"""The 12 quality dimensions: each compares aligned A and B and returns a 0-100 score and its measured figures.
+
+Each function takes the aligned pair (``align.Aligned``) and returns (score, details).
+The formulas, units and reasons are in docs/qc.md; the constants below are their scales.
+"""
+
+import math
+
+import numpy as np
+
+from auracore.kernels.loudness import LoudnessMeter
+
+MEL_BANDS = 64
+MEL_LOW_HZ = 30.0
+MEL_HIGH_HZ = 16000.0
+MEL_FFT_S = 0.043              # 2048 frames at 48 kHz
+MEL_RANGE_DB = 80.0
+SPECTRAL_SCALE_DB = 6.0        # long-term mel spectrum distance at which the score falls to 1/e
+WIDTH_SCALE_DB = 6.0
+ENERGY_HOP_S = 0.1
+ENERGY_WINDOW_S = 0.4
+DYNAMICS_SCALE_DB = 6.0        # summed |differences| of crest factor, PLR and LRA
+NOTE_ONSET_TOLERANCE_S = 0.05
+EMBED_FLOOR = 0.5              # mean cosine similarity scoring 0
+
+
+def _mono(x):
+    return x.mean(axis=1)
+
+
+def _mel_filters(sample_rate: int, n_fft: int) -> np.ndarray:
+    high = min(MEL_HIGH_HZ, 0.45 * sample_rate)
+
+    def mel(f):
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+
+    edges = 700.0 * (10 ** (np.linspace(mel(MEL_LOW_HZ), mel(high), MEL_BANDS + 2) / 2595.0) - 1.0)
+    f = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    fb = np.zeros((MEL_BANDS, f.shape[0]))
+    for k in range(MEL_BANDS):
+        lo, c, hi = edges[k], edges[k + 1], edges[k + 2]
+        fb[k] = np.clip(np.minimum((f - lo) / (c - lo), (hi - f) / (hi - c)), 0.0, None)
+    return fb
+
+
+def mel_db(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mel spectrogram of the mono mix in dB: (frames, MEL_BANDS); Hann frames of about
+    43 ms, hop half of it."""
+    n_fft = 1 << int(round(math.log2(MEL_FFT_S * sample_rate)))
+    hop = n_fft // 2
+    mono = _mono(x)
+    n = 1 + max(mono.shape[0] - n_fft, 0) // hop
+    fb = _mel_filters(sample_rate, n_fft)
+    win = np.hanning(n_fft + 1)[:-1].astype(np.float32)
+    out = np.empty((n, MEL_BANDS))
+    for s in range(0, n, 2048):
+        idx = np.arange(s, min(n, s + 2048))[:, None] * hop + np.arange(n_fft)[None, :]
+        seg = np.take(np.pad(mono, (0, n_fft)), idx).astype(np.float32) * win
+        p = np.abs(np.fft.rfft(seg, axis=1)) ** 2
+        out[s:s + idx.shape[0]] = 10 * np.log10(p @ fb.T + 1e-12)
+    return out
+
+
+def spectral(al) -> tuple[float, dict]:
+    """Mel-spectrogram similarity: the mean per-frame Pearson correlation r of the two mel
+    spectra (dB, over frames where A is within 60 dB of its loudest frame) times
+    exp(-d / SPECTRAL_SCALE_DB), d the mean |difference| of the time-averaged mel spectra (dB)."""
+    ma, mb = mel_db(al.a, al.sample_rate), mel_db(al.b, al.sample_rate)
+    floor = ma.max() - MEL_RANGE_DB
+    ma, mb = np.maximum(ma, floor), np.maximum(mb, floor)
+    frame_db = 10 * np.log10(np.mean(10 ** (ma / 10), axis=1))
+    active = frame_db > frame_db.max() - 60.0
+    za = ma[active] - ma[active].mean(axis=1, keepdims=True)
+    zb = mb[active] - mb[active].mean(axis=1, keepdims=True)
+    den = np.sqrt(np.sum(za ** 2, axis=1) * np.sum(zb ** 2, axis=1))
+    r = float(np.mean(np.where(den > 0, np.sum(za * zb, axis=1) / np.maximum(den, 1e-12), 1.0)))
+    la = 10 * np.log10(np.mean(10 ** (ma[active] / 10), axis=0))
+    lb = 10 * np.log10(np.mean(10 ** (mb[active] / 10), axis=0))
+    d = float(np.mean(np.abs(la - lb)))
+    score = 100.0 * max(r, 0.0) * math.exp(-d / SPECTRAL_SCALE_DB)
+    return score, {"mel_correlation": r, "long_term_distance_db": d}
+
+
+def side_mid_ratio(x: np.ndarray) -> float:
+    """Side energy over mid energy (0 for mono)."""
+    if x.shape[1] < 2:
+        return 0.0
+    m = np.sum((x[:, 0] + x[:, 1]) ** 2)
+    s = np.sum((x[:, 0] - x[:, 1]) ** 2)
+    return float(s / m) if m > 0 else 0.0
+
+
+def width(al) -> tuple[float, dict]:
+    """Stereo width: d = |10 log10 (side/mid of B / side/mid of A)| (ratios floored at
+    -40 dB); score 100 exp(-d / WIDTH_SCALE_DB)."""
+    ra, rb = side_mid_ratio(al.a), side_mid_ratio(al.b)
+    d = abs(10 * math.log10(max(rb, 1e-4) / max(ra, 1e-4)))
+    return 100.0 * math.exp(-d / WIDTH_SCALE_DB), {"a_side_mid_ratio": ra, "b_side_mid_ratio": rb,
+                                                   "difference_db": d}
+
+
+def energy_curve(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Momentary loudness (LUFS, 400 ms) every 100 ms, floored at -70."""
+    m = LoudnessMeter(sample_rate, x.shape[1], true_peak=False)
+    n_hops = int(x.shape[0] / (m.hop)) + 2
+    m.hop_log_enable(n_hops)
+    m.process(np.ascontiguousarray(x))
+    log = m.hop_log()
+    step = max(1, int(round(ENERGY_HOP_S * sample_rate / m.hop)))
+    return np.maximum(log["momentary_lufs"][::step], -70.0)
+
+
+def energy(al) -> tuple[float, dict]:
+    """Energy-curve correlation: Pearson r of A's and B's momentary loudness every 100 ms
+    (LUFS, after the gain alignment); score 100 max(r, 0)."""
+    ea, eb = energy_curve(al.a, al.sample_rate), energy_curve(al.b, al.sample_rate)
+    n = min(ea.shape[0], eb.shape[0])
+    ea, eb = ea[:n], eb[:n]
+    if np.std(ea) < 1e-9 or np.std(eb) < 1e-9:
+        r = 1.0 if np.allclose(ea, eb, atol=0.1) else 0.0
+    else:
+        r = float(np.corrcoef(ea, eb)[0, 1])
+    return 100.0 * max(r, 0.0), {"correlation": r, "points": int(n)}
+
+
+def dynamics_figures(x: np.ndarray, sample_rate: int) -> dict:
+    """Crest factor (dB), PLR (dB) and LRA (LU) of x."""
+    m = LoudnessMeter(sample_rate, x.shape[1])
+    m.process(np.ascontiguousarray(x))
+    m.process(np.zeros((64, x.shape[1])))
+    rms = math.sqrt(float(np.mean(x ** 2)))
+    peak = float(np.max(np.abs(x)))
+    tp = float(np.max(m.true_peak_dbtp))
+    lufs = m.integrated_lufs
+    return {"crest_factor_db": 20 * math.log10(peak / rms) if rms > 0 and peak > 0 else 0.0,
+            "plr_db": tp - lufs if math.isfinite(lufs) else 0.0,
+            "lra_lu": m.loudness_range_lu}
+
+
+def dynamics(al) -> tuple[float, dict]:
+    """Dynamic range: d = |delta crest factor| + |delta PLR| (dB) + |delta LRA| (LU); score
+    100 exp(-d / DYNAMICS_SCALE_DB)."""
+    fa, fb = dynamics_figures(al.a, al.sample_rate), dynamics_figures(al.b, al.sample_rate)
+    d = sum(abs(fa[k] - fb[k]) for k in fa)
+    return 100.0 * math.exp(-d / DYNAMICS_SCALE_DB), {"a": fa, "b": fb, "difference": d}
+
+
+def note_f1(ref: list, est: list, tolerance_s: float = NOTE_ONSET_TOLERANCE_S, pitch: bool = True) -> float:
+    """F1 of note onsets (s) (and MIDI pitches when pitch): each reference note matches at
+    most one estimate of the same pitch within tolerance_s (greedy by distance). 1 when
+    both are empty."""
+    if not ref and not est:
+        return 1.0
+    if not ref or not est:
+        return 0.0
+    pairs = []
+    for i, (ta, pa) in enumerate(ref):
+        for j, (tb, pb) in enumerate(est):
+            if abs(ta - tb) <= tolerance_s and (not pitch or pa == pb):
+                pairs.append((abs(ta - tb), i, j))
+    pairs.sort()
+    used_i, used_j = set(), set()
+    hits = 0
+    for _, i, j in pairs:
+        if i not in used_i and j not in used_j:
+            used_i.add(i)
+            used_j.add(j)
+            hits += 1
+    p, r = hits / len(est), hits / len(ref)
+    return 0.0 if hits == 0 else 2 * p * r / (p + r)
+
+
+def embedding_similarity(ea: np.ndarray, eb: np.ndarray) -> float:
+    """Mean cosine similarity of paired embeddings (N, D) each."""
+    n = min(ea.shape[0], eb.shape[0])
+    a, b = ea[:n], eb[:n]
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return float(np.mean(np.sum(a * b, axis=1) / np.maximum(den, 1e-12)))
