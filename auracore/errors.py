@@ -45,3 +45,7 @@ def clip_text(text: str, limit: int = 80) -> str:
 
 class AudioDeviceError(AuraCoreError):
     """No usable audio device, or an audio server that cannot be reached."""
+
+
+class AudioArrayError(AuraCoreError, ValueError):
+    """An array that is not audio a function takes: its shape, dtype or sample rate."""

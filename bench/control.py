@@ -29,7 +29,7 @@ from websockets.asyncio.client import connect as aconnect
 from websockets.sync.client import connect
 
 from auracore.control.daemon import Daemon, ServeConfig
-from auracore.control.presets import build_vector
+from auracore.offline.params import build_vector
 from auracore.kernels import params as P
 from auracore.realtime import engine as E
 

@@ -16,10 +16,10 @@ from auracore.errors import AuraCoreError, clip_text, one_line
 from auracore.kernels import params as P
 
 from .entry import Terminated, install_signal_handlers
-from .presets import preset_description, preset_names
+from auracore.offline.params import preset_description, preset_names
 
 # The modules that add subcommands, in help order; each has add_parsers(sub) or add_parser(sub).
-COMMAND_MODULES = ["cmd_render", "cmd_analyze", "cmd_serve", "cmd_train", "cmd_master", "cmd_transcribe"]
+COMMAND_MODULES = ["cmd_render", "cmd_analyze", "cmd_serve", "cmd_train", "cmd_master", "cmd_transcribe", "cmd_separate", "cmd_qc"]
 
 
 class Parser(argparse.ArgumentParser):

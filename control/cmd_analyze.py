@@ -125,7 +125,7 @@ def _run(args: argparse.Namespace) -> int:
                   "(set AURACORE_DEBUG=1 for details)", file=sys.stderr)
             status = 3
             continue
-        if args.json:
+        if args.json:  # the Python API's Analysis.to_dict(), and the plot's path when drawn
             results.append(json_safe(metrics))
         else:
             print(format_table(metrics), flush=True)

@@ -3,10 +3,12 @@
 import json
 import sys
 
+from auracore.errors import clip_text
+from auracore.kernels import params as P
 from auracore.offline.audio_io import SUBTYPES
+from auracore.offline.params import build_params, preset_names
 from auracore.offline.render import render_file
 
-from .presets import build_vector, parse_assignments, preset_names
 from .progress import progress_factory
 
 
@@ -27,8 +29,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--two-pass", action="store_true",
                    help="measure first, then land the output on loudness.target_lufs within 0.1 LU")
     p.add_argument("--ai", action="store_true",
-                   help="let the models steer the chain (sets ai.enabled=1; ai.amount blends, default 0.5); "
-                        "deterministic, the same result every run")
+                   help="let the models steer the chain (sets ai.enabled=1, and ai.enabled=1 means --ai; ai.amount "
+                        "blends, default 0.5); deterministic, the same result every run")
     p.add_argument("--models", metavar="DIR", help="with --ai: a model folder (default: the shipped models)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.set_defaults(func=run_render)
@@ -65,17 +67,29 @@ def _print_summary(result, as_json: bool) -> None:
 
 
 def run_render(args) -> int:
-    params = build_vector(args.preset, parse_assignments(args.assignments))
+    params = build_params(args.preset, parse_assignments(args.assignments))
     runner = None
-    if args.ai:
-        from auracore.kernels import params as P
+    if args.ai or params["ai.enabled"]:  # --set ai.enabled=1 (or a preset saying so) means --ai
         from auracore.models.runtime import ModelRunner
 
         runner = ModelRunner(args.models)  # ModelError: one line, exit 1
-        params[P.P_AI_ENABLED] = 1.0
+        params.set("ai.enabled", 1)
     result = render_file(args.input, args.output, params, blocksize=args.blocksize, subtype=args.subtype,
                          two_pass=args.two_pass, progress_factory=progress_factory(), ai_runner=runner)
     _print_summary(result, args.json)
     for w in result.warnings:
         print(f"auracore render: warning: {w}", file=sys.stderr)
     return 0
+
+
+def parse_assignments(items: list[str]) -> dict[str, float]:
+    """Parse repeated ``ID=VALUE`` strings (from --set) into validated {id: value}."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise P.ParamError(f"--set {clip_text(item, 60)}: expected ID=VALUE, e.g. eq.3.gain_db=2.5")
+        pid, value = item.split("=", 1)
+        if not value.strip():
+            raise P.ParamError(f"--set {clip_text(item, 60)}: no value after '='")
+        out[pid.strip()] = P.check_in_range(pid.strip(), value)
+    return out

@@ -9,12 +9,11 @@ import sys
 from auracore.errors import ConfigError, PresetError, clip_text
 from auracore.kernels import params as P
 from auracore.offline.audio_io import SUBTYPES, save
-
 from auracore.offline.demo import demo_track
+from auracore.offline.params import build_params, flatten_table, read_toml
 
-from .cmd_render import chain_options
+from .cmd_render import chain_options, parse_assignments
 from .daemon import Daemon, ServeConfig
-from .presets import build_vector, flatten_table as P_flatten, parse_assignments, read_toml
 
 RATES = (44100, 48000, 96000)
 
@@ -128,7 +127,7 @@ def load_config(args) -> tuple[ServeConfig, str | None, dict[str, float]]:
             elif key == "set":
                 if not isinstance(value, dict):
                     raise ConfigError(f"config file {args.config}: [set] must be a table of parameter id = value")
-                for k, v in P_flatten(value).items():
+                for k, v in flatten_table(value).items():
                     config_values[k] = v
             elif key in fields:
                 values[key] = value
@@ -180,7 +179,7 @@ def _run_daemon(cfg: ServeConfig, params) -> tuple[int, Daemon]:
 
 def run_serve(args) -> int:
     cfg, preset, assignments = load_config(args)
-    return _run_daemon(cfg, build_vector(preset, assignments))[0]
+    return _run_daemon(cfg, build_params(preset, assignments))[0]
 
 
 def _has_duplex_device() -> bool:
@@ -195,7 +194,7 @@ def _has_duplex_device() -> bool:
 
 
 def run_demo(args) -> int:
-    params = build_vector(args.preset, parse_assignments(args.assignments))
+    params = build_params(args.preset, parse_assignments(args.assignments))
     common = dict(ws_port=args.ws_port, osc_port=args.osc_port, status_interval=5.0)
     if _has_duplex_device():
         return _run_daemon(ServeConfig(**common), params)[0]
@@ -209,7 +208,7 @@ def run_demo(args) -> int:
     m = daemon.engine.meter
     peak = max(m.true_peak_dbtp)
     print(f"{src} -> {out}")
-    print(f"  output integrated {m.integrated_lufs:7.2f} LUFS (target {params[P.P_LOUD_TARGET]:.1f}; the live "
+    print(f"  output integrated {m.integrated_lufs:7.2f} LUFS (target {params['loudness.target_lufs']:.1f}; the live "
           f"loudness follower converges over its first seconds)")
     print(f"  output true peak  {peak:7.2f} dBTP, loudness range {m.loudness_range_lu:.1f} LU")
     return code

@@ -125,8 +125,7 @@ def status_line(engine: Engine, blocksize: int, inference=None) -> str:
             cb += f" ({100 * p99 / deadline_us:.1f}% of {deadline_us:.0f} us)"
     else:
         cb = "no callbacks yet"
-    xruns = int(st[E.ST_INPUT_UNDERFLOW] + st[E.ST_INPUT_OVERFLOW] + st[E.ST_OUTPUT_UNDERFLOW]
-                + st[E.ST_OUTPUT_OVERFLOW])
+    xruns = engine.xruns()
     line = (f"up {engine.uptime_s():.0f} s | blocks {int(st[E.ST_CALLBACKS])} | xruns {xruns} | {cb} | "
             f"ring drops {engine.ring.dropped} | faults {int(st[E.ST_FAULTS])} | sanitised {int(st[E.ST_SANITISED])}")
     if inference is not None:
@@ -139,9 +138,10 @@ def status_line(engine: Engine, blocksize: int, inference=None) -> str:
 class Daemon:
     """Build and run the whole live engine for a ServeConfig and a parameter vector."""
 
-    def __init__(self, cfg: ServeConfig, params: np.ndarray, log=None):
+    def __init__(self, cfg: ServeConfig, params, log=None):
+        """params: an auracore.Params (or the registry's (N_PARAMS,) vector) to start from."""
         self.cfg = cfg
-        self.params = params
+        self.params = np.array(params, dtype=np.float64)
         self.log = log or (lambda msg: print(f"auracore serve: {msg}", file=sys.stderr, flush=True))
         self.engine = None
         self.inference = None
@@ -185,46 +185,55 @@ class Daemon:
         self.log(f"models loaded on {runner.provider}")
 
     def start(self) -> None:
-        cfg = self.cfg
-        if cfg.backend == "file":
-            from auracore.offline.filestream import FileStream
-
-            self.filestream = FileStream(self._make_engine, cfg.input, cfg.output, cfg.blocksize, cfg.subtype,
-                                         realtime=cfg.realtime)
-            self.engine = self.filestream.engine
-            self.filestream.__enter__()
-            self._start_models()
-            self.loop = self.filestream.loop
-            self.loop.start()
-            self.log(f"file backend: {cfg.input} -> {cfg.output} at {self.engine.sample_rate} Hz"
-                     + (" (real-time pace)" if cfg.realtime else " (as fast as possible)"))
-        elif cfg.backend == "null":
-            self.engine = self._make_engine(cfg.samplerate, cfg.channels)
-            self._start_models()
-            source = (tone_source(cfg.samplerate, cfg.channels, cfg.blocksize) if cfg.signal == "tone"
-                      else silence_source(cfg.channels, cfg.blocksize))
-            self.loop = ClockedLoop(self.engine, cfg.blocksize, source)
-            self.loop.start()
-            self.log(f"null backend: {cfg.signal} at {cfg.samplerate} Hz, {cfg.blocksize}-frame blocks")
-        else:
-            from auracore.realtime import portaudio as pa
-
-            pa.reinitialise(cfg.client_name)
-            device = pa.find_device(cfg.device, cfg.hostapi, cfg.channels)
-            self.engine = self._make_engine(cfg.samplerate, cfg.channels)
-            self._start_models()
-            self.stream = pa.PortAudioStream(self.engine, device, cfg.blocksize, cfg.callback)
-            self.stream.start()
-            lat_in, lat_out = self.stream.latency_s()
-            total_ms = (lat_in + lat_out) * 1e3 + self.engine.latency / self.engine.sample_rate * 1e3
-            self.log(f"streaming on '{pa.list_devices()[device]['name']}' ({pa.list_devices()[device]['hostapi']}), "
-                     f"{cfg.samplerate} Hz, {cfg.blocksize or 'host'}-frame blocks, {cfg.callback} callback; latency "
-                     f"in {lat_in * 1e3:.2f} ms + limiter {self.engine.latency} frames + out {lat_out * 1e3:.2f} ms "
-                     f"= {total_ms:.2f} ms")
-        if cfg.surface:
+        """Build the engine on the configured backend, start the models and the audio, then
+        the control surface."""
+        {"file": self._start_file, "null": self._start_null, "portaudio": self._start_portaudio}[self.cfg.backend]()
+        if self.cfg.surface:
             from .surface import start_surface
 
-            self.surface = start_surface(self, cfg)
+            self.surface = start_surface(self, self.cfg)
+
+    def _start_file(self) -> None:
+        from .filebackend import FileBackend
+
+        cfg = self.cfg
+        backend = FileBackend(self._make_engine, cfg.input, cfg.output, cfg.blocksize, cfg.subtype,
+                              realtime=cfg.realtime)
+        self.engine = backend.engine
+        self.filestream = backend.__enter__()  # close() exits it: OUT is kept only if complete
+        self._start_models()
+        self.loop = backend.loop
+        self.loop.start()
+        self.log(f"file backend: {cfg.input} -> {cfg.output} at {self.engine.sample_rate} Hz"
+                 + (" (real-time pace)" if cfg.realtime else " (as fast as possible)"))
+
+    def _start_null(self) -> None:
+        cfg = self.cfg
+        self.engine = self._make_engine(cfg.samplerate, cfg.channels)
+        self._start_models()
+        source = (tone_source(cfg.samplerate, cfg.channels, cfg.blocksize) if cfg.signal == "tone"
+                  else silence_source(cfg.channels, cfg.blocksize))
+        self.loop = ClockedLoop(self.engine, cfg.blocksize, source)
+        self.loop.start()
+        self.log(f"null backend: {cfg.signal} at {cfg.samplerate} Hz, {cfg.blocksize}-frame blocks")
+
+    def _start_portaudio(self) -> None:
+        from auracore.realtime import portaudio as pa
+
+        cfg = self.cfg
+        pa.reinitialise(cfg.client_name)
+        device = pa.find_device(cfg.device, cfg.hostapi, cfg.channels)
+        self.engine = self._make_engine(cfg.samplerate, cfg.channels)
+        self._start_models()
+        self.stream = pa.PortAudioStream(self.engine, device, cfg.blocksize, cfg.callback)
+        self.stream.start()
+        lat_in, lat_out = self.stream.latency_s()
+        total_ms = (lat_in + lat_out) * 1e3 + self.engine.latency / self.engine.sample_rate * 1e3
+        info = pa.list_devices()[device]
+        self.log(f"streaming on '{info['name']}' ({info['hostapi']}), "
+                 f"{cfg.samplerate} Hz, {cfg.blocksize or 'host'}-frame blocks, {cfg.callback} callback; latency "
+                 f"in {lat_in * 1e3:.2f} ms + limiter {self.engine.latency} frames + out {lat_out * 1e3:.2f} ms "
+                 f"= {total_ms:.2f} ms")
 
     # -- running ----------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:

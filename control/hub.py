@@ -23,7 +23,8 @@ import numpy as np
 from auracore.kernels import params as P
 from auracore.realtime import engine as E
 
-from .presets import PresetError, build_vector, preset_names
+from auracore.offline.analyze import finite_or_none
+from auracore.offline.params import PresetError, build_vector, preset_names
 
 METER_HZ = 30.0
 SPECTRUM_FLOOR_DB = -120.0
@@ -108,12 +109,6 @@ class Spectrum:
         cum = np.concatenate(([0.0], np.cumsum(power)))
         band = (cum[self.hi] - cum[self.lo]) * self.scale
         return np.maximum(10.0 * np.log10(np.maximum(band, 1e-30)), SPECTRUM_FLOOR_DB)
-
-
-def _num(x, digits: int = 2):
-    """A JSON-safe rounded float: None for -inf/inf/NaN (silence reads None, not -Infinity)."""
-    x = float(x)
-    return round(x, digits) if math.isfinite(x) else None
 
 
 class Hub:
@@ -266,24 +261,23 @@ class Hub:
             "type": "meters",
             "seq": self._seq,
             "time_s": round(engine.uptime_s(), 3),
-            "momentary_lufs": _num(r["momentary_lufs"]),
-            "short_term_lufs": _num(r["short_term_lufs"]),
-            "integrated_lufs": _num(r["integrated_lufs"]),
-            "lra_lu": _num(r["loudness_range_lu"]),
-            "true_peak_dbtp": [_num(v) for v in r["true_peak_dbtp"]],
-            "output_peak_dbfs": _num(20.0 * math.log10(peak)) if peak > 0.0 else None,
+            "momentary_lufs": finite_or_none(r["momentary_lufs"]),
+            "short_term_lufs": finite_or_none(r["short_term_lufs"]),
+            "integrated_lufs": finite_or_none(r["integrated_lufs"]),
+            "lra_lu": finite_or_none(r["loudness_range_lu"]),
+            "true_peak_dbtp": [finite_or_none(v) for v in r["true_peak_dbtp"]],
+            "output_peak_dbfs": finite_or_none(20.0 * math.log10(peak)) if peak > 0.0 else None,
             "comp_gr_db": round(-comp_gr, 2),
             "limiter_gr_db": round(-lim_gr, 2),
-            "loudness_gain_db": _num(st[E.ST_LOUDNESS_GAIN_DB]),
+            "loudness_gain_db": finite_or_none(st[E.ST_LOUDNESS_GAIN_DB]),
             "spectrum_db": [round(float(v), 1) for v in self._spectrum.levels_db()],
             "ai": self._ai_view(),
             "status": {
                 "blocks": int(st[E.ST_CALLBACKS]),
-                "xruns": int(st[E.ST_INPUT_UNDERFLOW] + st[E.ST_INPUT_OVERFLOW] + st[E.ST_OUTPUT_UNDERFLOW]
-                             + st[E.ST_OUTPUT_OVERFLOW]),
-                "callback_us_p50": _num(p50, 1),
-                "callback_us_p99": _num(p99, 1),
-                "callback_us_max": _num(st[E.ST_MAX_US], 1),
+                "xruns": engine.xruns(),
+                "callback_us_p50": finite_or_none(p50, 1),
+                "callback_us_p99": finite_or_none(p99, 1),
+                "callback_us_max": finite_or_none(st[E.ST_MAX_US], 1),
                 "ring_drops": engine.ring.dropped,
                 "sanitised": int(st[E.ST_SANITISED]),
                 "faults": int(st[E.ST_FAULTS]),
@@ -300,5 +294,5 @@ class Hub:
         s = inference.stats()
         return {"enabled": bool(self.engine.params[P.P_AI_ENABLED] >= 0.5),
                 "classes": {k: round(v, 3) for k, v in s["classes"].items()},
-                "targets": {k: _num(v, 3) for k, v in s["targets"].items()},
+                "targets": {k: finite_or_none(v, 3) for k, v in s["targets"].items()},
                 "failures": int(s["failures"])}

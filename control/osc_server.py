@@ -28,7 +28,7 @@ from pythonosc.osc_packet import OscPacket
 
 from auracore.kernels import params as P
 
-from .presets import PresetError
+from auracore.offline.params import PresetError
 
 PREFIX = "/auracore/"
 ADDRESS_TO_ID = {p.osc_address: p.id for p in P.PARAMS}

@@ -28,7 +28,7 @@ from websockets.http11 import Response
 
 from auracore.kernels import params as P
 
-from .presets import PresetError
+from auracore.offline.params import PresetError
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_FRAME_BYTES = 1 << 20         # beyond this the library closes the connection (1009)

@@ -12,7 +12,7 @@ parameters, for the live inference thread and for ``render --ai`` alike: it embe
 block, decides every ``decide_every`` blocks (about 10 Hz at 48 kHz), glides the decisions
 with a ``glide_s`` time constant counted in blocks (so the result depends only on the
 blocks, never on timing) and holds them while the classifier hears silence. The engine
-(``realtime.engine.blend_targets``) mixes them into the manual parameters by ``ai.amount``
+(``kernels.blend.blend_targets``) mixes them into the manual parameters by ``ai.amount``
 when ``ai.enabled`` is on; ``output.gain_db`` aims at ``loudness.target_lufs`` and stays
 manual while ``loudness.auto`` is on (the chain's follower does that job then).
 """
@@ -217,7 +217,7 @@ class Steering:
 
     def write_targets(self, vector: np.ndarray) -> None:
         """Write the glided targets into their places in a (N_PARAMS,) vector (the engine's
-        target mailbox format; realtime.engine.blend_targets mixes them in)."""
+        target mailbox format; kernels.blend.blend_targets mixes them in)."""
         vector[self.indices] = self.targets
 
 

@@ -51,14 +51,16 @@ floor at 0, round to 0.1:
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy.signal import get_window
 
+from auracore.errors import AudioArrayError
 from auracore.kernels.chain import SANE_LIMIT
 from auracore.kernels.loudness import LoudnessMeter, hop_frames
 from auracore.offline.audio_io import AudioFileError, open_input, read_blocks
+from auracore.offline.chain import as_audio, check_rate
 
 BLOCK_FRAMES = 65536
 MAX_CHANNELS = 8
@@ -397,6 +399,46 @@ class PlotData:
     spectrum_db: np.ndarray        # (bins,) dBFS, sine-peak scale
 
 
+@dataclass(frozen=True)
+class Analysis:
+    """Every figure of one analysed signal, named as the JSON keys of the module docstring
+    (dB values of silence are -inf; ``to_dict()`` writes them as None, and is exactly what
+    ``auracore analyze --json`` prints for the file)."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    duration_s: float
+    integrated_lufs: float
+    loudness_range_lu: float
+    momentary_max_lufs: float
+    short_term_max_lufs: float
+    true_peak_dbtp: float
+    true_peak_dbtp_per_channel: list
+    true_peak_overs: int
+    sample_peak_dbfs: float
+    sample_peak_dbfs_per_channel: list
+    rms_dbfs: float
+    rms_dbfs_per_channel: list
+    plr_db: float
+    crest_factor_db: float
+    stereo_correlation: float | None
+    stereo_width: float | None
+    dc_offset: list
+    clipping_events: int
+    clipping_events_per_channel: list
+    band_levels_db: dict
+    target_lufs: float
+    sanitised_samples: int
+    quality_score: float
+    quality_terms: dict
+
+    def to_dict(self) -> dict:
+        """The figures as JSON-ready Python values (-inf and NaN as None), in field order."""
+        return json_safe({f.name: getattr(self, f.name) for f in fields(self)})
+
+
 @dataclass
 class FileAnalysis:
     """The result for one file: ``metrics`` (JSON keys of the module docstring, -inf where
@@ -404,6 +446,10 @@ class FileAnalysis:
 
     metrics: dict
     plot: PlotData
+
+    @property
+    def analysis(self) -> Analysis:
+        return Analysis(**{f.name: self.metrics[f.name] for f in fields(Analysis)})
 
 
 class FileAnalyzer:
@@ -549,6 +595,29 @@ def json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def finite_or_none(value, digits: int = 2) -> float | None:
+    """value rounded to digits, or None for -inf, inf and NaN (JSON has no infinities)."""
+    value = float(value)
+    return round(value, digits) if math.isfinite(value) else None
+
+
+def analyze(x, sample_rate: int, target_lufs: float = TARGET_LUFS, path: str = "") -> Analysis:
+    """Analyse a whole signal x: (frames, channels) or (frames,) float, 1 to MAX_CHANNELS
+    channels, at sample_rate Hz (the figures do not depend on how it is split); path only
+    labels the result. AudioArrayError for a bad shape, dtype or rate."""
+    a = np.asarray(x)
+    channels = 1 if a.ndim == 1 else (a.shape[1] if a.ndim == 2 else 0)
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioArrayError(f"audio: shape {a.shape}; analyze takes (frames, 1 to {MAX_CHANNELS} channels)")
+    a = as_audio(a, channels)
+    if a.shape[0] == 0:
+        raise AudioArrayError("audio: no frames")
+    analyzer = FileAnalyzer(check_rate(sample_rate), channels, frames_hint=a.shape[0])
+    for start in range(0, a.shape[0], BLOCK_FRAMES):
+        analyzer.process(a[start:start + BLOCK_FRAMES])
+    return analyzer.finish(path, target_lufs).analysis
 
 
 def analyze_file(path: str, target_lufs: float = TARGET_LUFS, blocksize: int = BLOCK_FRAMES,

@@ -262,18 +262,38 @@ def atomic_output(path: str, samplerate: int, channels: int, subtype: str | None
 class Quantizer:
     """Word-length reduction for fixed-point output: TPDF dither of +-1 LSB, rounding to
     the nearest step and clipping, done here rather than by libsndfile (which truncates,
-    a -0.5 LSB bias). Seeded, so renders repeat exactly."""
+    a -0.5 LSB bias). Seeded, and drawn in fixed chunks of the sample stream, so a stream
+    gets the same dither however it is split into blocks, and renders repeat exactly."""
+
+    NOISE_FRAMES = 1 << 14
 
     def __init__(self, subtype: str | None, seed: int = 0x5EED):
         self.bits = {"PCM_16": 16, "PCM_24": 24}.get(subtype or "", 0)
         self.rng = np.random.default_rng(seed)
+        self._noise = np.zeros(0)
+        self._used = 0
+
+    def _take(self, count: int) -> np.ndarray:
+        """The next count values of the stream's TPDF noise (interleaved frames x channels)."""
+        parts = []
+        while count:
+            if self._used == self._noise.size:
+                n = self.NOISE_FRAMES * self._channels
+                self._noise = self.rng.random(n) - self.rng.random(n)
+                self._used = 0
+            k = min(count, self._noise.size - self._used)
+            parts.append(self._noise[self._used:self._used + k])
+            self._used += k
+            count -= k
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def apply(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(what to write, its value as float64 in [-1, 1)) for block: (frames, channels)."""
         if not self.bits:
             return block, block
+        self._channels = block.shape[1]
         full = 2.0 ** (self.bits - 1)
-        noise = self.rng.random(block.shape) - self.rng.random(block.shape)
+        noise = self._take(block.size).reshape(block.shape)
         q = np.clip(np.rint(block * full + noise), -full, full - 1)
         if self.bits == 16:
             return q.astype(np.int16), q / full

@@ -13,15 +13,18 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from auracore.kernels import params as P
+from auracore.kernels.blend import blend_targets
 from auracore.kernels.chain import ChainState, process
 from auracore.kernels.loudness import LoudnessMeter
-from auracore.realtime.engine import blend_targets
+from auracore.realtime.latency import LatencyTrim, tail_blocks
 
+from .analyze import finite_or_none
 from .audio_io import (AudioFileError, Quantizer, atomic_output, check_output_path, open_input, output_format,
                        read_blocks, resolve_subtype)
 
 TWO_PASS_TOLERANCE_LU = 0.03
 TWO_PASS_MAX_PASSES = 6
+READ_FRAMES = 1 << 16
 
 
 @dataclass
@@ -48,27 +51,6 @@ class RenderResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _finite(value: float) -> float | None:
-    return round(float(value), 3) if math.isfinite(value) else None
-
-
-class LatencyTrim:
-    """Pass blocks on to sink without their first `latency` frames in all: the stream's
-    output, moved back into line with its input."""
-
-    def __init__(self, latency: int, sink):
-        self.skip = latency
-        self.sink = sink
-
-    def __call__(self, block: np.ndarray) -> None:
-        if self.skip:
-            drop = min(self.skip, block.shape[0])
-            self.skip -= drop
-            block = block[drop:]
-        if block.shape[0]:
-            self.sink(block)
 
 
 class _AiSteering:
@@ -121,21 +103,22 @@ def _run(path: str, params: np.ndarray, blocksize: int, sink, progress,
         ai = _AiSteering(steering, params) if steering is not None else None
         trim = LatencyTrim(state.latency, sink)
         frames = 0
-        for block in read_blocks(f, blocksize):
-            in_meter.process(block)
-            if ai is None:
-                process(block, state, params)
-            else:
-                for piece in ai.segments(block):
-                    process(piece, state, ai.effective)
-            frames += block.shape[0]
+        # read in large chunks (libsndfile's per-call cost), process in blocksize blocks
+        for chunk in read_blocks(f, max(blocksize, READ_FRAMES), path):
+            in_meter.process(chunk)
+            for start in range(0, chunk.shape[0], blocksize):
+                block = chunk[start:start + blocksize]
+                if ai is None:
+                    process(block, state, params)
+                else:
+                    for piece in ai.segments(block):
+                        process(piece, state, ai.effective)
+            frames += chunk.shape[0]
             if progress is not None:
-                progress.update(block.shape[0])
-            trim(block)
+                progress.update(chunk.shape[0])
+            trim(chunk)
         # flush the limiter's lookahead: its last `latency` frames are still inside
-        tail = np.zeros((state.latency, f.channels))
-        for start in range(0, state.latency, blocksize):
-            part = tail[start:start + blocksize]
+        for part in tail_blocks(state.latency, blocksize, f.channels):
             process(part, state, params if ai is None else ai.effective)
             trim(part)
         if frames < f.frames:
@@ -151,10 +134,42 @@ def _measure(path: str, params: np.ndarray, blocksize: int, progress, make_steer
     return meter.integrated_lufs
 
 
-def render_file(in_path: str, out_path: str, params: np.ndarray, blocksize: int = 1024,
+def _two_pass_gain(in_path: str, params: np.ndarray, blocksize: int, bar, make_steering) -> tuple[float, int, list]:
+    """Measure the chain's output and correct output.gain_db until the integrated loudness
+    lands on loudness.target_lufs (TWO_PASS_TOLERANCE_LU); params has loudness.auto off.
+    Returns (gain_db to add to output.gain_db, measuring passes, warnings)."""
+    target = params[P.P_LOUD_TARGET]
+    base = params[P.P_OUTPUT_GAIN]
+    most = P.lookup("output.gain_db").maximum
+    gain_db, warnings, error = 0.0, [], 0.0
+    for passes in range(1, TWO_PASS_MAX_PASSES + 1):
+        params[P.P_OUTPUT_GAIN] = base + gain_db
+        b = bar(f"measure {passes}")
+        try:
+            measured = _measure(in_path, params, blocksize, b, make_steering)
+        finally:
+            if b:
+                b.close()
+        if not math.isfinite(measured):
+            warnings.append("the input is silent: --two-pass left the gain alone")
+            return 0.0, passes, warnings
+        error = target - measured
+        if abs(error) <= TWO_PASS_TOLERANCE_LU:
+            return gain_db, passes, warnings
+        gain_db += error
+        if base + gain_db > most:
+            gain_db = most - base
+            warnings.append("the target needs more gain than output.gain_db allows")
+    warnings.append(f"--two-pass stopped {abs(error):.2f} LU from the target: the limiter "
+                    "is taking the loudness (lower the target or raise the ceiling)")
+    return gain_db, TWO_PASS_MAX_PASSES, warnings
+
+
+def render_file(in_path: str, out_path: str, params, blocksize: int = 1024,
                 subtype: str | None = None, two_pass: bool = False, progress_factory=None,
                 ai_runner=None) -> RenderResult:
-    """Render in_path to out_path through the chain with the parameter vector params.
+    """Render in_path to out_path through the chain with params (an auracore.Params, or
+    the registry's (N_PARAMS,) vector).
 
     blocksize: frames per block (the output does not depend on it). subtype: PCM_16,
     PCM_24 or FLOAT (TPDF dither when cutting word length). two_pass: measure first, then
@@ -166,7 +181,7 @@ def render_file(in_path: str, out_path: str, params: np.ndarray, blocksize: int 
     Raises AudioFileError for unreadable input or unwritable output.
     """
     if blocksize < 1 or blocksize > 1 << 20:
-        raise AudioFileError(f"--blocksize {blocksize}: use 1 to 1048576 frames")
+        raise AudioFileError(f"block size {blocksize}: use 1 to 1048576 frames")
     check_output_path(out_path, inputs=(in_path,))  # before any work: never the input, by any name
     with open_input(in_path) as f:
         sample_rate, channels, total = f.samplerate, f.channels, f.frames
@@ -174,8 +189,7 @@ def render_file(in_path: str, out_path: str, params: np.ndarray, blocksize: int 
     def bar(label):
         return progress_factory(total, label) if progress_factory else None
 
-    params = params.copy()
-    warnings = []
+    vector = np.array(params, dtype=np.float64)
     if ai_runner is not None:
         from auracore.models.runtime import Steering
 
@@ -184,41 +198,35 @@ def render_file(in_path: str, out_path: str, params: np.ndarray, blocksize: int 
     else:
         def make_steering():
             return None
-    gain_db = None
-    passes = 0
     started = time.perf_counter()
+    gain_db, passes, warnings = None, 0, []
     if two_pass:
-        params[P.P_LOUD_AUTO] = 0.0
-        target = params[P.P_LOUD_TARGET]
-        base = params[P.P_OUTPUT_GAIN]
-        gain_db = 0.0
-        for passes in range(1, TWO_PASS_MAX_PASSES + 1):
-            params[P.P_OUTPUT_GAIN] = base + gain_db
-            b = bar(f"measure {passes}")
-            try:
-                measured = _measure(in_path, params, blocksize, b, make_steering)
-            finally:
-                if b:
-                    b.close()
-            if not math.isfinite(measured):
-                warnings.append("the input is silent: --two-pass left the gain alone")
-                gain_db = 0.0
-                break
-            error = target - measured
-            if abs(error) <= TWO_PASS_TOLERANCE_LU:
-                break
-            gain_db += error
-            if base + gain_db > P.lookup("output.gain_db").maximum:
-                gain_db = P.lookup("output.gain_db").maximum - base
-                warnings.append("the target needs more gain than output.gain_db allows")
-        else:
-            warnings.append(f"--two-pass stopped {abs(error):.2f} LU from the target: the limiter "
-                            "is taking the loudness (lower the target or raise the ceiling)")
-        params[P.P_OUTPUT_GAIN] = base + gain_db
+        vector[P.P_LOUD_AUTO] = 0.0
+        gain_db, passes, warnings = _two_pass_gain(in_path, vector.copy(), blocksize, bar, make_steering)
+        vector[P.P_OUTPUT_GAIN] += gain_db
+    state, frames, in_meter, out_meter = _write(in_path, out_path, vector, blocksize, subtype, sample_rate,
+                                                channels, bar("render"), make_steering())
+    elapsed = time.perf_counter() - started
+    duration = frames / sample_rate
+    return RenderResult(
+        input=in_path, output=out_path, sample_rate=sample_rate, channels=channels,
+        duration_s=round(duration, 6),
+        input_integrated_lufs=finite_or_none(in_meter.integrated_lufs, 3),
+        input_true_peak_dbtp=finite_or_none(float(np.max(in_meter.true_peak_dbtp)), 3),
+        output_integrated_lufs=finite_or_none(out_meter.integrated_lufs, 3),
+        output_true_peak_dbtp=finite_or_none(float(np.max(out_meter.true_peak_dbtp)), 3),
+        output_loudness_range_lu=finite_or_none(out_meter.loudness_range_lu, 3),
+        latency_samples=state.latency, sanitised_samples=state.sanitised_samples,
+        elapsed_s=round(elapsed, 3), realtime_factor=round(duration / max(elapsed, 1e-9), 1),
+        two_pass_gain_db=None if gain_db is None else round(gain_db, 3),
+        measure_passes=passes, warnings=warnings)
 
+
+def _write(in_path, out_path, vector, blocksize, subtype, sample_rate, channels, bar, steering):
+    """The writing pass: the chain's output quantised and metered into out_path, atomically.
+    Returns (chain state, frames, input meter, output meter)."""
     out_meter = LoudnessMeter(sample_rate, channels)
     quantizer = Quantizer(resolve_subtype(output_format(out_path), subtype))
-    b = bar("render")
     try:
         with atomic_output(out_path, sample_rate, channels, subtype, inputs=(in_path,)) as out:
             def sink(block):
@@ -226,21 +234,8 @@ def render_file(in_path: str, out_path: str, params: np.ndarray, blocksize: int 
                 out_meter.process(value)
                 out.write(data)
 
-            state, frames, in_meter = _run(in_path, params, blocksize, sink, b, make_steering())
+            state, frames, in_meter = _run(in_path, vector, blocksize, sink, bar, steering)
     finally:
-        if b:
-            b.close()
-    elapsed = time.perf_counter() - started
-    duration = frames / sample_rate
-    return RenderResult(
-        input=in_path, output=out_path, sample_rate=sample_rate, channels=channels,
-        duration_s=round(duration, 6),
-        input_integrated_lufs=_finite(in_meter.integrated_lufs),
-        input_true_peak_dbtp=_finite(float(np.max(in_meter.true_peak_dbtp))),
-        output_integrated_lufs=_finite(out_meter.integrated_lufs),
-        output_true_peak_dbtp=_finite(float(np.max(out_meter.true_peak_dbtp))),
-        output_loudness_range_lu=_finite(out_meter.loudness_range_lu),
-        latency_samples=state.latency, sanitised_samples=state.sanitised_samples,
-        elapsed_s=round(elapsed, 3), realtime_factor=round(duration / max(elapsed, 1e-9), 1),
-        two_pass_gain_db=None if gain_db is None else round(gain_db, 3),
-        measure_passes=passes, warnings=warnings)
+        if bar:
+            bar.close()
+    return state, frames, in_meter, out_meter

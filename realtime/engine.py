@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit
 
 from auracore.kernels import params as P
+from auracore.kernels.blend import blend_targets
 from auracore.kernels.chain import (A_C, A_LIM_DELAY, A_PS, A_PS_PREV, A_S, C_SANITISED, S_COMP_GR_DB, S_LIM_GR_LIN,
                                     S_LOUD_DB, SANE_LIMIT, ChainState, chain_kernel, chain_reset)
 from auracore.kernels.loudness import LoudnessMeter, meter_process, meter_reset
@@ -118,27 +119,17 @@ class Engine:
         st[ST_GR_ASKED] = st[ST_GR_ASKED] + 1.0
         return comp_db, lim_db
 
+    def xruns(self) -> int:
+        """Input and output underflows and overflows PortAudio has flagged, in all."""
+        st = self.status
+        return int(st[ST_INPUT_UNDERFLOW] + st[ST_INPUT_OVERFLOW] + st[ST_OUTPUT_UNDERFLOW] + st[ST_OUTPUT_OVERFLOW])
+
     def request_meter_reset(self) -> None:
         """Ask the callback to reset integrated loudness, LRA, maxima and peaks (next block)."""
         self.status[ST_RESET_METER] = 1.0
 
     def uptime_s(self) -> float:
         return time.monotonic() - self.started
-
-
-@njit(cache=True, nogil=True)
-def blend_targets(params, ai_targets, ai_mask, effective):
-    """effective = params with the models' targets mixed in by ai.amount where ai_mask is
-    set and ai.enabled is on; output.gain_db stays manual while loudness.auto is on (the
-    chain's follower owns the gain then). All (N_PARAMS,) float64. The one blend rule, for
-    the live callback and render --ai alike."""
-    amount = params[P.P_AI_AMOUNT] if params[P.P_AI_ENABLED] >= 0.5 else 0.0
-    auto = params[P.P_LOUD_AUTO] >= 0.5
-    for k in range(params.shape[0]):
-        v = params[k]
-        if ai_mask[k] != 0.0 and amount > 0.0 and not (auto and k == P.P_OUTPUT_GAIN):
-            v += amount * (ai_targets[k] - v)
-        effective[k] = v
 
 
 @njit(cache=True, nogil=True)

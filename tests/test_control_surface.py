@@ -30,7 +30,7 @@ from websockets.sync.client import connect
 from auracore.control import osc_server as osc_server_module
 from auracore.control.daemon import Daemon, ServeConfig
 from auracore.control.osc_server import osc_markdown
-from auracore.control.presets import build_vector
+from auracore.offline.params import build_vector
 from auracore.control.surface import SurfaceError, check_surface_config
 from auracore.kernels import params as P
 from auracore.realtime import engine as E

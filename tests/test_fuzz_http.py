@@ -12,7 +12,7 @@ import urllib.request
 
 import numpy as np
 
-from auracore.control.presets import build_vector
+from auracore.offline.params import build_vector
 from test_control_surface import running_daemon, wait_until
 
 STATIC_PATHS = ("/", "/app.js", "/style.css", "/messages.schema.json")

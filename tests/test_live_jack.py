@@ -18,7 +18,7 @@ import uuid
 import numpy as np
 import pytest
 
-from auracore.control.presets import build_vector
+from auracore.offline.params import build_vector
 from auracore.kernels.chain import ChainState, process
 from auracore.offline.demo import demo_track
 
@@ -128,7 +128,7 @@ def run_peer(jack: Jack, *args, timeout=120):
 def offline_render(x: np.ndarray) -> np.ndarray:
     """What `auracore render` computes for x with SETTINGS, latency removed."""
     pairs = [SETTINGS[i + 1] for i in range(2, len(SETTINGS), 2)]
-    from auracore.control.presets import parse_assignments
+    from auracore.control.cmd_render import parse_assignments
 
     params = build_vector("neutral", parse_assignments(pairs))
     state = ChainState(RATE, 2, params=params)

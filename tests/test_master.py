@@ -13,7 +13,7 @@ import soundfile as sf
 import pyebur128
 from conftest import db, true_peak_16x
 
-from auracore.control.presets import load_preset
+from auracore.offline.params import load_preset
 from auracore.errors import AudioFileError, ParamError
 from auracore.offline.demo import demo_track
 from auracore.offline.master import master, master_file

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from auracore.kernels import params as P
-from auracore.realtime.engine import blend_targets
+from auracore.kernels.blend import blend_targets
 from auracore.models.runtime import (FILES, MANIFEST, ModelError, ModelRunner, Steering,
                                      default_model_dir)
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from auracore.control.cli import params_markdown
-from auracore.control.presets import PresetError, build_vector, load_preset, parse_assignments, preset_names
+from auracore.control.cmd_render import parse_assignments
+from auracore.offline.params import PresetError, build_vector, load_preset, preset_names
 from auracore.kernels import params as P
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

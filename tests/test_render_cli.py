@@ -13,7 +13,7 @@ import pyebur128
 import pytest
 import soundfile as sf
 
-from auracore.control.presets import build_vector
+from auracore.offline.params import build_vector
 from auracore.kernels.chain import ChainState, process
 from auracore.offline.demo import demo_track
 

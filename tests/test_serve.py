@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from auracore.control.presets import build_vector
+from auracore.offline.params import build_vector
 from auracore.kernels import params as P
 from auracore.offline.demo import demo_track
 from auracore.realtime.engine import ST_CONTROL_APPLIED, ST_FAULTS, ST_INJECT_FAULT, Engine
