@@ -27,17 +27,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "feature extractor, content classifier and parameter predictor, export them as "
                     "ONNX and measure them on held-out pieces. Needs the train extra "
                     "(pip install 'auracore[train]') and Debian's fluidsynth, fluid-soundfont-gm and espeak-ng.")
+    p.add_argument("target", nargs="?", choices=("models", "separation"), default="models",
+                   help="what to train: models (default: the mastering models) or separation (the stem "
+                        "separation model, see docs/separate.md)")
     p.add_argument("--work-dir", default="auracore-train",
                    help="folder for the data, checkpoints, curves.csv and metrics (default ./auracore-train)")
-    p.add_argument("--out", default=weights_dir,
-                   help="where the ONNX files and manifest go (default: the package's shipped weights)")
+    p.add_argument("--out", default=None,
+                   help="where the ONNX files and manifest go (default: the package's shipped weights, "
+                        f"{weights_dir} for models)")
     p.add_argument("--scale", type=_positive, default=1.0,
                    help="data size as a fraction of the full set (default 1: 390 pieces, about 1400 clips)")
     p.add_argument("--seed", type=int, default=1, help="seed for the data and the training (default 1)")
     p.add_argument("--jobs", type=int, default=2, help="processes building the data (default 2)")
     p.add_argument("--epochs", type=int, default=80, help="most epochs (default 80; early stopping ends sooner)")
-    p.add_argument("--max-minutes", type=_positive, default=20.0,
-                   help="stop training after this many minutes (default 20)")
+    p.add_argument("--max-minutes", type=_positive, default=None,
+                   help="stop training after this many minutes (default 20; 45 for separation)")
     p.add_argument("--reuse-data", action="store_true",
                    help="train on the data already in --work-dir instead of rebuilding it")
     p.set_defaults(func=run)
@@ -59,6 +63,15 @@ def _log(msg: str) -> None:
 
 
 def run(args) -> int:
+    if getattr(args, "target", "models") == "separation":
+        from .cmd_separate import train_separation
+
+        return train_separation(args)
+    if args.out is None:
+        import auracore.models
+
+        args.out = os.path.join(os.path.dirname(os.path.abspath(auracore.models.__file__)), "weights")
+    args.max_minutes = 20.0 if args.max_minutes is None else args.max_minutes
     try:
         import torch  # noqa: F401
 
