@@ -232,7 +232,9 @@ def main(argv=None) -> int:
 
     model_session()  # both sides start with their model loaded
     run_ours(make_warm(), "pitched")  # JIT warm-up
-    results = {"sets": {}, "clips": []}
+    run_peer(make_warm(), model)  # the peer's lazy imports and caches
+    results_model = model_ms_per_window(model)
+    results = {"sets": {}, "clips": [], "model_ms_per_window": results_model}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.sets:
             agg = {"ours": {}, "peer": {}}
@@ -279,6 +281,28 @@ def main(argv=None) -> int:
     else:
         _print_table(results)
     return 0
+
+
+def model_ms_per_window(model, windows: int = 24) -> dict:
+    """The model alone, ms per 2 s window: our session (batches of 4, one thread) and the
+    peer's (its Model.predict, one window a call, ONNX Runtime's default threads)."""
+    from auracore.offline.transcribe import pitched
+
+    rng = np.random.default_rng(1)
+    x = (0.1 * rng.standard_normal((windows, pitched.WINDOW, 1))).astype(np.float32)
+    sess = pitched.model_session()
+    name = sess.get_inputs()[0].name
+    sess.run(None, {name: x[:pitched.BATCH_WINDOWS]})
+    t = time.perf_counter()
+    for i in range(0, windows, pitched.BATCH_WINDOWS):
+        sess.run(None, {name: x[i:i + pitched.BATCH_WINDOWS]})
+    ours = (time.perf_counter() - t) / windows
+    model.predict(x[:1])
+    t = time.perf_counter()
+    for i in range(windows):
+        model.predict(x[i:i + 1])
+    peer = (time.perf_counter() - t) / windows
+    return {"ours": 1000 * ours, "peer": 1000 * peer}
 
 
 def make_warm() -> str:
@@ -342,6 +366,9 @@ def _print_table(results: dict) -> None:
               f"onset F1 ours {lg['ours_f1_onset']:.3f} vs {lg['peer_f1_onset']:.3f}; peak RSS "
               f"{lg['peak_rss_mb_before']:.0f} -> {lg['peak_rss_mb_after_ours']:.0f} MB (ours) -> "
               f"{lg['peak_rss_mb_after_peer']:.0f} MB (basic-pitch)")
+    m = results["model_ms_per_window"]
+    print(f"model alone: ours {m['ours']:.1f} ms per window (batches of 4, 1 thread), basic-pitch "
+          f"{m['peer']:.1f} ms (one window a call, default threads)")
     if results.get("min_clip_speedup"):
         print(f"slowest clip speedup: {results['min_clip_speedup']:.2f}x")
 

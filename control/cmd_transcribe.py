@@ -1,7 +1,8 @@
 """The `auracore transcribe` subcommand: an audio file -> a type-1 MIDI file (and a JSON summary).
 
-The file is streamed through ``auracore.offline.transcribe.Transcriber`` block by block
-(memory stays flat for any length); with ``--separate`` it is read whole, split into stems
+The file is streamed block by block (memory stays flat for any length) through
+``auracore.offline.transcribe.Transcriber`` and, for the tempo map, the profile step's
+streaming features and beat tracker (``auracore.offline.profile``); with ``--separate`` it is read whole, split into stems
 by ``auracore.offline.separate.separate`` and each stem becomes a track. The MIDI file is
 written atomically (nothing is left behind on an error or a signal) and never over the input.
 """
@@ -134,10 +135,10 @@ def _is_empty_audio(path: str) -> bool:
 
 
 def _empty(args, options):
-    from auracore.offline.transcribe import Transcriber
+    from auracore.offline.transcribe import Transcriber, tempo_map_for
 
     t = Transcriber(44100, args.stem_type if args.stem_type != "auto" else "pitched", args.program, **options)
-    return t.finish(_tempo_map(None, 0))
+    return t.finish(tempo_map_for())
 
 
 def _run_stream(args, options):
@@ -147,11 +148,13 @@ def _run_stream(args, options):
     bars = progress_factory()
     with open_input(args.input) as f:
         t = Transcriber(f.samplerate, args.stem_type, args.program, **options)
-        total, rate = f.frames, f.samplerate
+        beats = _BeatTracker(f.samplerate, f.channels)
+        total = f.frames
         bar = bars(total, "transcribe") if bars else None
         try:
             for block in read_blocks(f, BLOCK_FRAMES, args.input):
                 t.process(block)
+                beats.process(block)
                 if bar:
                     bar.update(block.shape[0])
         finally:
@@ -159,7 +162,7 @@ def _run_stream(args, options):
                 bar.close()
         if t.frames < total:
             raise AudioFileError(f"{args.input}: only part of the file could be read; it is truncated")
-    return t.finish(_tempo_map(args.input, rate))
+    return t.finish(beats.tempo_map())
 
 
 def _run_separate(args, options):
@@ -168,28 +171,40 @@ def _run_separate(args, options):
     from auracore.offline.transcribe import transcribe_stems
 
     x, rate = load(args.input)
+    beats = _BeatTracker(rate, x.shape[1])
+    beats.process(x)
     stems = separate(x, rate)
     programs = {name: args.program for name in stems} if args.program is not None else None
-    return transcribe_stems(stems, rate, programs=programs, tempo_map=_tempo_map(args.input, rate, x), **options)
+    return transcribe_stems(stems, rate, programs=programs, tempo_map=beats.tempo_map(), **options)
 
 
-def _tempo_map(path, rate, x=None):
-    """The tempo map from the profile step when it is installed, else 120 BPM."""
-    from auracore.offline.transcribe import tempo_map_for
+class _BeatTracker:
+    """The profile step's tempo, beats and metre on the same blocks (streaming), as a tempo
+    map; 120 BPM in 4/4 when the profile step is not installed or finds no beat."""
 
-    try:
-        from auracore.offline.profile import profile
-    except ImportError:
-        return tempo_map_for()
-    if path is None:
-        return tempo_map_for()
-    if x is None:
-        from auracore.offline.audio_io import load
+    def __init__(self, sample_rate: int, channels: int):
+        try:
+            from auracore.offline.profile.features import FeatureStream
+        except ImportError:
+            self.stream = None
+            return
+        self.stream = FeatureStream(sample_rate, channels, loudness=False)
 
-        x, rate = load(path)
-    result = profile(x, rate)
-    return tempo_map_for(getattr(result, "tempo_bpm", None), getattr(result, "beats_s", None),
-                         int(getattr(result, "beats_per_bar", 4) or 4))
+    def process(self, block) -> None:
+        if self.stream is not None:
+            self.stream.process(block)
+
+    def tempo_map(self):
+        from auracore.offline.transcribe import tempo_map_for
+
+        if self.stream is None:
+            return tempo_map_for()
+        from auracore.offline.profile.tempo import from_features
+
+        tb = from_features(self.stream.finish())
+        downbeats = tuple(getattr(tb, "downbeats_s", ()) or ())
+        return tempo_map_for(tb.tempo_bpm, tb.beats_s, int(tb.beats_per_bar or 4),
+                             downbeats[0] if downbeats else None)
 
 
 def _print_summary(s: dict) -> None:

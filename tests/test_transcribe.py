@@ -170,7 +170,8 @@ def test_auto_keeps_pitched_material_pitched(mono_clip):
 def test_midi_file_tempo_map_keeps_real_times(tmp_path):
     beats = [0.5 + 0.45 * i for i in range(8)] + [4.1 + 0.55 * i for i in range(8)]
     ref = [Note(0.61, 0.95, 60, 90), Note(2.0, 3.3, 64, 70), Note(4.87, 6.0, 67, 100), Note(7.9, 8.2, 72, 50)]
-    notes = Notes((Track("lead", "pitched", 40, tuple(ref)),), TempoMap.from_beats(beats, 120.0, 3), 9.0, 44100)
+    # the first downbeat is the third beat: the lead-in is padded so that it starts bar 2
+    notes = Notes((Track("lead", "pitched", 40, tuple(ref)),), TempoMap.from_beats(beats, 120.0, 3, beats[2]), 9.0, 44100)
     path = str(tmp_path / "t.mid")
     notes.to_midi().save(path)
     mid = mido.MidiFile(path)
@@ -185,9 +186,10 @@ def test_midi_file_tempo_map_keeps_real_times(tmp_path):
     for (s, e, p, v), n in zip(got, ref):
         assert abs(s - n.onset_s) < 0.002 and abs(e - n.offset_s) < 0.002  # within 2 ms (tick rounding)
         assert (p, v) == (n.pitch, n.velocity)
-    # the beats fall on whole beats of the grid
+    # the beats fall on whole beats of the grid, the first downbeat on a bar line
     beat_times = pm.get_beats()
     assert min(abs(beat_times - 4.1)) < 0.002
+    assert min(abs(pm.get_downbeats() - beats[2])) < 0.002
 
 
 def test_silence_gives_an_empty_valid_transcription():
@@ -230,7 +232,11 @@ def test_command_writes_midi_and_json(tmp_path, mono_clip):
     done = _cli(path, out, "--stem-type", "pitched", "--program", "24", "--json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    assert summary["tracks"][0]["program"] == 24 and summary["tempo"]["tempo_bpm"] == 120.0
+    assert summary["tracks"][0]["program"] == 24
+    from auracore.offline.profile import tempo_and_beats  # the tempo map is the profile's
+    tb = tempo_and_beats(sf.read(path, always_2d=True)[0], 44100)
+    assert summary["tempo"]["tempo_bpm"] == pytest.approx(tb.tempo_bpm, abs=1e-3)
+    assert summary["tempo"]["beat_count"] == len(tb.beats_s)
     pm = pretty_midi.PrettyMIDI(out)
     est = [Note(n.start, n.end, n.pitch, n.velocity) for n in pm.instruments[0].notes]
     assert f1(ref, est) >= 0.9

@@ -61,6 +61,7 @@ class TempoMap:
     beats_s: tuple = (0.0,)
     tempo_bpm: float = DEFAULT_TEMPO_BPM
     beats_per_bar: int = 4
+    downbeat_index: int = 0  # which of beats_s is the first downbeat (it starts a bar)
 
     @classmethod
     def constant(cls, tempo_bpm: float = DEFAULT_TEMPO_BPM, beats_per_bar: int = 4) -> "TempoMap":
@@ -68,9 +69,11 @@ class TempoMap:
         return cls((0.0,), float(tempo_bpm), int(beats_per_bar))
 
     @classmethod
-    def from_beats(cls, beats_s, tempo_bpm: float | None = None, beats_per_bar: int = 4) -> "TempoMap":
+    def from_beats(cls, beats_s, tempo_bpm: float | None = None, beats_per_bar: int = 4,
+                   downbeat_s: float | None = None) -> "TempoMap":
         """From detected beat times (seconds, increasing); tempo_bpm (the profile's global
-        tempo) fills the time before the first beat, else the first interval's tempo."""
+        tempo) fills the time before the first beat, else the first interval's tempo;
+        downbeat_s: the first downbeat, put on a bar line."""
         beats = np.asarray([b for b in beats_s if math.isfinite(b) and b >= 0.0], dtype=np.float64)
         beats = np.unique(beats)
         if beats.size < 2:
@@ -78,7 +81,8 @@ class TempoMap:
             return cls.constant(bpm, beats_per_bar)
         beats = beats[np.concatenate(([True], np.diff(beats) > 0.05))]  # no beats closer than 50 ms
         bpm = float(tempo_bpm) if tempo_bpm and tempo_bpm > 0 else 60.0 / float(beats[1] - beats[0])
-        return cls(tuple(float(b) for b in beats), bpm, int(beats_per_bar))
+        k = int(np.argmin(np.abs(beats - downbeat_s))) if downbeat_s is not None else 0
+        return cls(tuple(float(b) for b in beats), bpm, int(beats_per_bar), k)
 
     def segments(self) -> list[tuple[float, float, float]]:
         """[(start_s, start_beat, seconds_per_beat), ...]: beat 0 at time 0, each segment's
@@ -88,12 +92,15 @@ class TempoMap:
         segs = []
         # before the first beat: the global tempo, ending exactly on a whole beat count
         first = beats[0]
+        # the lead-in has a whole number of beats, chosen so the first downbeat starts a bar
+        # (music that starts on its first beat at time 0 keeps that beat as beat 0)
+        n_lead = 0
         if first > 0.0:
             n_lead = max(1, round(first / spb0))
+            while (n_lead + self.downbeat_index) % max(1, self.beats_per_bar):
+                n_lead += 1
             segs.append((0.0, 0.0, first / n_lead))
-            beat0 = float(n_lead)
-        else:
-            beat0 = 0.0
+        beat0 = float(n_lead)
         for i in range(len(beats) - 1):
             segs.append((beats[i], beat0 + i, beats[i + 1] - beats[i]))
         last_spb = (beats[-1] - beats[-2]) if len(beats) > 1 else spb0

@@ -302,13 +302,15 @@ class PitchedTranscriber:
             self.buf = np.concatenate((self.buf, np.zeros(need - len(self.buf), dtype=np.float32)))
         batch = np.stack([self.buf[s:s + WINDOW] for s in starts])
         note, onset, contour = self._model(batch)
-        mag = self._magnitudes(batch)
+        # levels and bend curves are needed only where a note can start or sound
+        keys = np.flatnonzero((note.max(axis=0) >= 0.5 * self.params[1]) | (onset.max(axis=0) >= self.params[0]))
+        mag = self._magnitudes(batch, keys)
         self.windows_run += count
         next_start = self._window_start(self.windows_run) - self.buf_start
         self.buf = self.buf[next_start:]
         self.buf_start += next_start
         frames = np.stack([note, onset, mag], axis=0)
-        dev = self._deviations(contour)
+        dev = self._deviations(contour, keys)
         if final:
             limit = self.total_frames - self.next_frame - (0 if self.pending is None else 1)
             frames, dev = frames[:, :max(0, limit)], dev[:max(0, limit)]
@@ -327,19 +329,27 @@ class PitchedTranscriber:
                 out[k][loud] = res[self.order[k]][:, keep]
         return [o.reshape(-1, n) for o, n in zip(out, sizes)]
 
-    def _magnitudes(self, batch: np.ndarray) -> np.ndarray:
-        """(windows x KEEP_FRAMES, PITCHES) magnitude (full-scale sine = 1) of each key's
-        fundamental in a Hann window centred on every kept frame: one product with a
-        windowed DFT matrix at the keys' frequencies."""
+    def _magnitudes(self, batch: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """(windows x KEEP_FRAMES, PITCHES) magnitude (full-scale sine = 1) of the keys'
+        fundamentals (0 for other keys) in a Hann window centred on every kept frame: one
+        product with a windowed DFT matrix at the keys' frequencies."""
+        mag = np.zeros((len(batch) * KEEP_FRAMES, PITCHES), dtype=np.float32)
+        if keys.size == 0:
+            return mag
         first = MARGIN_FRAMES * HOP + FRAME_LAG_SAMPLES - FFT_SIZE // 2
         span = first + HOP * (KEEP_FRAMES - 1) + FFT_SIZE
         frames = np.lib.stride_tricks.sliding_window_view(batch[:, first:span], FFT_SIZE, axis=1)[:, ::HOP]
-        out = np.ascontiguousarray(frames).reshape(-1, FFT_SIZE) @ KEY_DFT
-        return np.hypot(out[:, :PITCHES], out[:, PITCHES:])
+        out = np.ascontiguousarray(frames).reshape(-1, FFT_SIZE) @ KEY_DFT[:, np.concatenate((keys, keys + PITCHES))]
+        mag[:, keys] = np.hypot(out[:, :keys.size], out[:, keys.size:])
+        return mag
 
-    def _deviations(self, contour: np.ndarray) -> np.ndarray:
-        """(T, PITCHES) the contour's peak near each key, in semitones from the key."""
-        sub = contour[:, CONTOUR_IDX] * CONTOUR_VALID
+    def _deviations(self, contour: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """(T, PITCHES) the contour's peak near each of the keys, in semitones from the key
+        (0 for other keys)."""
+        dev = np.zeros((contour.shape[0], PITCHES), dtype=np.float32)
+        if keys.size == 0:
+            return dev
+        sub = contour[:, CONTOUR_IDX[keys]] * CONTOUR_VALID[keys]
         k = sub.argmax(axis=2)
         kc = k.clip(1, sub.shape[2] - 2)
         t_i, p_i = np.indices(k.shape)
@@ -347,7 +357,8 @@ class PitchedTranscriber:
         denom = y0 - 2.0 * y1 + y2
         frac = np.where(np.abs(denom) > 1e-9, 0.5 * (y0 - y2) / np.where(denom == 0, 1, denom), 0.0)
         frac = np.where((k == kc), frac.clip(-0.5, 0.5), 0.0)
-        return ((CONTOUR_OFFSETS[k] + frac) / CONTOUR_BINS_PER_ST).astype(np.float32)
+        dev[:, keys] = (CONTOUR_OFFSETS[k] + frac) / CONTOUR_BINS_PER_ST
+        return dev
 
     def _decode(self, data, final: bool) -> None:
         if data is None:

@@ -153,10 +153,12 @@ def transcribe(x: np.ndarray, sample_rate: int, stem_type: str = "auto", program
     return t.finish(tempo_map_for(tempo_bpm, beats_s, beats_per_bar))
 
 
-def tempo_map_for(tempo_bpm: float | None = None, beats_s=None, beats_per_bar: int = 4) -> TempoMap:
-    """The tempo map from a profile's tempo (BPM) and beats (s), or 120 BPM without them."""
+def tempo_map_for(tempo_bpm: float | None = None, beats_s=None, beats_per_bar: int = 4,
+                  downbeat_s: float | None = None) -> TempoMap:
+    """The tempo map from a profile's tempo (BPM), beats (s) and first downbeat (s), or 120
+    BPM without them."""
     if beats_s is not None and len(beats_s) >= 2:
-        return TempoMap.from_beats(beats_s, tempo_bpm, beats_per_bar)
+        return TempoMap.from_beats(beats_s, tempo_bpm, beats_per_bar, downbeat_s)
     if tempo_bpm is not None and math.isfinite(tempo_bpm) and tempo_bpm > 0:
         return TempoMap.constant(tempo_bpm, beats_per_bar)
     return TempoMap.constant(beats_per_bar=beats_per_bar)
