@@ -50,6 +50,15 @@ DRUM_CHANNEL = 9
 KICK, SNARE, CLOSED_HAT, OPEN_HAT, CRASH, RIDE = 36, 38, 42, 46, 49, 51
 
 
+
+def sweep_kick(sample_rate: int, seconds: float, end_hz: float, drop_hz: float, decay_s: float,
+               level: float) -> np.ndarray:
+    """A synthetic kick drum: (frames,) a sine whose pitch falls from end_hz + drop_hz to
+    end_hz (instantaneous frequency end + drop exp(-t / 30 ms)) under an exponential decay."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    phase = end_hz * t + drop_hz * 0.03 * (1 - np.exp(-t / 0.03))
+    return level * np.sin(2 * np.pi * phase) * np.exp(-t / decay_s)
+
 class SourceError(RuntimeError):
     """A tool or resource the data needs is missing or failed (FluidSynth, espeak-ng, a score)."""
 
@@ -280,10 +289,9 @@ def electronic_piece(seed: int) -> tuple[np.ndarray, str]:
         out[i0:i1] += pad
         out[i0:i1] += bass[:, None]
     out = sosfilt(butter(2, cutoff, "low", fs=fs, output="sos"), out, axis=0)
-    kick_len = int(0.3 * fs)
-    kt = np.arange(kick_len) / fs
     f_end = rng.uniform(40, 60)
-    kick = 0.8 * np.sin(2 * np.pi * (f_end * kt + 100 * 0.03 * (1 - np.exp(-kt / 0.03)))) * np.exp(-kt / rng.uniform(0.1, 0.25))
+    kick = sweep_kick(fs, 0.3, f_end, 100.0, rng.uniform(0.1, 0.25), 0.8)
+    kick_len = kick.shape[0]
     snare_len = int(0.2 * fs)
     st = np.arange(snare_len) / fs
     hp = butter(2, 6000, "high", fs=fs, output="sos")

@@ -22,12 +22,22 @@ from auracore.errors import AudioDeviceError
 from .engine import ST_FAULTS, ST_WAIT_US_MAX, Engine
 
 
+# sounddevice's private names this module reaches PortAudio through (its cffi handle, the
+# library path, its init/terminate bookkeeping). pyproject bounds sounddevice below 0.6, and
+# _portaudio() checks them, so a release that renames one fails with one clear line.
+SOUNDDEVICE_PRIVATE = ("_libname", "_ffi", "_lib", "_initialize", "_terminate", "_initialized", "_exit_handler")
+
+
 def _portaudio():
     """sounddevice, imported late: PortAudio enumerates JACK only if it runs at import."""
     try:
         import sounddevice as sd
     except OSError as exc:  # libportaudio2 missing
         raise AudioDeviceError(f"PortAudio is not available ({exc}); install libportaudio2") from None
+    missing = [name for name in SOUNDDEVICE_PRIVATE if not hasattr(sd, name)]
+    if missing:
+        raise AudioDeviceError(f"sounddevice {getattr(sd, '__version__', '?')} lacks {', '.join(missing)}, which the "
+                               "compiled callback needs; install a release below 0.6 (pip install 'sounddevice<0.6')")
     return sd
 
 

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import traceback
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -227,12 +228,99 @@ def serve_argv(inp, out, opts):
             "--input", inp, "--output", out] + opts
 
 
-# name: (argv builder, option generator, writes an output file)
-COMMANDS = {
-    "render": (render_argv, render_options, True),
-    "analyze": (analyze_argv, analyze_options, False),
-    "serve-file": (serve_argv, serve_options, True),
+def master_argv(inp, out, opts):
+    return ["master", inp, out] + opts
+
+
+def master_options(rng, presets):
+    pool = [["--reference", rng.choice(["ok.wav", "garbage.wav", "missing.wav", "a_folder.wav", "mono.wav"])],
+            ["--amount", rng.choice(["0", "1", "0.5", "2", "nan", "-1"])],
+            ["--match", rng.choice(["eq", "loudness,width", "bogus", ""])], ["--json"],
+            ["--save-preset", rng.choice(["p.toml", "p.txt", "missing/p.toml"])]]
+    opts = ["--reference", rng.choice(["ok.wav", "mono.wav"])] if rng.random() < 0.7 else []
+    for o in rng.sample(pool, rng.randint(0, 2)):
+        opts += o
+    return opts
+
+
+def transcribe_argv(inp, out, opts):
+    return ["transcribe", inp, os.path.splitext(out)[0] + ".mid" if rng_mid(out) else out] + opts
+
+
+def rng_mid(out: str) -> bool:
+    """Most cases give the MIDI output its own extension; the rest keep the audio one."""
+    return zlib.crc32(out.encode("utf-8", "surrogateescape")) % 4 != 0
+
+
+def transcribe_options(rng, presets):
+    pool = [["--stem-type", rng.choice(["auto", "pitched", "drums", "bass", "x"])],
+            ["--program", rng.choice(["0", "127", "128", "-1", "x"])],
+            ["--onset-threshold", rng.choice(["0.5", "2", "nan"])], ["--min-note-ms", rng.choice(["0", "50", "1e9"])],
+            ["--min-hz", rng.choice(["30", "0", "-5"])], ["--json"]]
+    opts = []
+    for o in rng.sample(pool, rng.randint(0, 2)):
+        opts += o
+    return opts
+
+
+def profile_argv(inp, out, opts):
+    return ["profile", inp] + opts
+
+
+def profile_options(rng, presets):
+    pool = [["--json"], ["--plot", rng.choice(["p.png", "p.jpg", "missing/p.png"])],
+            ["--stems", rng.choice(["a_folder.wav", "missing", "."])]]
+    opts = []
+    for o in rng.sample(pool, rng.randint(0, 2)):
+        opts += o
+    return opts
+
+
+def qc_argv(inp, out, opts):
+    return ["qc", inp] + opts
+
+
+def qc_options(rng, presets):
+    opts = [rng.choice(["ok.wav", "mono.wav", "garbage.wav", "missing.wav", "silent.wav"])]
+    if rng.random() < 0.5:
+        opts += ["--json"]
+    return opts
+
+
+def separate_argv(inp, out, opts):
+    return ["separate", inp, os.path.splitext(out)[0] + "_stems"] + opts
+
+
+def separate_options(rng, presets):
+    pool = [["--stems", rng.choice(["drums,bass", "vocals", "bogus", ""])], ["--six"],
+            ["--format", rng.choice(["wav", "flac"])], ["--model", rng.choice(["dsp", "/nonexistent", "/dev/null"])],
+            ["--json"], ["--force"]]
+    opts = ["--model", "dsp"] if rng.random() < 0.5 else []
+    for o in rng.sample(pool, rng.randint(0, 2)):
+        opts += o
+    return opts
+
+
+# name: (argv builder, option generator, the CLI module that must be registered)
+ALL_COMMANDS = {
+    "render": (render_argv, render_options, "cmd_render"),
+    "analyze": (analyze_argv, analyze_options, "cmd_analyze"),
+    "serve-file": (serve_argv, serve_options, "cmd_serve"),
+    "master": (master_argv, master_options, "cmd_master"),
+    "transcribe": (transcribe_argv, transcribe_options, "cmd_transcribe"),
+    "profile": (profile_argv, profile_options, "cmd_profile"),
+    "qc": (qc_argv, qc_options, "cmd_qc"),
+    "separate": (separate_argv, separate_options, "cmd_separate"),
 }
+
+
+def _registered() -> dict:
+    from auracore.control.cli import COMMAND_MODULES
+
+    return {k: v for k, v in ALL_COMMANDS.items() if v[2] in COMMAND_MODULES}
+
+
+COMMANDS = _registered()
 
 OUTPUT_KINDS = ["new", "new", "new", "same", "symlink_to_input", "hardlink_to_input", "dot_prefix",
                 "missing_folder", "folder", "no_extension", "unknown_extension", "too_long", "fifo",
@@ -397,6 +485,9 @@ def run_case(case: Case, inputs: dict, scratch: str, mounts: dict) -> Result:
         os.mkfifo(local)
     elif os.path.exists(src):
         shutil.copy(src, local)
+    for extra in ("ok", "mono"):  # what the options name as references and second inputs
+        if not os.path.lexists(os.path.join(workdir, extra + ".wav")):
+            shutil.copy(inputs[extra], os.path.join(workdir, extra + ".wav"))
     ext = os.path.splitext(src)[1] or ".wav"
     if ext not in (".wav", ".flac", ".ogg", ".mp3", ".aiff"):
         ext = ".wav"

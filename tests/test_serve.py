@@ -295,3 +295,15 @@ def test_inference_fault_is_survived():
     assert "inference" in final and "failures 1" in final, final
     blocks = int(final.split("blocks ")[1].split()[0])
     assert blocks > 5.5 * 48000 / 1024 - 10, final
+
+
+def test_sounddevice_still_has_the_private_names_the_callback_uses():
+    """realtime/portaudio.py reaches PortAudio through sounddevice's private cffi handle;
+    a sounddevice release that renames any of these names must fail here, loudly."""
+    import sounddevice as sd
+
+    from auracore.realtime import portaudio as pa
+
+    assert [n for n in pa.SOUNDDEVICE_PRIVATE if not hasattr(sd, n)] == []
+    assert callable(sd._lib.Pa_OpenStream) and sd._ffi.sizeof("PaStreamParameters") > 0
+    assert pa._portaudio() is sd
