@@ -96,6 +96,17 @@ def test_last_note_of_a_file_is_kept(tmp_path):
     assert abs(last.offset_s - 2.5) < 0.03  # closed at the end of the audio, within 30 ms
 
 
+def test_a_note_at_time_zero_makes_a_valid_midi_file(tmp_path):
+    pm = melody([(67, 0.0, 0.6, 100), (64, 0.8, 1.4, 100)], program=0)
+    _, x, sr = render(tmp_path, pm)
+    notes = transcribe(x, sr, stem_type="pitched", beats_s=[0.0, 0.5, 1.0, 1.5], tempo_bpm=120.0)
+    first = min(notes.notes, key=lambda n: n.onset_s)
+    assert first.pitch == 67 and 0.0 <= first.onset_s < 0.02
+    path = str(tmp_path / "zero.mid")
+    notes.to_midi().save(path)
+    assert min(n.start for n in pretty_midi.PrettyMIDI(path).instruments[0].notes) < 0.02
+
+
 def test_memory_is_flat_for_long_input(mono_clip):
     _, x, sr, _ = mono_clip
     def peak_bytes(repeats):

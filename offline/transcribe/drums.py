@@ -140,7 +140,7 @@ class DrumTranscriber:
             local = flux[max(0, j - 24):j + 25].mean()
             if v < local + ONSET_DELTA_DB * 4:
                 continue
-            t = (lo + j) * HOP / RATE + ONSET_LAG_S
+            t = max(0.0, (lo + j) * HOP / RATE + ONSET_LAG_S)
             if t - self.last_onset < MIN_GAP_S:
                 continue
             if self._classify(j, t, db):

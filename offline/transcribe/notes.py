@@ -120,6 +120,7 @@ class _Clock:
         self.starts = np.array([s[0] for s in self.segs])
 
     def ticks(self, t_s: float) -> int:
+        t_s = max(0.0, t_s)
         i = max(0, int(np.searchsorted(self.starts, t_s, side="right")) - 1)
         start_s, start_beat, spb = self.segs[i]
         return int(round((start_beat + (t_s - start_s) / spb) * TICKS_PER_BEAT))
