@@ -6,7 +6,8 @@
   between the best and the runner-up correlation over the best's distance to -1, 0..1.
 - Chords: the chroma averaged between consecutive beats, log-compressed and normalised,
   matched by cosine against templates for 12 roots x (maj, min, 7, maj7, min7) (chord tones
-  weighted root 1, fifth 0.8, third 1, seventh 0.7) and ``N`` (no chord: a beat whose
+  weighted root 1, fifth 0.8, third 1, seventh 0.7, each with its
+  harmonics) and ``N`` (no chord: a beat whose
   chroma is flat or whose level is 40 dB under the track's loudest beats). A Viterbi pass
   with a bonus for staying on a chord smooths the beat-wise choice. Labels are in the
   Harte / mir_eval syntax: ``C:maj``, ``A:min``, ``G:7``, ``F:maj7``, ``D:min7``, ``N``.
@@ -30,9 +31,11 @@ QUALITIES = {  # interval: weight
     "maj7": {0: 1.0, 4: 1.0, 7: 0.8, 11: 0.7},
     "min7": {0: 1.0, 3: 1.0, 7: 0.8, 10: 0.7},
 }
+HARMONICS = (0, 0, 7, 0, 4, 7)
+HARMONIC_DECAY = 0.6
 STAY_BONUS = 0.08
 N_FLOOR_DB = -40.0
-N_FLATNESS = 0.9
+N_FLATNESS = 0.97
 
 
 @dataclass(frozen=True)
@@ -80,13 +83,16 @@ def estimate_key(chroma: np.ndarray) -> tuple[str | None, float, str | None, tup
 
 
 def chord_templates() -> tuple[list[str], np.ndarray]:
-    """(labels, (n, 12) unit templates) for every root and quality."""
+    """(labels, (n, 12) unit templates) for every root and quality; each chord tone brings
+    its first six harmonics (pitch classes +0, +0, +7, +0, +4, +7, amplitudes HARMONIC_DECAY**k),
+    so a triad's third (whose third harmonic is the major seventh) is not taken for a maj7."""
     labels, rows = [], []
     for q, tones in QUALITIES.items():
         for root in range(12):
             t = np.zeros(12)
             for iv, w in tones.items():
-                t[(root + iv) % 12] = w
+                for k, h in enumerate(HARMONICS):
+                    t[(root + iv + h) % 12] += w * HARMONIC_DECAY ** k
             labels.append(f"{PITCHES[root]}:{q}")
             rows.append(t / np.linalg.norm(t))
     return labels, np.array(rows)
@@ -114,13 +120,12 @@ def estimate_chords(chroma: np.ndarray, frame_s: float, beats_s, duration_s: flo
     energy = bc.sum(axis=0)
     level_db = 10.0 * np.log10(np.maximum(energy, 1e-20))
     loud = np.percentile(level_db, 95) if level_db.size else 0.0
-    v = np.log1p(100.0 * bc / np.maximum(bc.max(axis=0, keepdims=True), 1e-20))
-    norm = np.linalg.norm(v, axis=0)
-    v = v / np.maximum(norm, 1e-12)
+    v = np.sqrt(bc)
+    v = v / np.maximum(np.linalg.norm(v, axis=0), 1e-12)
     labels, temp = chord_templates()
     sim = temp @ v  # (chords, beats)
     flat = v.sum(axis=0) / math.sqrt(12.0)  # cosine with the flat vector
-    n_score = np.where((level_db < loud + N_FLOOR_DB) | (flat > N_FLATNESS), 2.0, flat - 0.2)
+    n_score = np.where((level_db < loud + N_FLOOR_DB) | (flat > N_FLATNESS), 2.0, 0.0)
     obs = np.vstack((sim, n_score[None, :]))
     labels = labels + ["N"]
     # Viterbi with a bonus for staying on the same chord

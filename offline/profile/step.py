@@ -18,6 +18,7 @@ from . import harmony, structure, tempo as T
 from .features import FeatureStream
 
 BLOCK_FRAMES = 1 << 16
+WAVEFORM_COLUMNS = 4000
 
 
 class ProfileError(AuraCoreError, ValueError):
@@ -37,6 +38,9 @@ class Profile:
     structure: structure.Structure
     integrated_lufs: float
     elements: dict = field(default_factory=dict)  # name -> elements.ElementProfile
+    # for the plot only (not in to_dict): sample peak per column of waveform_hop_s seconds
+    waveform_peak: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
+    waveform_hop_s: float = 0.0
 
     @property
     def tempo_bpm(self):
@@ -116,9 +120,18 @@ class ProfileAnalyzer:
             elements[name] = E.element_profile(check_audio(s, self.sample_rate), self.sample_rate, tb)
             if progress is not None:
                 progress(name)
+        peak, hop_s = _waveform(feat)
         return Profile(duration_s=feat.duration_s, sample_rate=self.sample_rate, channels=self.channels,
                        tempo=tb, harmony=kc, structure=st, integrated_lufs=float(feat.integrated_lufs),
-                       elements=elements)
+                       elements=elements, waveform_peak=peak, waveform_hop_s=hop_s)
+
+
+def _waveform(feat, columns: int = WAVEFORM_COLUMNS) -> tuple[np.ndarray, float]:
+    peak = feat.levels[:, 3]
+    k = max(1, -(-peak.size // columns))
+    n = -(-peak.size // k) * k
+    padded = np.concatenate((peak, np.zeros(n - peak.size)))
+    return padded.reshape(-1, k).max(axis=1), k * feat.hop / feat.sample_rate
 
 
 def profile(x, sample_rate: int, stems: dict | None = None) -> Profile:

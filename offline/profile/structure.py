@@ -26,7 +26,7 @@ from scipy.fft import dct
 from .features import CHROMA_STEP, Features, extract
 from .tempo import TempoBeats, from_features as _tempo_from_features
 
-EMBED_BEATS = 4
+EMBED_BEATS = 1
 KERNEL_BEATS = 16
 MIN_SECTION_BEATS = 16
 PEAK_MADS = 1.5
@@ -106,7 +106,7 @@ def novelty(ssm: np.ndarray, half: int) -> np.ndarray:
     pad = np.pad(ssm, half, mode="edge")
     nov = np.zeros(n)
     for i in range(n):
-        nov[i] = -(pad[i:i + 2 * half, i:i + 2 * half] * kern).sum()
+        nov[i] = (pad[i:i + 2 * half, i:i + 2 * half] * kern).sum()
     return nov
 
 
