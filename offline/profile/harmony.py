@@ -24,6 +24,12 @@ from .tempo import TempoBeats, from_features as _tempo_from_features
 PITCHES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+# Albrecht and Shanahan (2013), pitch-class distributions of a corpus of major / minor pieces
+AS_MAJOR = np.array([0.238, 0.006, 0.111, 0.006, 0.137, 0.094, 0.016, 0.214, 0.009, 0.080, 0.008, 0.081])
+AS_MINOR = np.array([0.220, 0.006, 0.104, 0.123, 0.019, 0.103, 0.012, 0.214, 0.062, 0.022, 0.061, 0.052])
+PROFILES = {"kk": (KK_MAJOR, KK_MINOR), "as": (AS_MAJOR, AS_MINOR)}
+KEY_PROFILE = "as"
+KEY_COMPRESSION = 1.0
 QUALITIES = {  # interval: weight
     "maj": {0: 1.0, 4: 1.0, 7: 0.8},
     "min": {0: 1.0, 3: 1.0, 7: 0.8},
@@ -33,6 +39,7 @@ QUALITIES = {  # interval: weight
 }
 HARMONICS = (0, 0, 7, 0, 4, 7)
 HARMONIC_DECAY = 0.6
+SEVENTH_PENALTY = 0.04
 STAY_BONUS = 0.08
 N_FLOOR_DB = -40.0
 N_FLATNESS = 0.97
@@ -71,9 +78,10 @@ def estimate_key(chroma: np.ndarray) -> tuple[str | None, float, str | None, tup
         return None, 0.0, None, ()
     prof = chroma.sum(axis=1)
     prof = prof / prof.sum()
-    prof = np.sqrt(prof)  # soften the dominance of the loudest pitch classes
+    prof = prof ** KEY_COMPRESSION  # soften the dominance of the loudest pitch classes
     scores = []
-    for minor, base in ((False, KK_MAJOR), (True, KK_MINOR)):
+    major_p, minor_p = PROFILES[KEY_PROFILE]
+    for minor, base in ((False, major_p), (True, minor_p)):
         for tonic in range(12):
             ref = np.roll(base, tonic)
             scores.append((key_name(tonic, minor), float(np.corrcoef(prof, ref)[0, 1])))
@@ -124,6 +132,8 @@ def estimate_chords(chroma: np.ndarray, frame_s: float, beats_s, duration_s: flo
     v = v / np.maximum(np.linalg.norm(v, axis=0), 1e-12)
     labels, temp = chord_templates()
     sim = temp @ v  # (chords, beats)
+    sim -= np.array([SEVENTH_PENALTY if ":" in lab and lab.split(":")[1] in ("7", "maj7", "min7") else 0.0
+                     for lab in labels])[:, None]
     flat = v.sum(axis=0) / math.sqrt(12.0)  # cosine with the flat vector
     n_score = np.where((level_db < loud + N_FLOOR_DB) | (flat > N_FLATNESS), 2.0, 0.0)
     obs = np.vstack((sim, n_score[None, :]))

@@ -37,7 +37,10 @@ CURVE_WINDOW_S = 8.0
 CURVE_HOP_S = 1.0
 CURVE_JUMP_COST = 40.0
 TIGHTNESS = 100.0
-OCTAVE_RATIOS = (1.0, 0.5, 2.0, 2.0 / 3.0, 1.5)
+METER_WEIGHTS = (1.0, 1.0, 0.5)  # low-band onset, chroma change, onset strength
+METER_BIAS = {4: 1.0, 3: 1.0, 2: 1.0}
+ALTERNATION_WEIGHT = 0.5
+OCTAVE_RATIOS = (1.0, 0.5, 2.0, 2.0 / 3.0, 1.5, 1.0 / 3.0, 3.0)
 
 
 @dataclass(frozen=True)
@@ -124,26 +127,32 @@ def _prior(bpm):
     return np.exp(-0.5 * (np.log2(np.asarray(bpm) / PRIOR_BPM) / PRIOR_OCTAVES) ** 2)
 
 
-def _grid_contrast(o: np.ndarray, fps: float, bpm: float) -> float:
-    """How well a beat grid at bpm (best phase) separates on-beat from half-beat-off onset
-    strength: mean on-beat over mean of on- and off-beat, 0.5 (none) .. 1 (all on the beat)."""
+def _grid_contrast(o: np.ndarray, fps: float, bpm: float) -> tuple[float, float]:
+    """(contrast, alternation) of a beat grid at bpm on o, at the phase of best contrast.
+    contrast: mean on-beat over mean of on- and half-beat-off strength, 0.5 (none) .. 1 (all
+    on the beat); alternation: |even - odd| / (even + odd) of the on-beat strength, 0 when
+    every beat is alike .. 1 when every other beat is empty (a grid twice too fast)."""
     period = 60.0 * fps / bpm
     n = o.size
-    best = 0.0
+    best = (0.0, 0.0)
     for phase in np.linspace(0.0, period, 16, endpoint=False):
         on = np.arange(phase, n - 1, period)
         off = on + period / 2.0
         off = off[off < n - 1]
-        a = _interp_lag(o, on).mean() if on.size else 0.0
+        v = _interp_lag(o, on) if on.size else np.zeros(1)
+        a = v.mean()
         b = _interp_lag(o, off).mean() if off.size else 0.0
-        if a + b > 0:
-            best = max(best, a / (a + b))
+        if a + b > 0 and a / (a + b) > best[0]:
+            even, odd = v[0::2].mean(), v[1::2].mean() if v.size > 1 else 0.0
+            best = (a / (a + b), abs(even - odd) / max(even + odd, 1e-12))
     return best
 
 
-def global_tempo(o: np.ndarray, fps: float) -> tuple[float, float, tuple]:
+def global_tempo(o: np.ndarray, fps: float, o_low: np.ndarray | None = None) -> tuple[float, float, tuple]:
     """(tempo_bpm, confidence 0..1, candidates ((bpm, score), ...)) of a detrended onset
-    envelope o at fps frames per second."""
+    envelope o at fps frames per second; o_low: the low-band envelope (kick and bass), which
+    decides between the members of an octave family (o when None)."""
+    o_low = o if o_low is None else o_low
     grid = bpm_grid()
     max_lag = int(math.ceil(4 * 60.0 * fps / MIN_BPM)) + 2
     ac = _autocorr(o, min(max_lag, max(o.size - 1, 2)))
@@ -160,7 +169,8 @@ def global_tempo(o: np.ndarray, fps: float) -> tuple[float, float, tuple]:
         near = np.flatnonzero(np.abs(np.log2(grid / bpm)) < 0.043)
         j = near[np.argmax(sal[near])]
         b = float(grid[j])
-        s = max(float(sal[j]), 0.0) * float(_prior(b)) * _grid_contrast(o, fps, b) ** 2
+        contrast, alternation = _grid_contrast(o_low, fps, b)
+        s = max(float(sal[j]), 0.0) * float(_prior(b)) * contrast ** 2 * (1.0 - ALTERNATION_WEIGHT * alternation)
         cands.append((b, s))
     cands.sort(key=lambda c: -c[1])
     total = sum(s for _, s in cands)
@@ -275,12 +285,12 @@ def meter(feat: Features, beat_frames: np.ndarray, period_frames: float, ac_o: n
         seg = seg / np.maximum(np.linalg.norm(seg, axis=1, keepdims=True), 1e-12)
         change[1:] = 1.0 - (seg[1:] * seg[:-1]).sum(axis=1)
     z = lambda v: (v - v.mean()) / v.std() if v.std() > 0 else np.zeros_like(v)
-    f = z(low) + z(change) + 0.5 * z(ons)
+    f = METER_WEIGHTS[0] * z(low) + METER_WEIGHTS[1] * z(change) + METER_WEIGHTS[2] * z(ons)
     best = (-np.inf, 4, 0)
     for m in (4, 3, 2):
         for phase in range(m):
             on = (np.arange(nb) - phase) % m == 0
-            s = f[on].mean() - f[~on].mean()
+            s = (f[on].mean() - f[~on].mean()) * METER_BIAS[m]
             if s > best[0] + 1e-9:
                 best = (s, m, phase)
     return best[1], best[2], subdivision
@@ -299,7 +309,7 @@ def from_features(feat: Features) -> TempoBeats:
     o = _detrend(feat.onset, fps)
     if o.size < int(4 * fps) or not np.any(o > 0):
         return TempoBeats(tempo_bpm=None, tempo_confidence=0.0)
-    tempo, conf, cands = global_tempo(o, fps)
+    tempo, conf, cands = global_tempo(o, fps, 0.5 * (o + _detrend(feat.onset_low, fps)))
     if tempo is None:
         return TempoBeats(tempo_bpm=None, tempo_confidence=0.0)
     ct, cb = tempo_curve(o, fps, tempo)
