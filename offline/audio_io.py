@@ -47,22 +47,32 @@ def _quiet_decoder(path: str):
         os.close(null)
 
 
+def input_problem(path: str, wanted: str) -> str | None:
+    """Why path cannot be read as an input file (missing, a dangling link, a folder, a pipe
+    or device, no permission), for a one-line message; None when it can. wanted names
+    what to give instead, e.g. "an audio file"."""
+    if not os.path.lexists(path):
+        return "no such file"
+    if not os.path.exists(path):
+        return "a symbolic link to a file that does not exist"
+    if os.path.isdir(path):
+        return f"is a folder; give {wanted}"
+    if not os.path.isfile(path):
+        return f"not a regular file (a pipe or a device?); give {wanted}"
+    if not os.access(path, os.R_OK):
+        return "no permission to read it"
+    return None
+
+
 def open_input(path: str, max_channels: int = 2) -> sf.SoundFile:
     """Open an audio file for block reading, checking rate and channel count.
 
     Raises AudioFileError with a one-line reason (missing, not audio, unsupported rate or
     channel layout, empty).
     """
-    if not os.path.lexists(path):
-        raise AudioFileError(f"{path}: no such file")
-    if not os.path.exists(path):
-        raise AudioFileError(f"{path}: a symbolic link to a file that does not exist")
-    if os.path.isdir(path):
-        raise AudioFileError(f"{path}: is a folder, not an audio file")
-    if not os.path.isfile(path):
-        raise AudioFileError(f"{path}: not a regular file (a pipe or a device?); give an audio file")
-    if not os.access(path, os.R_OK):
-        raise AudioFileError(f"{path}: no permission to read it")
+    problem = input_problem(path, "an audio file")
+    if problem:
+        raise AudioFileError(f"{path}: {problem}")
     try:
         with _quiet_decoder(path):
             f = sf.SoundFile(_sfname(path))

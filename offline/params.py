@@ -10,6 +10,8 @@ import numpy as np
 from auracore.errors import PresetError, clip_text
 from auracore.kernels import params as P
 
+from .audio_io import input_problem
+
 PRESET_DIR = "presets"
 
 
@@ -61,12 +63,9 @@ def read_toml(path: str, what: str = "preset file") -> dict:
     """Parse a small TOML file (a preset or a config) safely: PresetError with one line for a
     path that is not a readable regular file, a file over MAX_TOML_BYTES, a pathological
     shape, or invalid TOML."""
-    if not os.path.lexists(path):
-        raise PresetError(f"{what} {path} does not exist")
-    if os.path.isdir(path):
-        raise PresetError(f"{what} {path} is a folder; give a .toml file")
-    if not os.path.isfile(path):
-        raise PresetError(f"{what} {path} is not a regular file (a pipe or a device?); give a .toml file")
+    problem = input_problem(path, "a .toml file")
+    if problem:
+        raise PresetError(f"{what} {path}: {problem}")
     try:
         size = os.path.getsize(path)
         if size > MAX_TOML_BYTES:
