@@ -212,9 +212,10 @@ def figures(out: dict, ref: dict, ideal: dict) -> dict:
 # ---------------------------------------------------------------- tools, each in a child process
 
 CHILD = r"""
-import json, sys, time
+import json, resource, sys, time
 tool, inp, ref, out = sys.argv[1:5]
 t = time.perf_counter()
+c0 = time.process_time()
 try:
     if tool == "auracore":
         from auracore.offline.master import master_file
@@ -226,9 +227,10 @@ try:
 except Exception as exc:
     err = f"{type(exc).__name__}: {exc}"[:300]
 wall = time.perf_counter() - t
+cpu = time.process_time() - c0   # all threads of this process
 # VmHWM: this process's own peak (ru_maxrss would carry the parent's peak over the exec)
 hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:")][0].split()[1]
-print(json.dumps({"wall_s": wall, "peak_rss_mb": int(hwm) / 1024, "error": err}))
+print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": int(hwm) / 1024, "error": err}))
 """
 
 
@@ -282,11 +284,12 @@ def _row_text(r: dict) -> str:
         return f"{r['pair']:>12} {r['tool']:<10} error: {r['error']}"
     return (f"{r['pair']:>12} {r['tool']:<10} band {r['band_error_db']:5.2f} dB (ideal {r['band_error_ideal_db']:5.2f})"
             f"  LUFS {r['lufs_error_lu']:5.2f}  TP {r['true_peak_dbtp']:+6.2f}  S/M {r['side_mid_error_db']:5.2f} dB"
-            f"  {r['wall_s']:7.1f} s  {r['peak_rss_mb']:7.0f} MB")
+            f"  {r['wall_s']:7.1f} s (cpu {r.get('cpu_s', float('nan')):6.1f} s)  {r['peak_rss_mb']:7.0f} MB")
 
 
 def _summary(rows, sets, tools) -> list:
-    keys = ("band_error_db", "band_error_ideal_db", "lufs_error_lu", "side_mid_error_db", "wall_s", "peak_rss_mb")
+    keys = ("band_error_db", "band_error_ideal_db", "lufs_error_lu", "side_mid_error_db", "wall_s", "cpu_s",
+            "peak_rss_mb")
     out = []
     for minutes in sets:
         entry = {"set_min": minutes}
@@ -302,28 +305,29 @@ def _summary(rows, sets, tools) -> list:
         a, m = entry.get("auracore", {}), entry.get("matchering", {})
         if "wall_s" in a and "wall_s" in m:
             entry["speed_ratio"] = m["wall_s"] / a["wall_s"]
+            entry["cpu_ratio"] = m["cpu_s"] / a["cpu_s"]
             entry["memory_ratio"] = m["peak_rss_mb"] / a["peak_rss_mb"]
         out.append(entry)
     return out
 
 
 def _table(rows, summary) -> str:
-    lines = ["| set | tool | pairs | band error dB (to ref / to ideal) | LUFS error LU | max TP dBTP | S/M error dB | wall s | peak RSS MB |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| set | tool | pairs | band error dB (to ref / to ideal) | LUFS error LU | max TP dBTP | S/M error dB | wall s | CPU s | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for e in summary:
         for tool in ("auracore", "matchering"):
             t = e.get(tool)
             if not t:
                 continue
             if "wall_s" not in t:
-                lines.append(f"| {e['set_min']:g} min | {tool} | 0 | refused: {t['errors'][0][:80]} | | | | | |")
+                lines.append(f"| {e['set_min']:g} min | {tool} | 0 | refused: {t['errors'][0][:80]} | | | | | | |")
                 continue
             lines.append(f"| {e['set_min']:g} min | {tool} | {t['pairs']} | {t['band_error_db']:.2f} / {t['band_error_ideal_db']:.2f} | "
                          f"{t['lufs_error_lu']:.2f} | {t['max_true_peak_dbtp']:+.2f} | {t['side_mid_error_db']:.2f} | "
-                         f"{t['wall_s']:.1f} | {t['peak_rss_mb']:.0f} |")
+                         f"{t['wall_s']:.1f} | {t['cpu_s']:.1f} | {t['peak_rss_mb']:.0f} |")
         if "speed_ratio" in e:
-            lines.append(f"| {e['set_min']:g} min | ratio | | | | | | {e['speed_ratio']:.1f}x faster | "
-                         f"{e['memory_ratio']:.1f}x less |")
+            lines.append(f"| {e['set_min']:g} min | matchering / auracore | | | | | | {e['speed_ratio']:.2f}x | "
+                         f"{e['cpu_ratio']:.2f}x | {e['memory_ratio']:.1f}x |")
     return "\n".join(lines)
 
 

@@ -95,6 +95,19 @@ def _stems(al, log) -> tuple[dict, dict] | None:
     return out[0], out[1]
 
 
+def bass_line(notes, cluster_s: float = D.NOTE_ONSET_TOLERANCE_S) -> list:
+    """(onset_s, pitch) of the lowest note of each group of onsets within cluster_s: the
+    bass line of a transcription limited to the bass range."""
+    out = []
+    for n in sorted(notes, key=lambda n: n.onset_s):
+        if out and n.onset_s - out[-1][0] <= cluster_s:
+            if n.pitch < out[-1][1]:
+                out[-1] = (out[-1][0], n.pitch)
+        else:
+            out.append((n.onset_s, n.pitch))
+    return out
+
+
 def _notes(x, sample_rate, kind):
     from auracore.offline.transcribe import transcribe
 
@@ -104,6 +117,11 @@ def _notes(x, sample_rate, kind):
 def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None, runner=None,
        log=None) -> QCReport:
     """Score candidate b against original a.
+
+    Bass notes: the lowest line of the transcription, in the bass range, of each signal
+    without its separated drums (the separated bass stem alone keeps too few harmonics for
+    the pitch model when the DSP fallback separates);
+    kick pattern: the kicks of the drum transcription of each separated drum stem.
 
     a: (frames, channels) float64 at sample_rate Hz; b: (frames, channels) at b_rate
     (default sample_rate); 1 or 2 channels each. runner: a models.runtime.ModelRunner for
@@ -144,8 +162,8 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
         unavailable("kick_pattern", "needs auracore.offline.separate (not in this build)")
     else:
         sa, sb = stems
-        na = [(n.onset_s, n.pitch) for n in _notes(sa["bass"], al.sample_rate, "bass")]
-        nb = [(n.onset_s, n.pitch) for n in _notes(sb["bass"], al.sample_rate, "bass")]
+        na = bass_line(_notes(al.a - sa["drums"], al.sample_rate, "bass"))
+        nb = bass_line(_notes(al.b - sb["drums"], al.sample_rate, "bass"))
         f1 = D.note_f1(na, nb)
         scores["bass_notes"] = 100.0 * f1
         details["bass_notes"] = {"f1": f1, "a_notes": len(na), "b_notes": len(nb)}

@@ -81,8 +81,12 @@ def spectral(al) -> tuple[float, dict]:
     return score, {"mel_correlation": r, "long_term_distance_db": d}
 
 
+WIDTH_BANDS_HZ = tuple(62.5 * 2 ** k for k in range(9))   # octaves 62.5 Hz .. 16 kHz
+WIDTH_FFT = 8192
+
+
 def side_mid_ratio(x: np.ndarray) -> float:
-    """Side energy over mid energy (0 for mono)."""
+    """Side energy over mid energy, broadband (0 for mono)."""
     if x.shape[1] < 2:
         return 0.0
     m = np.sum((x[:, 0] + x[:, 1]) ** 2)
@@ -90,13 +94,43 @@ def side_mid_ratio(x: np.ndarray) -> float:
     return float(s / m) if m > 0 else 0.0
 
 
+def band_side_mid(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per octave band (WIDTH_BANDS_HZ centres): side/mid energy ratio, and the band's
+    mid+side energy; Hann segments of WIDTH_FFT frames end to end."""
+    bands = len(WIDTH_BANDS_HZ)
+    if x.shape[1] < 2:
+        return np.zeros(bands), np.ones(bands)
+    m, s = x[:, 0] + x[:, 1], x[:, 0] - x[:, 1]
+    n = max(1, m.shape[0] // WIDTH_FFT)
+    pad = n * WIDTH_FFT - m.shape[0]
+    if pad > 0:
+        m, s = np.pad(m, (0, pad)), np.pad(s, (0, pad))
+    win = np.hanning(WIDTH_FFT)
+    pm = np.sum(np.abs(np.fft.rfft(m[:n * WIDTH_FFT].reshape(n, WIDTH_FFT) * win, axis=1)) ** 2, axis=0)
+    ps = np.sum(np.abs(np.fft.rfft(s[:n * WIDTH_FFT].reshape(n, WIDTH_FFT) * win, axis=1)) ** 2, axis=0)
+    f = np.fft.rfftfreq(WIDTH_FFT, 1.0 / sample_rate)
+    ratio, energy = np.zeros(bands), np.zeros(bands)
+    for k, c in enumerate(WIDTH_BANDS_HZ):
+        sel = (f >= c / np.sqrt(2)) & (f < c * np.sqrt(2))
+        em, es = pm[sel].sum(), ps[sel].sum()
+        ratio[k] = es / em if em > 0 else 0.0
+        energy[k] = em + es
+    return ratio, energy
+
+
 def width(al) -> tuple[float, dict]:
-    """Stereo width: d = |10 log10 (side/mid of B / side/mid of A)| (ratios floored at
-    -40 dB); score 100 exp(-d / WIDTH_SCALE_DB)."""
-    ra, rb = side_mid_ratio(al.a), side_mid_ratio(al.b)
-    d = abs(10 * math.log10(max(rb, 1e-4) / max(ra, 1e-4)))
-    return 100.0 * math.exp(-d / WIDTH_SCALE_DB), {"a_side_mid_ratio": ra, "b_side_mid_ratio": rb,
-                                                   "difference_db": d}
+    """Stereo width, band by band so that a change of tonal balance does not read as one of
+    width: d = the mean over octave bands (62.5 Hz - 16 kHz, those within 40 dB of A's
+    loudest band) of |10 log10 (side/mid of B / side/mid of A)| (ratios floored at -40 dB);
+    score 100 exp(-d / WIDTH_SCALE_DB)."""
+    ra, ea = band_side_mid(al.a, al.sample_rate)
+    rb, _ = band_side_mid(al.b, al.sample_rate)
+    used = ea > ea.max() * 1e-4
+    diffs = np.abs(10 * np.log10(np.maximum(rb, 1e-4) / np.maximum(ra, 1e-4)))
+    d = float(np.mean(diffs[used]))
+    return 100.0 * math.exp(-d / WIDTH_SCALE_DB), {"a_side_mid_ratio": side_mid_ratio(al.a),
+                                                   "b_side_mid_ratio": side_mid_ratio(al.b),
+                                                   "band_difference_db": d}
 
 
 def energy_curve(x: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -1,0 +1,225 @@
+"""`auracore qc`: alignment, each dimension against its own degradation and the others', identical and unrelated pairs, the command."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from auracore.offline.qc import DIMENSIONS, qc
+from auracore.offline.qc import dimensions as D
+from auracore.offline.qc.align import align
+
+FS = 48000
+SECONDS = 6.0
+AURACORE = [sys.executable, "-m", "auracore.control.cli"]
+
+
+def _tone(f, t, harmonics, bright):
+    return sum(bright ** (h - 1) * np.sin(2 * np.pi * f * h * t) for h in range(1, harmonics + 1))
+
+
+def song(seed=0, bpm=120.0, root_hz=110.0, kick_keep=1.0, shifted=0.0, bright=0.6, seconds=SECONDS):
+    """A generated band: a kick on every beat (a share kick_keep kept), a bass line in eighths
+    (a share `shifted` of its notes a whole tone up), panned chords of harmonic tones
+    (brightness `bright`), hats. Returns (frames, 2) at FS."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * FS)
+    out = np.zeros((n, 2))
+    beat = 60.0 / bpm
+    pattern = (0, 0, 7, 5, 3, 3, 7, 10)
+    chords = ((0, 3, 7), (5, 8, 12), (3, 7, 10), (7, 10, 14))
+    kt = np.arange(int(0.25 * FS)) / FS
+    kick = 0.7 * np.sin(2 * np.pi * (45 * kt + 90 * 0.03 * (1 - np.exp(-kt / 0.03)))) * np.exp(-kt / 0.1)
+    keep = rng.random(int(seconds / beat) + 1) < kick_keep
+    shift = rng.random(int(seconds / beat * 2) + 1) < shifted
+    for i, start in enumerate(np.arange(0.0, seconds, beat)):
+        i0 = int(start * FS)
+        if keep[i]:
+            m = min(kick.shape[0], n - i0)
+            out[i0:i0 + m] += kick[:m, None]
+        hn = min(int(0.04 * FS), n - i0 - int(beat / 2 * FS))
+        if hn > 0:
+            j0 = i0 + int(beat / 2 * FS)
+            out[j0:j0 + hn] += 0.05 * rng.standard_normal((hn, 2)) * np.exp(-np.arange(hn) / (0.01 * FS))[:, None]
+    for k, start in enumerate(np.arange(0.0, seconds, beat / 2)):
+        i0, i1 = int(start * FS), min(n, int((start + beat / 2) * FS))
+        tt = np.arange(i1 - i0) / FS
+        semis = pattern[k % len(pattern)] + (2 if shift[k] else 0)
+        f = root_hz / 2 * 2 ** (semis / 12)
+        out[i0:i1] += (0.3 * np.minimum(tt / 0.005, 1) * np.exp(-tt / 0.3) * _tone(f, tt, 4, 0.4))[:, None]
+    bar = 4 * beat
+    for b, start in enumerate(np.arange(0.0, seconds, bar)):
+        i0, i1 = int(start * FS), min(n, int((start + bar) * FS))
+        tt = np.arange(i1 - i0) / FS
+        env = np.minimum(tt / 0.02, 1) * np.exp(-tt / 1.5)
+        for j, semis in enumerate(chords[b % len(chords)]):
+            tone = 0.1 * env * _tone(root_hz * 2 * 2 ** (semis / 12), tt, 6, bright)
+            pan = (j - 1) * 0.7
+            out[i0:i1, 0] += tone * (1 - pan)
+            out[i0:i1, 1] += tone * (1 + pan)
+    return out * (0.5 / np.max(np.abs(out)))
+
+
+def tilt(x, db_per_decade):
+    """An EQ tilt through 1 kHz (dB per decade), zero phase."""
+    spec = np.fft.rfft(x, axis=0)
+    f = np.maximum(np.fft.rfftfreq(x.shape[0], 1 / FS), 20.0)
+    return np.fft.irfft(spec * (10 ** (db_per_decade * np.log10(f / 1000) / 20))[:, None], x.shape[0], axis=0)
+
+
+def narrow(x, w):
+    m, s = (x[:, 0] + x[:, 1]) / 2, (x[:, 0] - x[:, 1]) / 2 * w
+    return np.stack([m + s, m - s], axis=1)
+
+
+def squash(x, amount_db):
+    """A crude static compressor on a 10 ms envelope: amount_db of reduction at the top."""
+    env = np.sqrt(np.convolve(x.mean(axis=1) ** 2, np.ones(480) / 480, mode="same")) + 1e-9
+    level = 20 * np.log10(env / env.max())
+    gain_db = -amount_db * np.clip((level + 30) / 30, 0, 1)
+    return x * 10 ** (gain_db / 20)[:, None]
+
+
+def sections(x, db):
+    """Level per section: the second half db louder than the first."""
+    y = x.copy()
+    y[y.shape[0] // 2:] *= 10 ** (db / 20)
+    return y
+
+
+def reverb(x, mix):
+    rng = np.random.default_rng(5)
+    ir = rng.standard_normal(int(1.2 * FS)) * np.exp(-np.arange(int(1.2 * FS)) / (0.25 * FS))
+    wet = np.stack([np.convolve(x[:, c], ir)[:x.shape[0]] for c in range(2)], axis=1)
+    wet *= np.sqrt(np.sum(x ** 2) / np.sum(wet ** 2))
+    return (1 - mix) * x + mix * wet
+
+
+FAST = {"spectral": D.spectral, "width": D.width, "energy_curve": D.energy, "dynamic_range": D.dynamics}
+
+
+def fast_scores(a, b):
+    al = align(a, b, FS)
+    return {k: f(al)[0] for k, f in FAST.items()}
+
+
+@pytest.fixture(scope="module")
+def a():
+    return song()
+
+
+@pytest.fixture(scope="module")
+def identical(a):
+    return qc(a, a.copy(), FS)
+
+
+def test_identical_scores_99_or_more_everywhere(identical):
+    computed = {k: v for k, v in identical.dimensions.items() if v is not None}
+    assert set(computed) >= {"spectral", "width", "energy_curve", "dynamic_range", "timbre", "bass_notes",
+                             "kick_pattern"}
+    assert all(v >= 99.0 for v in computed.values()), identical.dimensions
+    assert identical.score >= 99.0
+    assert identical.alignment == {"offset_s": 0.0, "gain_db": 0.0}
+    assert set(identical.dimensions) == set(DIMENSIONS)
+
+
+def test_alignment_finds_offset_gain_and_rate(a):
+    """B 123.4 ms late, 7 dB down, at 44.1 kHz: found within 0.1 ms and 0.05 dB; the scores
+    stay at 97 or more."""
+    from auracore.offline.qc.align import to_rate
+
+    late = np.concatenate([np.zeros((int(0.1234 * FS), 2)), a]) * 10 ** (-7 / 20)
+    b = to_rate(late, FS, 44100)
+    al = align(a, b, FS, 44100)
+    assert abs(al.offset_s - 0.1234) < 1e-4
+    assert abs(al.gain_db - 7.0) < 0.05
+    s = fast_scores(a, to_rate(b, 44100, FS))
+    assert min(s.values()) >= 97.0, s
+
+
+@pytest.mark.parametrize("name, degrade, levels", [
+    ("spectral", tilt, (2.0, 4.0, 8.0)),
+    ("width", narrow, (0.7, 0.4, 0.15)),
+    ("dynamic_range", squash, (4.0, 8.0, 14.0)),
+    ("energy_curve", sections, (3.0, 6.0, 12.0)),
+])
+def test_each_fast_dimension_falls_with_its_own_degradation(a, name, degrade, levels):
+    """Monotonic fall, to under 85 at the strongest level, while the dimensions the
+    degradation does not touch by construction move less than 10 points."""
+    runs = [fast_scores(a, degrade(a, v)) for v in levels]
+    own = [r[name] for r in runs]
+    assert all(x > y for x, y in zip([100.0] + own, own)), own
+    assert own[-1] < 85.0, own
+    untouched = {"spectral": ("width",), "width": ("spectral", "energy_curve"),
+                 "dynamic_range": ("width",), "energy_curve": ("width",)}[name]
+    for other in untouched:
+        assert runs[-1][other] > 90.0, (other, runs[-1])
+
+
+def test_reverb_moves_the_spectrum_and_energy_more_than_the_width(a):
+    s = fast_scores(a, reverb(a, 0.5))
+    assert s["width"] > s["energy_curve"]
+
+
+def test_kick_and_bass_fall_with_removed_kicks_and_shifted_notes(a, identical):
+    """Kicks removed: kick_pattern falls (half, then all of them) while bass_notes stays
+    over 75;
+    bass notes a whole tone up: bass_notes falls (half, then all). (The kick transcription of
+    the DSP-separated drum stem also hears bass onsets, so kick_pattern moves with the bass
+    line too: not asserted here, see docs/qc.md.)"""
+    from auracore.offline.qc.core import _notes, bass_line
+    from auracore.offline.separate import separate
+
+    def lines(x):
+        drums = separate(x, FS, stems=("drums", "bass", "other"), log=lambda line: None)["drums"]
+        kicks = [(n.onset_s, 0) for n in _notes(drums, FS, "drums") if n.pitch in (35, 36)]
+        return kicks, bass_line(_notes(x - drums, FS, "bass"))
+
+    ka, na = lines(a)  # A once: B is built aligned with it (same start, level near)
+
+    def kick_and_bass(b):
+        kb, nb = lines(b)
+        return 100 * D.note_f1(ka, kb, pitch=False), 100 * D.note_f1(na, nb)
+
+    kicks = [kick_and_bass(song(kick_keep=k)) for k in (0.5, 0.0)]
+    bass = [kick_and_bass(song(shifted=v)) for v in (0.5, 1.0)]
+    k0, b0 = identical.dimensions["kick_pattern"], identical.dimensions["bass_notes"]
+    assert k0 > kicks[0][0] > kicks[1][0], kicks
+    assert kicks[0][0] < k0 - 20
+    assert all(b > 75.0 for _, b in kicks), kicks     # the separated drums leave some kick behind
+    assert b0 > bass[0][1] > bass[1][1], bass
+    assert bass[1][1] < b0 - 40
+    assert bass[1][1] < min(b for _, b in kicks) - 30
+
+
+def test_timbre_falls_with_a_timbre_swap(a):
+    """Chords on a brighter instrument: the timbre score falls as the swap grows."""
+    from auracore.offline.qc.core import _timbre
+
+    scores = [_timbre(align(a, song(bright=v), FS))[0] for v in (0.6, 0.8, 0.95)]
+    assert scores[0] >= 99.0
+    assert scores[0] > scores[1] > scores[2], scores
+
+
+def test_unrelated_pieces_score_low(a):
+    other = qc(a, song(seed=9, bpm=97.0, root_hz=146.8, bright=0.9), FS)
+    assert other.score < 60.0, other.dimensions
+    assert len(other.weakest) == 3
+
+
+def test_cli_json_and_plot(a, tmp_path):
+    pa, pb, png = tmp_path / "a.wav", tmp_path / "b.flac", tmp_path / "qc.png"
+    sf.write(pa, a, FS, subtype="PCM_24")
+    sf.write(pb, narrow(a, 0.5), FS, subtype="PCM_24")
+    r = subprocess.run(AURACORE + ["qc", str(pa), str(pb), "--json", "--plot", str(png)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert set(d) >= {"score", "dimensions", "weakest", "alignment", "details"}
+    assert d["weakest"][0] == "width"
+    assert png.stat().st_size > 1000
+    r = subprocess.run(AURACORE + ["qc", str(pa), str(tmp_path / "missing.wav")], capture_output=True, text=True)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
