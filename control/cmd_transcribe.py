@@ -124,14 +124,9 @@ def run(args: argparse.Namespace) -> int:
 def _is_empty_audio(path: str) -> bool:
     """True for a readable audio file that holds no frames (the one case open_input refuses
     that still makes a valid, empty transcription)."""
-    import soundfile as sf
+    from auracore.offline.audio_io import is_empty_audio
 
-    if not os.path.isfile(path):
-        return False
-    try:
-        return sf.info(os.fsencode(path)).frames == 0
-    except Exception:  # not audio: open_input gives the one-line reason
-        return False
+    return is_empty_audio(path)
 
 
 def _empty(args, options):

@@ -36,6 +36,14 @@ ABS_GATE_ENERGY = 10.0 ** ((ABS_GATE_LUFS + 0.691) / 10.0)
 REL_GATE_RATIO = 10.0 ** (REL_GATE_LU / 10.0)
 INV_TICK = 1.0 / TICK
 
+def sanitised(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """(x with NaN, Inf and absurd values (beyond SANE_LIMIT) replaced by 0, how many were):
+    the chain's own input rule, for the offline measurements. x itself is never changed."""
+    bad = ~(np.abs(x) <= SANE_LIMIT)
+    count = int(np.count_nonzero(bad))
+    return (np.where(bad, 0.0, x), count) if count else (x, 0)
+
+
 # float scalar slots
 S_LOUD_E = 0          # gated, exponentially weighted K-weighted energy (0 = nothing yet)
 S_LOUD_ACC = 1        # energy accumulated in the current 100 ms step

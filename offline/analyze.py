@@ -57,7 +57,7 @@ import numpy as np
 from scipy.signal import get_window
 
 from auracore.errors import AudioArrayError
-from auracore.kernels.chain import SANE_LIMIT
+from auracore.kernels.chain import sanitised
 from auracore.kernels.loudness import LoudnessMeter, hop_frames
 from auracore.offline.audio_io import AudioFileError, open_input, read_blocks
 from auracore.offline.chain import as_audio, check_rate
@@ -469,10 +469,8 @@ class FileAnalyzer:
     def process(self, x: np.ndarray) -> None:
         """x: (frames, channels) float64, any number of frames."""
         x = np.ascontiguousarray(x, dtype=np.float64)
-        bad = ~(np.abs(x) <= SANE_LIMIT)  # NaN, Inf and absurd values, as the chain's sanitiser sees them
-        if bad.any():
-            x = np.where(bad, 0.0, x)
-            self.sanitised += int(bad.sum())
+        x, bad = sanitised(x)
+        self.sanitised += bad
         # numpy reduces along the contiguous axis many times faster: the measurements
         # below work on a channel-major copy
         xt = np.ascontiguousarray(x.T)

@@ -64,6 +64,18 @@ def input_problem(path: str, wanted: str) -> str | None:
     return None
 
 
+def is_empty_audio(path: str) -> bool:
+    """True for a readable audio file that holds no frames (open_input refuses those; a
+    command may make an empty result of one)."""
+    if input_problem(path, "an audio file"):
+        return False
+    try:
+        with _quiet_decoder(path):
+            return sf.info(_sfname(path)).frames == 0
+    except (sf.LibsndfileError, RuntimeError, TypeError, OSError):
+        return False
+
+
 def open_input(path: str, max_channels: int = 2) -> sf.SoundFile:
     """Open an audio file for block reading, checking rate and channel count.
 

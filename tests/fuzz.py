@@ -4,7 +4,8 @@ Every case runs the real entry point (``auracore.control.entry.main``, what the 
 script runs) in a forked child of a warmed-up parent (so a case costs milliseconds, not a
 Python start-up), in a folder of its own, sometimes with a signal sent part-way. Each run
 must hold the contract of the README's "Commands" section:
-- no Python traceback and no Python warning on stderr;
+- no Python traceback and no Python warning on stderr, and every line on it the program's
+  own ("auracore ..."; render and analyze: a failure is exactly one line);
 - an exit code from the documented set (0, 1, 2, 130, 143, 129; 3 is a bug);
 - every input unchanged (SHA-256 before and after);
 - no temporary file (``.auracore-*``) left, and no new file at all unless the exit is 0;
@@ -541,8 +542,12 @@ def run_case(case: Case, inputs: dict, scratch: str, mounts: dict) -> Result:
         res.problems.append(f"exit code {code} is not in the documented set")
     if code in (1, 2) and not stderr.strip():
         res.problems.append("a failure with nothing on stderr")
-    if code in (1, 2) and len(stderr.strip().splitlines()) > 1 and case.command != "serve-file":
-        res.problems.append(f"{len(stderr.strip().splitlines())} lines on stderr for one failure")
+    lines = stderr.strip().splitlines()
+    if code in (1, 2) and len(lines) > 1 and case.command in ("render", "analyze"):
+        res.problems.append(f"{len(lines)} lines on stderr for one failure")
+    strangers = [ln for ln in lines if not ln.startswith("auracore")]
+    if strangers:  # every line is the program's own (no library chatter, no usage text)
+        res.problems.append(f"stderr lines not from auracore: {strangers[:2]}")
     after = _hash_tree(before)
     for p, h in before.items():
         if after.get(p) != h and not (code == 0 and p == out):
