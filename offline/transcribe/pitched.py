@@ -27,6 +27,7 @@ refined between bins, median-smoothed over 5 frames; a note whose contour strays
 import importlib.util
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.signal import medfilt, resample_poly
@@ -245,6 +246,8 @@ class PitchedTranscriber:
         self.notes: list[Note] = []
         self.levels_db: list[float] = []
         self.windows_run = 0
+        self.worker = None  # one thread for the model runs
+        self.running = None  # (future, batch, final) of the batch in the model
 
     def _output_order(self) -> tuple[int, int, int]:
         """Indices of (note, onset, contour) among the session's outputs, by shape and name."""
@@ -289,26 +292,45 @@ class PitchedTranscriber:
                 needed = -(-self.total_frames // KEEP_FRAMES)
                 ready = min(BATCH_WINDOWS, needed - w0)
                 if ready <= 0:
+                    self._complete()
                     self._decode(None, final=True)
+                    if self.worker is not None:
+                        self.worker.shutdown()
+                        self.worker = None
                     return
             elif ready < BATCH_WINDOWS:
                 return
             self._run_batch(w0, ready, final)
 
     def _run_batch(self, w0: int, count: int, final: bool) -> None:
+        """Cut the batch's windows from the buffer and start the model on them in the worker
+        thread (ONNX Runtime lets go of the GIL), then decode the batch before it: the model
+        of one batch runs while the previous one is decoded."""
         starts = [self._window_start(w0 + i) - self.buf_start for i in range(count)]
         need = starts[-1] + WINDOW
         if need > len(self.buf):
             self.buf = np.concatenate((self.buf, np.zeros(need - len(self.buf), dtype=np.float32)))
         batch = np.stack([self.buf[s:s + WINDOW] for s in starts])
-        note, onset, contour = self._model(batch)
-        # levels and bend curves are needed only where a note can start or sound
-        keys = np.flatnonzero((note.max(axis=0) >= 0.5 * self.params[1]) | (onset.max(axis=0) >= self.params[0]))
-        mag = self._magnitudes(batch, keys)
         self.windows_run += count
         next_start = self._window_start(self.windows_run) - self.buf_start
         self.buf = self.buf[next_start:]
         self.buf_start += next_start
+        if self.worker is None:
+            self.worker = ThreadPoolExecutor(max_workers=1)
+        job = (self.worker.submit(self._model, batch), batch, final)
+        self._complete()
+        self.running = job
+
+    def _complete(self) -> None:
+        """Decode the batch whose model run is under way, if any."""
+        if self.running is None:
+            return
+        future, batch, final = self.running
+        self.running = None
+        note, onset, contour = future.result()
+        # levels and bend curves are needed only where a note can start or sound
+        keys = np.flatnonzero((note.max(axis=0) >= 0.5 * self.params[1]) | (onset.max(axis=0) >= self.params[0]))
+        mag = self._magnitudes(batch, keys)
         frames = np.stack([note, onset, mag], axis=0)
         dev = self._deviations(contour, keys)
         if final:
