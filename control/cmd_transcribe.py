@@ -8,12 +8,13 @@ written atomically (nothing is left behind on an error or a signal) and never ov
 """
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import sys
 
-from auracore.errors import AudioFileError
+from auracore.errors import AudioFileError, AuraCoreError
 
 from .progress import progress_factory
 
@@ -157,7 +158,8 @@ def _run_stream(args, options):
                 bar.close()
         if t.frames < total:
             raise AudioFileError(f"{args.input}: only part of the file could be read; it is truncated")
-    return t.finish(beats.tempo_map())
+    notes = t.finish(beats.tempo_map())
+    return dataclasses.replace(notes, warnings=notes.warnings + tuple(beats.warnings))
 
 
 def _run_separate(args, options):
@@ -170,7 +172,8 @@ def _run_separate(args, options):
     beats.process(x)
     stems = separate(x, rate)
     programs = {name: args.program for name in stems} if args.program is not None else None
-    return transcribe_stems(stems, rate, programs=programs, tempo_map=beats.tempo_map(), **options)
+    notes = transcribe_stems(stems, rate, programs=programs, tempo_map=beats.tempo_map(), **options)
+    return dataclasses.replace(notes, warnings=notes.warnings + tuple(beats.warnings))
 
 
 class _BeatTracker:
@@ -178,6 +181,7 @@ class _BeatTracker:
     map; 120 BPM in 4/4 when the profile step is not installed or finds no beat."""
 
     def __init__(self, sample_rate: int, channels: int):
+        self.warnings: list[str] = []
         try:
             from auracore.offline.profile.features import FeatureStream
         except ImportError:
@@ -196,7 +200,11 @@ class _BeatTracker:
             return tempo_map_for()
         from auracore.offline.profile.tempo import from_features
 
-        tb = from_features(self.stream.finish())
+        try:
+            tb = from_features(self.stream.finish())
+        except AuraCoreError as exc:  # the profile could not follow this audio: the default grid
+            self.warnings.append(f"no tempo map from the profile ({exc}); 120 BPM")
+            return tempo_map_for()
         downbeats = tuple(getattr(tb, "downbeats_s", ()) or ())
         return tempo_map_for(tb.tempo_bpm, tb.beats_s, int(tb.beats_per_bar or 4),
                              downbeats[0] if downbeats else None)

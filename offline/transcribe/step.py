@@ -5,11 +5,11 @@
 a whole array; ``transcribe_stems`` runs one per stem into one multi-track ``Notes``.
 
 Stem types: ``pitched`` (basic-pitch's model, 88 keys), ``bass`` (the same, limited to
-``BASS_RANGE_HZ``), ``drums`` (onsets split into kit pieces, channel 10), and ``auto``, which
-runs the pitched and the drum paths side by side and keeps the drums when the audio is a
-drum stem: when at least ``DRUM_SHARE`` of the drum hits' new energy lies outside the
-pitched notes' reach, i.e. when the drum path explains the signal and the model finds few
-sustained notes (see ``_looks_like_drums``).
+``BASS_RANGE_HZ``, GM program 33), ``drums`` (onsets split into kit pieces, channel 10),
+and ``auto``, which runs the pitched and the drum paths side by side on the same audio and
+keeps the drums when it is a drum stem: at least ``DRUM_HITS_PER_S`` hits a second while
+the model's notes of 250 ms or longer cover under ``DRUM_MAX_NOTE_S_PER_S`` seconds per
+second (a kit rings, but holds no pitch).
 """
 
 import math
