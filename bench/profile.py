@@ -50,7 +50,7 @@ TIMBRES = [(0, 73, 33, 1), (48, 65, 34, 2), (19, 81, 38, 2), (4, 56, 32, 1)]
 
 
 # ---------------------------------------------------------------- generated pieces
-def make_piece(seed: int) -> dict:
+def make_piece(seed: int, bars_per_section: int = 8) -> dict:
     """A piece: notes (program, pitch, start_s, end_s, velocity, drum) and the exact answers."""
     rng = np.random.default_rng(seed)
     sig, bpb, sub = METERS[seed % len(METERS)]
@@ -61,7 +61,6 @@ def make_piece(seed: int) -> dict:
     tonic = int(rng.integers(12))
     minor = bool(rng.integers(2))
     plan = PLANS[seed % len(PLANS)].split()
-    bars_per_section = 8
     n_bars = bars_per_section * len(plan)
     n_beats = n_bars * bpb
     kind = ["const", "step", "const", "ramp"][seed % 4]

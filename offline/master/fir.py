@@ -33,15 +33,16 @@ class MatchFilter:
     """Stream (frames, channels) blocks through the mid and side FIRs (mono: mid only).
 
     mid_fir, side_fir: (taps,) each (side_fir None: the side gets the mid filter). Blocks
-    are cut into pieces of ``piece`` frames, each convolved by one FFT of a fixed size with
-    the filters' spectra computed once (overlap-add)."""
+    are cut into pieces, each convolved by one FFT of a fixed size (8 times the filter's
+    length, rounded up to a power of two: 7/8 of each FFT is new signal) with the filters'
+    spectra computed once (overlap-add)."""
 
-    def __init__(self, mid_fir: np.ndarray, side_fir: np.ndarray | None, channels: int, piece: int = 1 << 15):
+    def __init__(self, mid_fir: np.ndarray, side_fir: np.ndarray | None, channels: int):
         taps = mid_fir.shape[0]
         self.channels = channels
         self.delay = (taps - 1) // 2
-        self.piece = piece
-        self.n_fft = 1 << int(np.ceil(np.log2(piece + taps - 1)))
+        self.n_fft = 8 << int(np.ceil(np.log2(taps)))
+        self.piece = self.n_fft - taps + 1
         firs = [mid_fir] if channels == 1 else [mid_fir, mid_fir if side_fir is None else side_fir]
         self.spectra = np.stack([np.fft.rfft(f, self.n_fft) for f in firs])
         self.tail = np.zeros((len(firs), taps - 1))

@@ -21,6 +21,8 @@ import math
 
 import numpy as np
 
+
+from auracore.kernels.chain import sanitised
 from auracore.kernels.loudness import LoudnessMeter, hop_frames
 
 N_MELS = 64
@@ -191,8 +193,8 @@ class FeatureStream:
         self.loudness = MomentaryLog(self.sample_rate, self.channels) if loudness else None
 
     def process(self, x: np.ndarray) -> None:
-        """x: (frames, channels) float64 (or float32)."""
-        x = np.asarray(x, dtype=np.float64)
+        """x: (frames, channels) float64 (or float32); NaN, Inf and absurd samples count as 0."""
+        x = sanitised(np.asarray(x, dtype=np.float64))[0]
         self.levels.process(x)
         if self.loudness is not None:
             self.loudness.process(x)

@@ -29,7 +29,7 @@ AS_MAJOR = np.array([0.238, 0.006, 0.111, 0.006, 0.137, 0.094, 0.016, 0.214, 0.0
 AS_MINOR = np.array([0.220, 0.006, 0.104, 0.123, 0.019, 0.103, 0.012, 0.214, 0.062, 0.022, 0.061, 0.052])
 PROFILES = {"kk": (KK_MAJOR, KK_MINOR), "as": (AS_MAJOR, AS_MINOR)}
 KEY_PROFILE = "as"
-KEY_COMPRESSION = 1.0
+KEY_COMPRESSION = 0.5
 QUALITIES = {  # interval: weight
     "maj": {0: 1.0, 4: 1.0, 7: 0.8},
     "min": {0: 1.0, 3: 1.0, 7: 0.8},

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+
 from auracore.errors import AuraCoreError
 
 from . import elements as E
@@ -106,7 +107,7 @@ class ProfileAnalyzer:
         self.stream = FeatureStream(self.sample_rate, self.channels)
 
     def process(self, block: np.ndarray) -> None:
-        """block: (frames, channels) float."""
+        """block: (frames, channels) float; NaN, Inf and absurd samples count as 0, as in the chain."""
         self.stream.process(block)
 
     def finish(self, stems: dict | None = None, progress=None) -> Profile:

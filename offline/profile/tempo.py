@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 
 import numba
 import numpy as np
+from scipy.ndimage import maximum_filter1d
 
 from .features import CHROMA_STEP, Features, extract
 
 MIN_BPM = 40.0
 MAX_BPM = 240.0
 GRID_PER_OCTAVE = 96
-PRIOR_BPM = 115.0
+PRIOR_BPM = 100.0
 PRIOR_OCTAVES = 0.85
 CURVE_WINDOW_S = 8.0
 CURVE_HOP_S = 1.0
@@ -85,7 +86,7 @@ def bpm_grid() -> np.ndarray:
 
 
 def _detrend(o: np.ndarray, fps: float) -> np.ndarray:
-    w = max(3, int(round(fps)))
+    w = max(1, min(max(3, int(round(fps))), o.shape[0]))  # a clip shorter than a second: a shorter window
     kernel = np.ones(w) / w
     local = np.convolve(o, kernel, mode="same")
     d = np.maximum(o - local, 0.0)
@@ -133,17 +134,20 @@ def _grid_contrast(o: np.ndarray, fps: float, bpm: float) -> tuple[float, float]
     on the beat); alternation: |even - odd| / (even + odd) of the on-beat strength, 0 when
     every beat is alike .. 1 when every other beat is empty (a grid twice too fast)."""
     period = 60.0 * fps / bpm
+    # the strongest value within +-2 frames, so a grid a fraction of a frame off still lands
+    o = maximum_filter1d(o, 5)
     n = o.size
-    best = (0.0, 0.0)
-    for phase in np.linspace(0.0, period, 16, endpoint=False):
+    best, best_gap = (0.0, 0.0), -np.inf
+    for phase in np.arange(0.0, period, 1.0):
         on = np.arange(phase, n - 1, period)
         off = on + period / 2.0
         off = off[off < n - 1]
         v = _interp_lag(o, on) if on.size else np.zeros(1)
         a = v.mean()
         b = _interp_lag(o, off).mean() if off.size else 0.0
-        if a + b > 0 and a / (a + b) > best[0]:
+        if a - b > best_gap and a + b > 0:
             even, odd = v[0::2].mean(), v[1::2].mean() if v.size > 1 else 0.0
+            best_gap = a - b
             best = (a / (a + b), abs(even - odd) / max(even + odd, 1e-12))
     return best
 

@@ -16,8 +16,10 @@ import sys
 from fractions import Fraction
 
 import numpy as np
+
 from scipy.signal import resample_poly
 
+from auracore.kernels.chain import sanitised
 from auracore.errors import AuraCoreError, ModelError
 from auracore.models.separation import features as F
 
@@ -254,7 +256,7 @@ class ChunkedSeparation:
                 return
 
     def feed(self, block: np.ndarray):
-        block = np.asarray(block, dtype=np.float64).reshape(-1, self.channels)
+        block = sanitised(np.asarray(block, dtype=np.float64).reshape(-1, self.channels))[0]
         self.buf = np.concatenate([self.buf, block])
         self.total += block.shape[0]
         yield from self._emit(final=False)

@@ -10,8 +10,8 @@ the ``PRE_S`` before) is fitted, by non-negative least squares weighted for rela
 with the band shapes of the kit pieces (``TEMPLATES_DB``: kick, snare, hi-hat, low, mid and
 high tom, crash cymbal). A piece is hit when it explains ``MIN_SHARE`` of the new energy in
 its home bands (those within ``HOME_DB`` of its loudest; for the hi-hat the top band, where
-kicks and snares hardly reach). Hi-hats are then closed or open by how long the top bands
-ring (``OPEN_HAT_MS``). Hits are GM drum notes (36 kick, 38 snare, 42/46 closed/open hat,
+kicks and snares hardly reach). Hi-hats are then closed or open by how far the top bands
+fall in the ``OPEN_HAT_CHECK_MS`` after the hit (``OPEN_HAT_DROP_DB``). Hits are GM drum notes (36 kick, 38 snare, 42/46 closed/open hat,
 41/45/48 toms, 49 crash) on channel 10, velocity from the hit's level on the GM curve.
 
 The templates are the new-energy band shapes of single hits of FluidR3_GM's standard kit
@@ -40,7 +40,9 @@ MIN_GAP_S = 0.03
 ONSET_LAG_S = 0.0066
 ATTACK_S = 0.06
 PRE_S = 0.03
-OPEN_HAT_MS = 250.0
+# a closed hi-hat falls about 24 dB in its first 120 ms, an open one about 5 (FluidR3_GM)
+OPEN_HAT_CHECK_MS = 120.0
+OPEN_HAT_DROP_DB = 12.0
 MIN_SHARE = 0.35
 CHUNK_FRAMES = 2048
 CONTEXT_FRAMES = 256  # either side: the local mean, the attack, and the open-hat ring
@@ -140,14 +142,14 @@ class DrumTranscriber:
             t = max(0.0, (lo + j) * HOP / RATE + ONSET_LAG_S)
             if t - self.last_onset < MIN_GAP_S:
                 continue
-            if self._classify(j, t, db):
+            if self._classify(j, t):
                 self.last_onset = t
         self.done = stop
         keep_from = max(0, stop - CONTEXT_FRAMES - lo)
         self.frames = self.frames[keep_from:]
         self.frames_start += keep_from
 
-    def _classify(self, j: int, t: float, db: np.ndarray) -> bool:
+    def _classify(self, j: int, t: float) -> bool:
         p = self.frames.astype(np.float64)
         n_att, n_pre = int(round(ATTACK_S * RATE / HOP)), int(round(PRE_S * RATE / HOP))
         after = p[j:j + n_att].max(axis=0)
@@ -167,21 +169,21 @@ class DrumTranscriber:
                 continue
             piece = name
             if name == "hat":
-                piece = "open_hat" if self._ring_ms(j, db) >= OPEN_HAT_MS else "closed_hat"
+                piece = "open_hat" if self._ring_drop_db(j) < OPEN_HAT_DROP_DB else "closed_hat"
             hit_db = level_db + 10.0 * math.log10(min(share[k], 1.0))
             self.hits.append(Note(t, t + 0.1, GM_NOTE[piece], _velocity(hit_db, self.loudest_db)))
             found = True
         return found
 
-    def _ring_ms(self, j: int, db: np.ndarray) -> float:
-        """How long the top bands stay within 20 dB of their peak after frame j (ms)."""
+    def _ring_drop_db(self, j: int) -> float:
+        """How far (dB) the top bands fall from their peak just after frame j to
+        OPEN_HAT_CHECK_MS later (before the next hit, in most playing)."""
         high = 10.0 * np.log10(self.frames[j:j + CONTEXT_FRAMES, HIGH_BANDS].astype(np.float64).sum(axis=1) + 1e-10)
         if high.size == 0:
-            return 0.0
+            return math.inf
         k = int(np.argmax(high[:12]))
-        below = np.flatnonzero(high[k:] < high[k] - 20.0)
-        frames = below[0] if below.size else high.size - k
-        return 1000.0 * frames * HOP / RATE
+        later = k + int(round(OPEN_HAT_CHECK_MS / 1000.0 * RATE / HOP))
+        return float(high[k] - high[min(later, high.size - 1)])
 
 
 def explained_share(new: np.ndarray) -> np.ndarray:

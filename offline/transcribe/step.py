@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+
+from auracore.kernels.chain import sanitised
 from auracore.errors import ParamError
 
 from .drums import DrumTranscriber
@@ -86,7 +88,7 @@ class Transcriber:
             x = x[:, None]
         if x.shape[0] == 0:
             return
-        x = np.where(np.isfinite(x), x, 0.0)
+        x = sanitised(x)[0]  # NaN, Inf and absurd samples count as 0, as in the chain
         self.frames += x.shape[0]
         self.peak = max(self.peak, float(np.abs(x).max()))
         self._feed(self.resampler.process(x.mean(axis=1)))
