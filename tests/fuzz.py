@@ -396,10 +396,10 @@ def _output_path(kind: str, workdir: str, inp: str, ext: str, mounts: dict) -> s
     return os.path.join(workdir, "out" + ext)
 
 
-def generate(n: int, seed: int, inputs: dict, presets: dict, mounts: dict) -> list:
+def generate(n: int, seed: int, inputs: dict, presets: dict, mounts: dict, commands=None) -> list:
     """n cases, the same for the same seed: a command, an input, an output, options, a signal."""
     rng = random.Random(seed)
-    names = sorted(COMMANDS)
+    names = sorted(commands or COMMANDS)
     cases = []
     for i in range(n):
         command = names[i % len(names)]
@@ -629,7 +629,7 @@ def warm_up(inputs: dict, scratch: str) -> None:
     install_signal_handlers()
 
 
-def run_fuzz(n: int, seed: int, scratch: str | None = None) -> dict:
+def run_fuzz(n: int, seed: int, scratch: str | None = None, commands=None) -> dict:
     """Generate and run n cases; a summary with counts and every failing case."""
     own = scratch is None
     scratch = scratch or tempfile.mkdtemp(prefix="auracore-fuzz-")
@@ -641,7 +641,7 @@ def run_fuzz(n: int, seed: int, scratch: str | None = None) -> dict:
     try:
         warm_up(inputs, scratch)
         input_hashes = _hash_tree(_listing(inputs_dir))
-        cases = generate(n, seed, inputs, presets, mounts)
+        cases = generate(n, seed, inputs, presets, mounts, commands)
         results = [run_case(c, inputs, scratch, mounts) for c in cases]
         if _hash_tree(_listing(inputs_dir)) != input_hashes:
             raise AssertionError("the shared input zoo was modified")
