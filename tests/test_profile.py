@@ -399,8 +399,10 @@ def test_cli_bad_input_one_line_nothing_left(tmp_path, capsys):
     save(str(stems / "a.wav"), np.zeros((48000, 1)) + 0.01, 48000)
     code, out, err = _cli([good, "--stems", str(stems)], capsys)
     assert code == 1 and "48000" in err and len(err.strip().splitlines()) == 1
-    code, out, err = _cli([good, "--plot", str(tmp_path / "x.jpg")], capsys)
-    assert code == 2
+    with pytest.raises(SystemExit) as e:  # a usage error, as every command's: one line, exit 2
+        main(["profile", good, "--plot", str(tmp_path / "x.jpg")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and "PNG" in err
 
 
 def test_step_rejects_bad_arrays():

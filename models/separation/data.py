@@ -44,14 +44,14 @@ DATA_DIR = "separation-data"
 MAX_SCORE_BYTES = 60_000
 SF2 = "/usr/share/sounds/sf2/"
 SF3 = "/usr/share/sounds/sf3/"
-TRAIN_FONTS = (SF2 + "FluidR3_GM.sf2", SF3 + "FluidR3Mono_GM.sf3", SF3 + "MuseScore_General_Lite.sf3",
-               SF2 + "OPL-3_FM_128M.sf2")
-TRAIN_DRUM_FONTS = TRAIN_FONTS[:3] + (SF2 + "Black_Pearl_4_LV2.sf2",)
-OOD_FONTS = (SF2 + "TimGM6mb.sf2", SF2 + "sf_GMbank.sf2")
+# FluidR3 (GM and Mono), the OPL3 FM bank and the AVL Black Pearl kit for training; the
+# csound GM bank and the AVL Red Zeppelin kit only out of domain (never heard in training)
+TRAIN_FONTS = (SF2 + "FluidR3_GM.sf2", SF3 + "FluidR3Mono_GM.sf3", SF2 + "OPL-3_FM_128M.sf2")
+TRAIN_DRUM_FONTS = TRAIN_FONTS[:2] + (SF2 + "Black_Pearl_4_LV2.sf2",)
+OOD_FONTS = (SF2 + "sf_GMbank.sf2",)
 OOD_DRUM_FONTS = OOD_FONTS + (SF2 + "Red_Zeppelin_4_LV2.sf2",)
 SINGLE_KIT_FONTS = ("Black_Pearl_4_LV2.sf2", "Red_Zeppelin_4_LV2.sf2")
-FONT_PACKAGES = "fluid-soundfont-gm fluidr3mono-gm-soundfont musescore-general-soundfont-small " \
-                "opl3-soundfont timgm6mb-soundfont csound-soundfont avldrums.lv2-soundfont"
+FONT_PACKAGES = "fluid-soundfont-gm fluidr3mono-gm-soundfont opl3-soundfont csound-soundfont avldrums.lv2-soundfont"
 TRAIN_VOICES = (("en-us", "en"), ("en-gb", "en"), ("de", "de"), ("fr-fr", "fr"), ("en-gb-x-rp", "en"))
 OOD_VOICES = (("es", "es"), ("it", "it"), ("en-029", "en"), ("en-gb-scotland", "en"))
 TRAIN_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "f1", "f2", "f3", "klatt")

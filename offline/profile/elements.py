@@ -5,7 +5,8 @@ All read the stem's amplitude envelope: RMS over 5 ms frames (``ENV_S``), channe
   the stem's peak - 50 dB, at least 50 ms apart.
 - ADSR (medians over notes): attack = the 10 %..90 % rise time / 0.8 (the whole ramp of a
   linear attack); sustain = the median level of the longest plateau after the peak (a run
-  changing by < 0.25 dB per frame), in dB below the peak (null for percussive notes with
+  of the level smoothed over ``PLATEAU_SMOOTH_S`` changing by < 0.25 dB per frame), in dB
+  below the smoothed peak (null for percussive notes with
   no plateau); decay = the time from the peak to 90 % of the fall to the sustain level,
   / 0.9; release = the time from the end of the plateau to 10 % of the sustain level, / 0.9.
 - RT60: free decays are runs where the envelope (smoothed over 25 ms) falls for >= 150 ms
@@ -19,8 +20,12 @@ All read the stem's amplitude envelope: RMS over 5 ms frames (``ENV_S``), channe
   beats); the depth is the folded curve's range in dB; the rate (pumps per second) is the
   beat rate, twice it when half beats fold as well, half of it when only pairs of beats
   repeat (explained variance 0.15 higher).
-- Filter cutoff: per 100 ms frame, the spectral peak envelope in 1/6-octave bands is fitted
-  with two straight lines in dB over log frequency meeting at the cutoff (a grid search);
+- Filter cutoff: per 100 ms frame, the spectral peak envelope in 1/6-octave bands (the
+  loudest spectral peak in each band; bands with no peak, as between the harmonics of a
+  low note, are left out) is fitted with two straight lines in dB over log frequency
+  meeting at the cutoff (a grid search over band centres; peaks down to
+  ``CUTOFF_FIT_RANGE_DB`` under the loudest, so clicks and noise under a steep slope do not
+  flatten it);
   a frame has a cutoff when the slope above it is >= ``CUTOFF_MIN_DROP_DB_OCT`` steeper.
 """
 
@@ -35,10 +40,12 @@ ENV_S = 0.005
 ONSET_RISE_DB = 9.0
 MIN_NOTE_GAP_S = 0.05
 PLATEAU_DB_PER_FRAME = 0.25
+PLATEAU_SMOOTH_S = 0.015
 DECAY_MIN_S = 0.15
 DECAY_MIN_DB = 20.0
 DECAY_RISE_DB = 3.0
 CUTOFF_MIN_DROP_DB_OCT = 9.0
+CUTOFF_FIT_RANGE_DB = 60.0  # the fit takes peaks down to this far under the loudest
 PHASE_BINS = 32
 SIDECHAIN_RANGE_DB = 40.0
 
@@ -95,6 +102,15 @@ def onsets(env_db: np.ndarray, frame_s: float) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
+def _smooth(v: np.ndarray, k: int) -> np.ndarray:
+    """Centred moving mean over k frames (edges: over the frames there are)."""
+    if k <= 1 or v.size < 2:
+        return v
+    c = np.convolve(v, np.ones(k), mode="same")
+    n = np.convolve(np.ones(v.size), np.ones(k), mode="same")
+    return c / n
+
+
 def _plateau(seg_db: np.ndarray) -> tuple[int, int]:
     """(start, end) frames of the longest run changing < PLATEAU_DB_PER_FRAME per frame."""
     flat = np.abs(np.diff(seg_db)) < PLATEAU_DB_PER_FRAME
@@ -129,10 +145,14 @@ def adsr(env: np.ndarray, frame_s: float, note_frames: np.ndarray) -> dict:
         t90 = _cross(pre, 0.9 * pk, i90[0]) if i90.size else float(p)
         att.append(max(t90 - t10, 0.0) * frame_s / 0.8)
         post_db = _db(seg[p:] / pk)
-        s0, s1 = _plateau(post_db)
+        # the plateau on the level smoothed over PLATEAU_SMOOTH_S: a steady tone's RMS over
+        # short frames ripples by a dB or so (frames that are no whole number of periods)
+        k = max(1, int(round(PLATEAU_SMOOTH_S / frame_s)))
+        smooth_db = _smooth(_db(seg), k)
+        s0, s1 = _plateau(smooth_db[p:])
         if s1 - s0 >= max(4, int(0.05 / frame_s)) and post_db[s0:s1 + 1].mean() > -40.0:
             s_lin = float(np.median(seg[p + s0:p + s1 + 1]))
-            sus.append(20.0 * math.log10(s_lin / pk))
+            sus.append(float(np.median(smooth_db[p + s0:p + s1 + 1]) - smooth_db[max(0, p - k):p + k + 1].max()))
             target = s_lin + 0.1 * (pk - s_lin)
             below = np.flatnonzero(seg[p:p + s0 + 1] <= target)
             dec.append((below[0] if below.size else s0) * frame_s / 0.9)
@@ -285,43 +305,45 @@ def filter_cutoff(x: np.ndarray, sample_rate: int, frame_s: float = 0.1) -> tupl
     hi_hz = min(16000.0, 0.45 * sample_rate)
     edges = 100.0 * 2.0 ** (np.arange(0, math.log2(hi_hz / 100.0), 1.0 / 6.0))
     band = np.searchsorted(edges, f_hz) - 1
-    valid = (band >= 0) & (band < edges.size - 1)
-    centres = np.log2(np.sqrt(edges[:-1] * edges[1:]))
     nb = edges.size - 1
-    win = np.hanning(n_fft)
-    # design matrices of the hinge model for each candidate corner
+    centres = np.log2(np.sqrt(edges[:-1] * edges[1:]))
     cand = np.arange(3, nb - 3)
-    pinvs, mats = [], []
-    for c in cand:
-        A = np.stack((np.ones(nb), centres, np.maximum(centres - centres[c], 0.0)), axis=1)
-        mats.append(A)
-        pinvs.append(np.linalg.pinv(A))
-    out = []
-    peak_all = None
+    win = np.hanning(n_fft)
     frames = []
     for start in range(0, max(mono.size - n_fft, 0) + 1, hop):
         seg = mono[start:start + n_fft]
         if seg.size < n_fft:
             break
-        spec = np.abs(np.fft.rfft(seg * win))
+        db = 20.0 * np.log10(np.maximum(np.abs(np.fft.rfft(seg * win)), 1e-10))
+        # the peak envelope: spectral peaks only, the loudest per band. A band between two
+        # harmonics of a low note holds only leakage and would pull the fit down.
+        pk = np.flatnonzero((db[1:-1] > db[:-2]) & (db[1:-1] >= db[2:])) + 1
+        pk = pk[(band[pk] >= 0) & (band[pk] < nb)]
         y = np.full(nb, -np.inf)
-        np.maximum.at(y, band[valid], 20.0 * np.log10(np.maximum(spec[valid], 1e-10)))
+        np.maximum.at(y, band[pk], db[pk])
         frames.append((start, y))
-        m = y.max()
-        peak_all = m if peak_all is None else max(peak_all, m)
+    peak_all = max((y.max() for _, y in frames), default=-np.inf)
+    out = []
     for start, y in frames:
-        if not np.all(np.isfinite(y)) or y.max() < peak_all - 40.0:
+        if y.max() < peak_all - 40.0:
             continue
-        y = np.maximum(y, y.max() - 80.0)
-        best = (np.inf, None)
-        for c, A, P in zip(cand, mats, pinvs):
-            coef = P @ y
-            err = ((A @ coef - y) ** 2).sum()
-            if err < best[0]:
-                best = (err, (c, coef))
-        c, coef = best[1]
-        if coef[2] <= -CUTOFF_MIN_DROP_DB_OCT:
-            out.append(((start + n_fft / 2) / sample_rate, float(2.0 ** centres[c])))
+        have = np.isfinite(y) & (y >= y.max() - CUTOFF_FIT_RANGE_DB)
+        if have.sum() < 8:
+            continue
+        xs, ys = centres[have], y[have]
+        # the hinge model y = a + b x + c max(x - x_c, 0) for every candidate corner x_c,
+        # least squares by the normal equations, all candidates at once
+        A = np.stack((np.ones((cand.size, xs.size)), np.broadcast_to(xs, (cand.size, xs.size)),
+                      np.maximum(xs[None, :] - centres[cand][:, None], 0.0)), axis=2)
+        AtA = np.einsum("kni,knj->kij", A, A) + 1e-9 * np.eye(3)
+        coef = np.linalg.solve(AtA, np.einsum("kni,n->ki", A, ys)[..., None])[..., 0]
+        err = ((np.einsum("kni,ki->kn", A, coef) - ys) ** 2).sum(axis=1)
+        # a corner needs points on both sides of it
+        sides = (xs[None, :] < centres[cand][:, None]).sum(axis=1)
+        err = np.where((sides >= 3) & (sides <= xs.size - 3), err, np.inf)
+        k = int(np.argmin(err))
+        if np.isfinite(err[k]) and coef[k, 2] <= -CUTOFF_MIN_DROP_DB_OCT:
+            out.append(((start + n_fft / 2) / sample_rate, float(2.0 ** centres[cand[k]])))
     return tuple(out)
 
 

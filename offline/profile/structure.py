@@ -188,7 +188,10 @@ def gated_lufs(momentary_lufs: np.ndarray) -> float:
 def section_levels(feat: Features, start_s: float, end_s: float) -> tuple[float, float, float, float | None]:
     """(integrated_lufs, rms_dbfs, crest_db, width) of the span start_s..end_s."""
     hop_s = feat.hop / feat.sample_rate
-    a, b = int(round(start_s / hop_s)), max(int(round(end_s / hop_s)), int(round(start_s / hop_s)) + 1)
+    # the level hops lying wholly inside the span (a hop over the edge carries the next
+    # section's peak); at least one
+    a = int(math.ceil(start_s / hop_s - 1e-9))
+    b = max(int(math.floor(end_s / hop_s + 1e-9)), a + 1)
     lv = feat.levels[a:b]
     frames = lv[:, 4].sum()
     ms = lv[:, 0].sum() / frames if frames else 0.0

@@ -6,7 +6,7 @@
 2. Octave errors, explicitly: the candidates are the best tempo and its relatives x1/2, x2,
    x2/3, x3/2. Each scores its comb salience times a log-normal prior on the beat rate
    (centre ``PRIOR_BPM``, ``PRIOR_OCTAVES`` wide) times how well a beat grid at that tempo
-   separates on-beat from off-beat onset strength; the best wins and the others are kept
+   lifts its beats above the mean onset strength; the best wins and the others are kept
    (``tempo_candidates``) with their scores. The confidence is the winner's share.
 3. The tempo curve: the same salience in 8 s windows every 1 s, a Viterbi path over the
    grid within x0.7..x1.45 of the global tempo with a cost on log-tempo jumps.
@@ -129,26 +129,29 @@ def _prior(bpm):
 
 
 def _grid_contrast(o: np.ndarray, fps: float, bpm: float) -> tuple[float, float]:
-    """(contrast, alternation) of a beat grid at bpm on o, at the phase of best contrast.
-    contrast: mean on-beat over mean of on- and half-beat-off strength, 0.5 (none) .. 1 (all
-    on the beat); alternation: |even - odd| / (even + odd) of the on-beat strength, 0 when
-    every beat is alike .. 1 when every other beat is empty (a grid twice too fast)."""
+    """(contrast, alternation) of a beat grid at bpm on o, at the phase of the strongest beats.
+    contrast: mean on-beat strength over itself plus the mean strength of every frame, 0.5
+    (the grid finds nothing special) .. 1 (all onsets on the grid); alternation: |even - odd|
+    / (even + odd) of the on-beat strength, 0 when every beat is alike .. 1 when every other
+    beat is empty (a grid twice too fast). The mean of every frame, not the half-beat
+    points, is the reference: a grid at 2/3 or 3/2 of the tempo puts its half-beat points
+    where nothing plays and would look sharp against them."""
     period = 60.0 * fps / bpm
     # the strongest value within +-2 frames, so a grid a fraction of a frame off still lands
     o = maximum_filter1d(o, 5)
     n = o.size
-    best, best_gap = (0.0, 0.0), -np.inf
+    overall = float(o.mean())
+    best, best_on = (0.0, 0.0), -np.inf
     for phase in np.arange(0.0, period, 1.0):
         on = np.arange(phase, n - 1, period)
-        off = on + period / 2.0
-        off = off[off < n - 1]
-        v = _interp_lag(o, on) if on.size else np.zeros(1)
-        a = v.mean()
-        b = _interp_lag(o, off).mean() if off.size else 0.0
-        if a - b > best_gap and a + b > 0:
+        if not on.size:
+            continue
+        v = _interp_lag(o, on)
+        a = float(v.mean())
+        if a > best_on and a + overall > 0:
             even, odd = v[0::2].mean(), v[1::2].mean() if v.size > 1 else 0.0
-            best_gap = a - b
-            best = (a / (a + b), abs(even - odd) / max(even + odd, 1e-12))
+            best_on = a
+            best = (a / (a + overall), abs(even - odd) / max(even + odd, 1e-12))
     return best
 
 
