@@ -7,6 +7,11 @@
     print(auracore.analyze(y, rate).integrated_lufs)
     auracore.save("master.wav", y, rate, subtype="PCM_24")
 
+The offline steps on whole arrays: ``separate`` (stems that add back to the mix),
+``transcribe`` (-> ``Notes``, ``.to_midi()``), ``profile`` (-> ``Profile``: tempo, key,
+chords, sections, elements), ``master`` (by reference -> ``Mastered``) and ``qc`` (the
+12-dimension A/B score -> ``QCReport``).
+
 Arrays are (frames, channels) float32 or float64 in [-1, 1] ((frames,) is mono); rates in
 Hz; every error AuraCore raises on purpose is an ``AuraCoreError``. Names load on first
 use, so ``import auracore`` is quick and the command line starts fast.
@@ -28,6 +33,15 @@ _EXPORTS = {
     "save": "auracore.offline.audio_io",
     "render": "auracore.offline.render",
     "RenderResult": "auracore.offline.render",
+    "separate": "auracore.offline.separate",
+    "transcribe": "auracore.offline.transcribe",
+    "Notes": "auracore.offline.transcribe",
+    "profile": "auracore.offline.profile",
+    "Profile": "auracore.offline.profile",
+    "master": "auracore.offline.master",
+    "Mastered": "auracore.offline.master",
+    "qc": "auracore.offline.qc",
+    "QCReport": "auracore.offline.qc",
     "AuraCoreError": "auracore.errors",
     "AudioFileError": "auracore.errors",
     "AudioArrayError": "auracore.errors",
@@ -47,9 +61,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from auracore.offline.analyze import Analysis, analyze
     from auracore.offline.audio_io import load, save
     from auracore.offline.chain import Chain, Meter
+    from auracore.offline.master import Mastered, master
     from auracore.offline.params import Params, preset_names
+    from auracore.offline.profile import Profile, profile
+    from auracore.offline.qc import QCReport, qc
     from auracore.offline.render import RenderResult
     from auracore.offline.render import render_file as render
+    from auracore.offline.separate import separate
+    from auracore.offline.transcribe import Notes, transcribe
 
 
 def __getattr__(name: str):

@@ -147,3 +147,31 @@ def test_readme_python_examples_run(tmp_path):
     finally:
         os.chdir(cwd)
     assert os.path.getsize(tmp_path / "master.wav") > 0
+
+
+def test_offline_steps_from_the_top_level(mix):
+    """The steps through `auracore.*` on arrays: stems that add back (-60 dB), a plucked tone's
+    pitch (MIDI note, exact), a click track's tempo (1 %), a reference match's loudness (0.5 LU),
+    and QC of a signal against itself (>= 95 of 100)."""
+    x, rate = auracore.load(str(mix))
+    stems = auracore.separate(x, rate, model="dsp")
+    assert set(stems) == {"drums", "bass", "vocals", "other"}
+    err = sum(stems.values()) - x
+    assert 10 * np.log10((err ** 2).sum() / (x ** 2).sum()) <= -60.0
+    t = np.arange(2 * 22050) / 22050
+    tone = (0.3 * np.exp(-1.5 * t) * sum(0.6 ** k * np.sin(2 * np.pi * 440.0 * (k + 1) * t) for k in range(4)))[:, None]
+    notes = auracore.transcribe(tone, 22050)
+    assert isinstance(notes, auracore.Notes)
+    assert {n.pitch for tr in notes.tracks for n in tr.notes} == {69}
+    clicks = np.zeros((20 * 44100, 1))
+    for s in np.arange(0, 20.0, 0.5):  # 120 BPM, an accent every 4 beats
+        i = int(s * 44100)
+        clicks[i:i + 400, 0] += np.hanning(800)[400:] * (0.9 if round(s / 0.5) % 4 == 0 else 0.4)
+    prof = auracore.profile(clicks, 44100)
+    assert isinstance(prof, auracore.Profile) and abs(prof.tempo.tempo_bpm - 120.0) <= 1.2
+    quiet = x * 0.25
+    m = auracore.master(quiet, x, rate, match=("loudness",))
+    assert isinstance(m, auracore.Mastered) and m.audio.shape == x.shape
+    assert abs(auracore.analyze(m.audio, rate).integrated_lufs - auracore.analyze(x, rate).integrated_lufs) <= 0.5
+    report = auracore.qc(x, x, rate)
+    assert isinstance(report, auracore.QCReport) and report.score >= 95.0
