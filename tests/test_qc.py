@@ -170,11 +170,11 @@ def test_kick_and_bass_fall_with_removed_kicks_and_shifted_notes(a, identical):
     bass notes a whole tone up: bass_notes falls (half, then all). (The kick transcription of
     the DSP-separated drum stem also hears bass onsets, so kick_pattern moves with the bass
     line too: not asserted here, see docs/qc.md.)"""
-    from auracore.offline.qc.core import _notes, bass_line
+    from auracore.offline.qc.core import QC_SEPARATOR, _notes, bass_line
     from auracore.offline.separate import separate
 
     def lines(x):
-        drums = separate(x, FS, stems=("drums", "bass", "other"), log=lambda line: None)["drums"]
+        drums = separate(x, FS, stems=("drums", "bass", "other"), model=QC_SEPARATOR, log=lambda line: None)["drums"]
         kicks = [(n.onset_s, 0) for n in _notes(drums, FS, "drums") if n.pitch in (35, 36)]
         return kicks, bass_line(_notes(x - drums, FS, "bass"))
 
