@@ -177,6 +177,9 @@ class WsServer:
 
     # -- HTTP: the page, and the checks before a WebSocket handshake ------------------------
     def _http(self, connection, request):
+        # the page and the upgrade are GETs; websockets >= 14 parses other methods too
+        if getattr(request, "method", "GET") != "GET":
+            return connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "only GET\n")
         url = urllib.parse.urlsplit(request.path)
         if url.path == "/ws":
             return self._check_upgrade(connection, request, url)

@@ -308,11 +308,13 @@ def test_filter_cutoff_follows_a_sweep():
 def rendered_piece(tmp_path_factory):
     if not (shutil.which("fluidsynth") and os.path.exists(SF2)):
         pytest.skip("FluidSynth or FluidR3_GM missing (scripts/install --dev installs them)")
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    try:
-        import profile as bench_profile  # bench/profile.py: the piece generator
-    finally:
-        sys.path.pop(0)
+    # bench/profile.py, the piece generator, by its path: the name "profile" is the standard
+    # library's profiler, which may be imported already
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("auracore_bench_profile", os.path.join(ROOT, "bench", "profile.py"))
+    bench_profile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_profile)
     piece = bench_profile.make_piece(8, bars_per_section=4)  # 3/4, D minor, plan A B C B A
     d = tmp_path_factory.mktemp("piece")
     mid, wav = str(d / "piece.mid"), str(d / "piece.wav")
