@@ -35,10 +35,15 @@ def _raise_terminated(signum, frame):
 
 def install_signal_handlers() -> None:
     """SIGINT raises KeyboardInterrupt (Python's default, restored), SIGTERM and SIGHUP
-    raise Terminated."""
+    raise Terminated; then the three are unblocked.
+
+    A parent that starts the program with them blocked (a forking supervisor, the fuzz
+    suite) gets any signal it sent early delivered here, inside main's ``try``: a signal
+    can never land between a handler inherited from the parent and that ``try``."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in STOP_SIGNALS:
         signal.signal(sig, _raise_terminated)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, *STOP_SIGNALS})
 
 
 def main(argv=None) -> int:

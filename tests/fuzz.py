@@ -436,7 +436,6 @@ def _listing(folder: str) -> set:
 def _run_child(argv: list, workdir: str, out_path: str, err_path: str) -> None:
     """In the forked child: the real entry point with stdout/stderr to files; never returns."""
     code = 99
-    started = False
     try:
         os.chdir(workdir)
         for fd, path in ((1, out_path), (2, err_path)):
@@ -446,24 +445,19 @@ def _run_child(argv: list, workdir: str, out_path: str, err_path: str) -> None:
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True,
                                       errors="backslashreplace")
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+        # the stop signals stay blocked (as the parent forked us) until main installs its
+        # handlers and unblocks them inside its try: an early signal is then a clean stop
         import warnings
 
         warnings.simplefilter("default")  # a warning must show, to be caught
-        from auracore.control.entry import Terminated, main
+        from auracore.control.entry import main
 
-        started = True
         code = main(argv)
     except SystemExit as exc:  # argparse's exit
         code = exc.code if isinstance(exc.code, int) else 2
-    except BaseException as exc:
-        if not started and isinstance(exc, KeyboardInterrupt):  # the signal came before the program
-            code = 130
-        elif not started and type(exc).__name__ == "Terminated":
-            code = exc.exit_code
-        else:
-            traceback.print_exc()
-            code = 98
+    except BaseException:
+        traceback.print_exc()
+        code = 98
     finally:
         try:
             sys.stdout.flush()
