@@ -22,14 +22,12 @@ import math
 import torch
 from torch import nn
 
+from .labels import CLASSES, REFERENCE_LUFS, TARGET_IDS  # noqa: F401 (the models' vocabulary)
+
 SAMPLE_RATE = 48000
 BLOCK = 1024
 EMBED_DIM = 32
 CONTEXT_BLOCKS = 128  # 2.73 s at 48 kHz
-CLASSES = ("speech", "acoustic", "band", "noise", "silence")
-TARGET_IDS = tuple(f"eq.{b}.gain_db" for b in range(1, 9)) + (
-    "comp.threshold_db", "comp.ratio", "width.amount", "output.gain_db")
-REFERENCE_LUFS = -23.0  # clean material sits here; output.gain_db aims the input at it
 # (kernel, stride, band centres) per resolution; half-octave centres 40 * 2**(k/2)
 BRANCHES = ((1024, 1024, tuple(40.0 * 2.0 ** (k / 2) for k in range(0, 8))),
             (256, 128, tuple(40.0 * 2.0 ** (k / 2) for k in range(8, 13))),

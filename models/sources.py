@@ -31,7 +31,7 @@ import soundfile as sf
 from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 
 from .dsp import SAMPLE_RATE, loudness_lufs
-from .nets import CLASSES, REFERENCE_LUFS
+from .labels import CLASSES, REFERENCE_LUFS
 
 CLIP_S = 6.0
 SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"

@@ -284,3 +284,26 @@ def test_error_output_is_one_clear_line(tmp_path):
     r = run("devices", env=env)
     if r.returncode == 1:  # no device on this machine: the message goes to stderr
         assert not r.stdout.strip() and "no audio devices" in err_of(r)
+
+
+def test_commands_run_without_the_train_extra(tmp_path):
+    """torch is the `train` extra: a plain install has none. Every command's parser, and
+    render and analyze, must work with torch unimportable (the demo's synthesis once pulled
+    it in through the models' network definitions, so no command started without it)."""
+    x = 0.1 * np.sin(2 * np.pi * 440 * np.arange(48000) / 48000)
+    sf.write(tmp_path / "in.wav", np.column_stack([x, x]), 48000)
+    code = ("import sys\n"
+            "class NoTorch:\n"  # import torch raises ImportError, as where it is not installed
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'torch':\n"
+            "            raise ImportError('no torch here')\n"
+            "sys.meta_path.insert(0, NoTorch())\n"
+            "from auracore.control.entry import main\n"
+            "from auracore.control.cli import build_parser\n"
+            "build_parser()\n"
+            f"a = main(['render', {str(tmp_path / 'in.wav')!r}, {str(tmp_path / 'out.wav')!r}])\n"
+            f"b = main(['analyze', {str(tmp_path / 'out.wav')!r}, '--json'])\n"
+            "sys.exit(10 * a + b)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
+    assert r.returncode == 0, err_of(r)
+    assert sf.info(str(tmp_path / "out.wav")).frames == 48000
