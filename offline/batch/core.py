@@ -152,6 +152,7 @@ def run_batch(command: str, task, pairs, out_dir: str, scheduler: str | None = N
             client.close()
             if cluster is not None:
                 cluster.close()
+            _remove_leftovers(out_dir)
     elapsed = time.perf_counter() - started
     failures.sort(key=lambda f: f["input"])
     return BatchResult(command=command, out_dir=os.path.abspath(out_dir), total=len(pairs), done=done,
@@ -159,6 +160,30 @@ def run_batch(command: str, task, pairs, out_dir: str, scheduler: str | None = N
                        files_per_s=round(done / elapsed, 3) if elapsed > 0 else 0.0,
                        input_mb_per_s=round(done_bytes / 1e6 / elapsed, 3) if elapsed > 0 else 0.0,
                        workers=n_workers, scheduler=address, resubmitted=resubmitted, outputs=outputs)
+
+
+def _remove_leftovers(out_dir: str) -> None:
+    """Remove the temporary files (and separate's folders) a killed worker left half-written
+    under out_dir: every task of this batch has ended, so none is still being written (two
+    batches must not write into one folder at the same time)."""
+    import shutil
+
+    from auracore.offline.audio_io import TEMP_PREFIX
+
+    try:
+        names = os.listdir(out_dir)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(TEMP_PREFIX):
+            path = os.path.join(out_dir, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
 
 
 def _drive(client, task, todo, retries, timeout_s, failures, bar):
