@@ -417,8 +417,12 @@ def build_app(opts: ServeOptions) -> Starlette:
     async def not_found(request, exc):
         return err(getattr(exc, "status_code", 404), getattr(exc, "detail", "not found"))
 
+    async def no_icon(request):
+        return Response(status_code=204)
+
     routes = [
         Route("/", page),
+        Route("/favicon.ico", no_icon),
         Route("/api/health", reader(core.health)),
         Route("/api/stats", reader(core.stats)),
         Route("/api/files", reader(core.files)),

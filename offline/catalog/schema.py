@@ -72,12 +72,22 @@ MIGRATIONS = [
         "CREATE INDEX tags_tag ON tags(tag)",
         "CREATE INDEX files_sha ON files(content_sha256)",
         "CREATE INDEX regions_file ON regions(file_id, start_s)",
-        "CREATE INDEX regions_class ON regions(class, duration_s)",
-        "CREATE INDEX regions_tempo ON regions(tempo_bpm)",
-        "CREATE INDEX regions_key ON regions(key)",
-        "CREATE INDEX regions_duration ON regions(duration_s)",
-        "CREATE INDEX regions_loudness ON regions(loudness_lufs)",
+        # one index per filter column, each covering the other filter columns, so a search
+        # walks one index and reads a table row only for the regions it returns
+        "CREATE INDEX regions_class ON regions(class, tempo_bpm, key, duration_s, loudness_lufs, file_id)",
+        "CREATE INDEX regions_tempo ON regions(tempo_bpm, class, key, duration_s, loudness_lufs, file_id)",
+        "CREATE INDEX regions_key ON regions(key COLLATE NOCASE, class, tempo_bpm, duration_s, loudness_lufs, file_id)",
+        "CREATE INDEX regions_duration ON regions(duration_s, class, tempo_bpm, key, loudness_lufs, file_id)",
+        "CREATE INDEX regions_loudness ON regions(loudness_lufs, class, tempo_bpm, key, duration_s, file_id)",
         "CREATE INDEX analysis_errors ON region_analysis(plugin) WHERE error IS NOT NULL",
+        # a counter the similarity index polls to know when to reload its matrix
+        "CREATE TABLE catalog_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        "INSERT INTO catalog_meta (key, value) VALUES ('vectors_version', 0)",
+        "CREATE TRIGGER vectors_added AFTER INSERT ON region_vectors BEGIN "
+        "UPDATE catalog_meta SET value = value + 1 WHERE key = 'vectors_version'; END",
+        "CREATE TRIGGER vectors_removed AFTER DELETE ON region_vectors BEGIN "
+        "UPDATE catalog_meta SET value = value + 1 WHERE key = 'vectors_version'; END",
+        "CREATE INDEX tags_region ON tags(region_id)",
         # names and tags of a file (its regions' tags too), rowid = files.id
         "CREATE VIRTUAL TABLE file_text USING fts5(name, tags, tokenize='unicode61')",
     ],

@@ -60,9 +60,9 @@ def filter_sql(class_=None, tempo=None, key=None, duration=None, loudness=None, 
         where.append("r.key = ? COLLATE NOCASE")
         args.append(str(key).strip())
     if tag:
-        where.append("EXISTS (SELECT 1 FROM tags t WHERE t.tag = ? AND t.file_id = r.file_id "
-                     "AND (t.region_id IS NULL OR t.region_id = r.id))")
-        args.append(tag)
+        where.append("(r.id IN (SELECT region_id FROM tags WHERE tag = ? AND region_id IS NOT NULL) OR "
+                     "r.file_id IN (SELECT file_id FROM tags WHERE tag = ? AND region_id IS NULL))")
+        args += [tag, tag]
     if text:
         where.append("r.file_id IN (SELECT rowid FROM file_text WHERE file_text MATCH ?)")
         args.append(_fts_query(text))
@@ -81,7 +81,7 @@ def search(con, limit: int = 50, index=None, like_vector=None, exclude_region=No
         raise CatalogError(f"limit {limit}: give 1 to {MAX_LIMIT}")
     where, args = filter_sql(**filters)
     if like_vector is None:
-        sql = f"SELECT {COLUMNS} FROM regions r JOIN files f ON f.id = r.file_id WHERE {where} ORDER BY f.path, r.start_s LIMIT ?"
+        sql = f"SELECT {COLUMNS} FROM regions r JOIN files f ON f.id = r.file_id WHERE {where} ORDER BY r.id LIMIT ?"
         return [dict(r) for r in con.execute(sql, args + [limit])]
     index = index or VectorIndex()
     ids, dist = index.nearest(con, like_vector, limit + 1 if exclude_region else limit,
@@ -118,12 +118,11 @@ class VectorIndex:
         self.std = np.ones(FP_DIM + EMB_DIM, np.float32)
 
     def load(self, con) -> None:
-        key = con.execute("SELECT count(*), IFNULL(max(region_id), 0), IFNULL(sum(region_id), 0) FROM region_vectors").fetchone()
-        key = tuple(key)
+        key = con.execute("SELECT value FROM catalog_meta WHERE key = 'vectors_version'").fetchone()[0]
         with self._lock:
             if key == self._key:
                 return
-            n = key[0]
+            n = con.execute("SELECT count(*) FROM region_vectors").fetchone()[0]
             ids = np.zeros(n, np.int64)
             m = np.full((n, FP_DIM + EMB_DIM), np.nan, np.float32)
             for k, (rid, fp, emb) in enumerate(con.execute(
@@ -147,6 +146,17 @@ class VectorIndex:
             z = (m - mean) / std
             self.present = np.stack([np.isfinite(z[:, 0]), np.isfinite(z[:, FP_DIM])], axis=1) if n else np.zeros((0, 2), bool)
             self.matrix = np.nan_to_num(z, nan=0.0).astype(np.float32)
+            # each column set the query may use, contiguous, with its rows' squared norms
+            self.parts = {}
+            for use in ((True, True), (True, False), (False, True)):
+                cols = slice(0 if use[0] else FP_DIM, FP_DIM + EMB_DIM if use[1] else FP_DIM)
+                sub = np.ascontiguousarray(self.matrix[:, cols])
+                ok = np.ones(n, bool)
+                if use[0]:
+                    ok &= self.present[:, 0]
+                if use[1]:
+                    ok &= self.present[:, 1]
+                self.parts[use] = (cols, sub, np.einsum("ij,ij->i", sub, sub), ok)
             self.ids, self.mean, self.std, self._key = ids, mean, std, key
 
     def vector_of(self, con, region_id: int) -> np.ndarray:
@@ -163,7 +173,7 @@ class VectorIndex:
         where absent)."""
         self.load(con)
         with self._lock:
-            ids, m, present, mean, std = self.ids, self.matrix, self.present, self.mean, self.std
+            ids, present, mean, std, parts = self.ids, self.present, self.mean, self.std, self.parts
         if not len(ids):
             return ids, np.zeros(0)
         q = (np.asarray(vector, np.float32) - mean) / std
@@ -171,15 +181,11 @@ class VectorIndex:
         use_emb = bool(np.isfinite(q[FP_DIM])) and present[:, 1].any()
         if not (use_fp or use_emb):
             raise CatalogError("the query has neither a fingerprint nor an embedding that the catalog has")
-        cols = slice(0 if use_fp else FP_DIM, FP_DIM + EMB_DIM if use_emb else FP_DIM)
-        sub = m[:, cols]
+        cols, sub, norms, ok = parts[(use_fp, use_emb)]
         qq = np.nan_to_num(q[cols])
-        d2 = np.einsum("ij,ij->i", sub, sub) - 2.0 * (sub @ qq) + float(qq @ qq)
-        ok = np.ones(len(ids), bool)
-        if use_fp:
-            ok &= present[:, 0]
-        if use_emb:
-            ok &= present[:, 1]
+        d2 = norms - 2.0 * (sub @ qq) + float(qq @ qq)
+        if allowed is not None or exclude is not None:
+            ok = ok.copy()
         if allowed is not None:
             ok &= np.isin(ids, allowed)
         if exclude is not None:
