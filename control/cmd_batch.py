@@ -298,7 +298,21 @@ def _bar(total: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Plan, warm, run and report; returns the exit code."""
+    """Plan, warm, run and report; returns the exit code. An interruption keeps the outputs
+    already finished (each is complete) and says so: a rerun resumes."""
+    from .entry import Terminated
+
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; finished outputs are kept, and a rerun resumes", file=sys.stderr)
+        return 130
+    except Terminated as stop:
+        print(f"{PROG}: stopped by {stop.name}; finished outputs are kept, and a rerun resumes", file=sys.stderr)
+        return stop.exit_code
+
+
+def _run(args: argparse.Namespace) -> int:
     from .cmd_analyze import expand_paths
 
     command = COMMANDS[args.batch_command]
@@ -307,21 +321,22 @@ def run(args: argparse.Namespace) -> int:
     if errors:
         raise ConfigError(errors[0])
     out_dir = args.out
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ConfigError(f"{out_dir}: exists and is not a folder")
-    if not os.path.isdir(out_dir):
-        parent = os.path.dirname(os.path.abspath(out_dir))
-        if not os.path.isdir(parent):
-            raise ConfigError(f"{out_dir}: the folder {parent} does not exist")
-        os.mkdir(out_dir)
-    suffix = _suffix(command, args)
-    pairs = plan(files, out_dir, suffix)
-    if args.scheduler and args.workers:
-        print(f"{PROG}: note: --workers is for a LocalCluster; the scheduler's workers are used", file=sys.stderr)
-    task = functools.partial(command.run, ns)
-    result = run_batch(command.name, task, pairs, out_dir, scheduler=args.scheduler, workers=args.workers,
-                       retries=args.retries, timeout_s=args.timeout, memory_limit=args.memory_limit,
-                       warm=functools.partial(_warm, command, ns, suffix), progress=_bar)
+    made = _make_out_dir(out_dir)
+    try:
+        suffix = _suffix(command, args)
+        pairs = plan(files, out_dir, suffix)
+        if args.scheduler and args.workers:
+            print(f"{PROG}: note: --workers is for a LocalCluster; the scheduler's workers are used", file=sys.stderr)
+        task = functools.partial(command.run, ns)
+        result = run_batch(command.name, task, pairs, out_dir, scheduler=args.scheduler, workers=args.workers,
+                           retries=args.retries, timeout_s=args.timeout, memory_limit=args.memory_limit,
+                           warm=functools.partial(_warm, command, ns, suffix), progress=_bar)
+    finally:
+        if made:  # a folder this run made and left empty (every file failed, or an interruption) goes
+            try:
+                os.rmdir(out_dir)
+            except OSError:
+                pass
     summary = result.to_dict()
     if args.json:
         print(json.dumps(summary, indent=2, allow_nan=False))
@@ -333,6 +348,22 @@ def run(args: argparse.Namespace) -> int:
         reason = f["reason"] if f["reason"].startswith(f["input"]) else f"{f['input']}: {f['reason']}"
         print(f"{PROG}: {reason}", file=sys.stderr)
     return 1 if result.failures else 0
+
+
+def _make_out_dir(out_dir: str) -> bool:
+    """Make the output folder when missing; True when this call made it."""
+    if os.path.isdir(out_dir):
+        return False
+    if os.path.lexists(out_dir):
+        raise ConfigError(f"{out_dir}: exists and is not a folder; give a folder for the outputs")
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    if not os.path.isdir(parent):
+        raise ConfigError(f"{out_dir}: the folder {parent} does not exist")
+    try:
+        os.mkdir(out_dir)
+    except OSError as exc:
+        raise ConfigError(f"{out_dir}: cannot make the folder ({exc.strerror})") from None
+    return True
 
 
 def _memory(text: str):

@@ -302,6 +302,53 @@ def separate_options(rng, presets):
     return opts
 
 
+def batch_argv(inp, out, opts):
+    sub = opts[0] if opts else "analyze"
+    rest = opts[1:]
+    workers = [] if "--workers" in rest else ["--workers", "1"]
+    return ["batch", sub, inp, "--out", out] + workers + rest
+
+
+def batch_options(rng, presets):
+    sub = rng.choice(["analyze", "render", "profile"])
+    pool = [["--workers", rng.choice(["1", "0", "x"])], ["--retries", rng.choice(["0", "1", "-1", "x"])],
+            ["--timeout", rng.choice(["30", "0", "nan", "-1", "0.001"])],
+            ["--memory-limit", rng.choice(["500MB", "0", "lots", "-5"])], ["--json"],
+            ["--scheduler", rng.choice(["tcp://127.0.0.1:1", "nonsense"])]]
+    if sub == "render":
+        pool.append(["--preset", rng.choice(list(presets.values()) + ["club", "nosuch"])])
+    opts = [sub]
+    for o in rng.sample(pool, rng.randint(0, 2)):
+        opts += o
+    return opts
+
+
+def catalog_argv(inp, out, opts):
+    action = opts[0] if opts else "add"
+    rest = opts[1:]
+    if action == "add":
+        return ["catalog", "--db", out, "add", inp] + rest
+    if action == "search":
+        return ["catalog", "--db", out, "search", "--like", inp] + rest
+    return ["catalog", "--db", out, action] + rest
+
+
+def catalog_options(rng, presets):
+    action = rng.choice(["add"] * 5 + ["search", "stats", "export"])
+    if action == "export":
+        return [action, rng.choice(["--csv", "--parquet"]), rng.choice(["e.csv", "missing/e.csv", "."])]
+    if action != "add":
+        return [action] + (["--json"] if rng.random() < 0.5 else [])
+    pool = [["--threshold-db", rng.choice(["-30", "-60", "0", "nan", "x"])],
+            ["--min-region-s", rng.choice(["0.5", "0", "-1", "1e9"])], ["--min-gap-s", rng.choice(["0.2", "inf"])],
+            ["--plugins", rng.choice(["loudness", "loudness,model", "profile", "bogus", ""])],
+            ["--timeout-s", rng.choice(["30", "0", "0.001"])], ["--json"]]
+    opts = [action]
+    for o in rng.sample(pool, rng.randint(0, 2)):
+        opts += o
+    return opts
+
+
 # name: (argv builder, option generator, the CLI module that must be registered)
 ALL_COMMANDS = {
     "render": (render_argv, render_options, "cmd_render"),
@@ -312,6 +359,8 @@ ALL_COMMANDS = {
     "profile": (profile_argv, profile_options, "cmd_profile"),
     "qc": (qc_argv, qc_options, "cmd_qc"),
     "separate": (separate_argv, separate_options, "cmd_separate"),
+    "catalog": (catalog_argv, catalog_options, "cmd_catalog"),
+    "batch": (batch_argv, batch_options, "cmd_batch"),
 }
 
 
@@ -599,24 +648,32 @@ def _unmount(mounts: dict) -> None:
             subprocess.run(["umount", "-l", d], capture_output=True)
 
 
-def warm_up(inputs: dict, scratch: str) -> None:
-    """Compile or load every kernel the commands call, in this parent, so the forked
-    children start warm."""
+def warm_up(inputs: dict, scratch: str, commands) -> None:
+    """Run every selected command once on a good input in this parent, so every kernel it
+    calls is compiled or loaded here and the forked children start warm (a child that loads
+    a Numba cache of its own while others write it can crash)."""
     from auracore.control.cli import main
 
-    out = os.path.join(scratch, "warm.wav")
     devnull = open(os.devnull, "w")
     saved = sys.stdout, sys.stderr
     sys.stdout = sys.stderr = devnull
+    warm = os.path.join(scratch, "warm")
+    os.mkdir(warm)
     try:
-        main(["render", inputs["ok"], out, "--subtype", "PCM_16"])
-        main(["analyze", inputs["ok"], "--json"])
-        main(["serve", "--backend", "file", "--fast", "--no-surface", "--models", "off", "--status-interval", "0",
-              "--input", inputs["ok"], "--output", out])
+        for name in sorted(commands):
+            if name == "batch":  # a Dask cluster run here would leave its threads' locks to the forked children
+                continue
+            build, options, _ = COMMANDS[name]
+            out = os.path.join(warm, f"{name}.wav")
+            opts = {"master": ["--reference", inputs["mono"]], "qc": [inputs["mono"]]}.get(name, [])
+            try:
+                main(build(inputs["ok"], out, opts))
+            except SystemExit:  # a command whose template needs options: its parser ran
+                pass
     finally:
         sys.stdout, sys.stderr = saved
         devnull.close()
-    os.unlink(out)
+    shutil.rmtree(warm, ignore_errors=True)
     # children start with the handlers the program installs first (the daemon's must not linger)
     from auracore.control.entry import install_signal_handlers
 
@@ -633,7 +690,7 @@ def run_fuzz(n: int, seed: int, scratch: str | None = None, commands=None) -> di
     presets = make_presets(inputs_dir)
     mounts = _try_mounts(scratch)
     try:
-        warm_up(inputs, scratch)
+        warm_up(inputs, scratch, commands or COMMANDS)
         input_hashes = _hash_tree(_listing(inputs_dir))
         cases = generate(n, seed, inputs, presets, mounts, commands)
         results = [run_case(c, inputs, scratch, mounts) for c in cases]

@@ -144,6 +144,7 @@ def test_worker_killed_mid_run_every_render_identical(cluster, tmp_path):
             break
         time.sleep(0.01)
     assert 0 < len(written) < 30, "the batch finished (or never started) before the kill"
+    print(f"killing a worker after {len(written)} outputs")
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
     stdout, stderr = proc.communicate(timeout=180)

@@ -109,7 +109,7 @@ def _client(scheduler: str | None, workers: int | None, memory_limit):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     if scheduler:
         try:
-            client = Client(scheduler, timeout="15s")
+            client = Client(scheduler, timeout="10s")
         except (OSError, TimeoutError, ValueError) as exc:
             raise ConfigError(f"cannot reach the Dask scheduler at {scheduler} ({one_line(clip_text(exc, 200))}); "
                               "is it running?") from None
