@@ -32,6 +32,13 @@ def _positive(text):
     return v
 
 
+def _above_zero(text):
+    v = _float(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number above zero")
+    return v
+
+
 def _limit(text):
     try:
         v = int(text)
@@ -61,7 +68,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     a.add_argument("--min-gap-s", type=_positive, default=0.5, help="shortest silence that splits, s (default 0.5)")
     a.add_argument("--plugins", metavar="NAMES", default=None,
                    help="comma-separated plugins to run (default: every available one; see `catalog plugins`)")
-    a.add_argument("--timeout-s", type=_positive, default=None, help="time limit per plugin and region, s")
+    a.add_argument("--timeout-s", type=_above_zero, default=None,
+                   help="time limit per plugin and region, s (default: each plugin's own, 60-120 s)")
     a.add_argument("--json", action="store_true", help="print a JSON summary")
     a.set_defaults(func=run_add)
 
@@ -159,12 +167,62 @@ def _bar():
     return lambda total, label: tqdm(total=total, desc=label, unit="B", unit_scale=True, file=sys.stderr, leave=False)
 
 
+def _sqlite_errors(fn):
+    """Run fn(args); an SQLite failure (a full or read-only disk, a locked or damaged file)
+    becomes one line naming the catalog."""
+    import functools
+    import sqlite3
+
+    @functools.wraps(fn)
+    def wrapped(args):
+        try:
+            return fn(args)
+        except sqlite3.Error as exc:
+            raise AuraCoreError(f"{args.db}: the catalog could not be read or written ({exc})") from None
+    return wrapped
+
+
+def _remove_if_empty(db: str) -> None:
+    """Remove a catalog this run created when it holds no file (a stop or failure before the
+    first file was finished leaves nothing behind)."""
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(os.fsencode(db), timeout=5)
+        try:
+            n = con.execute("SELECT count(*) FROM files").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        n = 0
+    if n == 0:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                os.unlink(db + suffix)
+            except OSError:
+                pass
+
+
+@_sqlite_errors
 def run_add(args) -> int:
+    from auracore.offline.catalog.store import collect_paths
+
     plugins = _plugins(args)
-    with _catalog(args) as cat:
-        res = cat.add(args.paths, plugins=plugins, threshold_db=args.threshold_db, min_region_s=args.min_region_s,
-                      min_gap_s=args.min_gap_s, progress=_bar(),
-                      log=None if args.json else (lambda line: print(line, flush=True)))
+    files = collect_paths(args.paths)  # a missing path is refused before a catalog is made
+    if os.path.exists(args.db):
+        for f in files:
+            if os.path.exists(f) and os.path.samefile(f, args.db):
+                raise AuraCoreError(f"{args.db}: this is one of the files to add; give the catalog another name")
+    created = not os.path.lexists(args.db)
+    try:
+        with _catalog(args) as cat:
+            res = cat.add(args.paths, plugins=plugins, threshold_db=args.threshold_db,
+                          min_region_s=args.min_region_s, min_gap_s=args.min_gap_s, progress=_bar(),
+                          log=None if args.json else (lambda line: print(line, flush=True)))
+    except BaseException:
+        if created and os.path.isfile(args.db):
+            _remove_if_empty(args.db)
+        raise
     d = res.to_dict()
     if args.json:
         print(json.dumps(d))
@@ -175,6 +233,7 @@ def run_add(args) -> int:
     return 0
 
 
+@_sqlite_errors
 def run_search(args) -> int:
     from auracore.offline.catalog import search as S
 
@@ -216,6 +275,7 @@ def like_file_vector(spec: str):
     return S.excerpt_vector(x, rate, P.default_plugins())
 
 
+@_sqlite_errors
 def run_tag(args) -> int:
     with _catalog(args) as cat:
         d = cat.tag(args.ref, args.tags, remove=args.remove)
@@ -223,6 +283,7 @@ def run_tag(args) -> int:
     return 0
 
 
+@_sqlite_errors
 def run_remove(args) -> int:
     with _catalog(args) as cat:
         n = cat.remove(args.refs)
@@ -230,6 +291,7 @@ def run_remove(args) -> int:
     return 0
 
 
+@_sqlite_errors
 def run_stats(args) -> int:
     with _catalog(args, readonly=True) as cat:
         d = cat.stats()
@@ -243,6 +305,7 @@ def run_stats(args) -> int:
     return 0
 
 
+@_sqlite_errors
 def run_export(args) -> int:
     fmt, out = ("parquet", args.parquet) if args.parquet else ("csv", args.csv)
     with _catalog(args, readonly=True) as cat:

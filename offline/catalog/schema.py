@@ -7,6 +7,7 @@ writes). Each migration is a list of statements run in one transaction that also
 
 import os
 import sqlite3
+import urllib.parse
 
 from auracore.errors import AuraCoreError
 
@@ -101,6 +102,12 @@ def connect(path: str, create: bool = True, readonly: bool = False) -> sqlite3.C
     if os.path.isdir(path):
         raise CatalogError(f"{path}: is a folder; give a catalog file name (e.g. catalog.sqlite)")
     exists = os.path.exists(path)
+    if os.path.lexists(path) and not exists:
+        raise CatalogError(f"{path}: a symbolic link to a file that does not exist")
+    if exists and not os.path.isfile(path):
+        raise CatalogError(f"{path}: not a regular file (a pipe or a device?); give a catalog file name")
+    if exists and os.path.getsize(path) == 0:
+        raise CatalogError(f"{path}: an empty file, not a catalog; give a new file name or an existing catalog")
     if not exists and (readonly or not create):
         raise CatalogError(f"{path}: no such catalog; create it with `auracore catalog add`")
     if not exists:
@@ -109,17 +116,19 @@ def connect(path: str, create: bool = True, readonly: bool = False) -> sqlite3.C
             raise CatalogError(f"{path}: the folder {folder} does not exist")
     try:
         if readonly:
-            con = sqlite3.connect(f"file:{os.path.abspath(path)}?mode=ro", uri=True, timeout=30,
-                                  check_same_thread=False)
+            uri = "file:" + urllib.parse.quote(os.fsencode(os.path.abspath(path))) + "?mode=ro"
+            con = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
         else:
-            con = sqlite3.connect(path, timeout=30, check_same_thread=False)
+            con = sqlite3.connect(os.fsencode(path), timeout=30, check_same_thread=False)
         con.execute("PRAGMA foreign_keys = ON")
         version = con.execute("PRAGMA user_version").fetchone()[0]
         if not readonly:
             con.execute("PRAGMA journal_mode = WAL")
             con.execute("PRAGMA synchronous = NORMAL")
     except sqlite3.DatabaseError as exc:
-        raise CatalogError(f"{path}: not a catalog database ({exc})") from None
+        if exists and "not a database" in str(exc):
+            raise CatalogError(f"{path}: not a catalog database ({exc})") from None
+        raise CatalogError(f"{path}: cannot open the catalog ({exc})") from None
     if version > SCHEMA_VERSION:
         con.close()
         raise CatalogError(f"{path}: catalog schema {version} is newer than this auracore reads "
@@ -133,7 +142,11 @@ def connect(path: str, create: bool = True, readonly: bool = False) -> sqlite3.C
         if readonly:
             con.close()
             raise CatalogError(f"{path}: catalog schema {version} needs migrating; run any writing catalog command")
-        migrate(con, version)
+        try:
+            migrate(con, version)
+        except sqlite3.Error as exc:
+            con.close()
+            raise CatalogError(f"{path}: cannot write the catalog ({exc})") from None
     return con
 
 
@@ -147,5 +160,6 @@ def migrate(con: sqlite3.Connection, version: int) -> None:
             con.execute(f"PRAGMA user_version = {v + 1}")
             con.execute("COMMIT")
         except sqlite3.Error:
-            con.execute("ROLLBACK")
+            if con.in_transaction:
+                con.execute("ROLLBACK")
             raise

@@ -165,6 +165,11 @@ class Catalog:
         return AddResult(added, skipped, failed, n_regions, errors, audio_s, time.perf_counter() - t0)
 
     def _add_one(self, path, worker, threshold_db, min_region_s, min_gap_s):
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:  # SQLite holds UTF-8 text: keep the name shown, escaped
+            path = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            return self._store_failure(path, "the file name is not UTF-8; rename the file to add it")
         name = os.path.basename(path)
         problem = audio_io.input_problem(path, "an audio file")
         sha = size = None
@@ -241,6 +246,17 @@ class Catalog:
             con.execute("ROLLBACK")
             raise
         return ("failed" if error else "added"), len(rows), n_err, (dur or 0.0)
+
+    def _store_failure(self, path: str, why: str):
+        with self.con:
+            old = self.con.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
+            if old is not None:
+                self.con.execute("DELETE FROM files WHERE id = ?", (old[0],))
+                self.con.execute("DELETE FROM file_text WHERE rowid = ?", (old[0],))
+            fid = self.con.execute("INSERT INTO files (path, name, error, added_at) VALUES (?,?,?,?)",
+                                   (path, os.path.basename(path), f"{path}: {why}", time.time())).lastrowid
+            self.con.execute("INSERT INTO file_text (rowid, name, tags) VALUES (?, ?, '')", (fid, os.path.basename(path)))
+        return "failed", 0, 0, 0.0
 
     # ---- tags, remove ------------------------------------------------------------------
     def resolve(self, ref: str) -> tuple[int, int | None]:
