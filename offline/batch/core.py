@@ -47,6 +47,9 @@ class BatchResult:
     input_mb_per_s: float = 0.0     # input megabytes (1e6 bytes) done per second of time_s
     workers: int = 0
     scheduler: str = ""
+    warm_s: float = 0.0             # of time_s: the warm-up in this process
+    startup_s: float = 0.0          # of time_s: starting or reaching the cluster, and warming its workers
+    files_s: float = 0.0            # of time_s: from the first submission to the last result
     resubmitted: int = 0            # tasks run again after an error or a lost worker
     outputs: dict = field(default_factory=dict)  # input -> output path, every input
 
@@ -115,7 +118,7 @@ def _client(scheduler: str | None, workers: int | None, memory_limit):
                               "is it running?") from None
         return client, None, scheduler
     n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                            memory_limit=memory_limit if memory_limit is not None else "auto",
                            silence_logs=logging.CRITICAL)
     return Client(cluster), cluster, cluster.scheduler_address
@@ -129,7 +132,9 @@ def run_batch(command: str, task, pairs, out_dir: str, scheduler: str | None = N
     scheduler: a Dask scheduler address (None: a LocalCluster of `workers` processes, one
     thread each, `memory_limit` per worker as Dask takes it: "2GB", a byte count, 0 for none,
     default "auto"). warm(): called in this process before the cluster starts (compiles the
-    Numba kernels the task needs, so workers only load caches). progress(total) -> bar with
+    Numba kernels the task needs, so workers only load caches), then once on every worker
+    before the files (each loads its modules and caches before the clock of the files starts;
+    a failure there is left for the files to report). progress(total) -> bar with
     update(n)/close(), or None. Returns the BatchResult; raises ConfigError for a scheduler
     that cannot be reached."""
     started = time.perf_counter()
@@ -138,14 +143,22 @@ def run_batch(command: str, task, pairs, out_dir: str, scheduler: str | None = N
     outputs = {i: o for i, o in pairs}
     failures, done, resubmitted, n_workers, address = [], 0, 0, 0, scheduler or ""
     done_bytes = 0
+    warm_s = startup_s = files_s = 0.0
     if todo:
         if warm is not None:
             warm()
+        warm_s = time.perf_counter() - started
         client, cluster, address = _client(scheduler, workers, memory_limit)
-        bar = progress(len(todo)) if progress else None
+        bar = None
         try:
+            if warm is not None:
+                _warm_workers(client, warm)
+            startup_s = time.perf_counter() - started - warm_s
+            bar = progress(len(todo)) if progress else None
+            t_files = time.perf_counter()
             n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {})) if cluster is None else len(cluster.workers)
             done, done_bytes, resubmitted = _drive(client, task, todo, retries, timeout_s, failures, bar)
+            files_s = time.perf_counter() - t_files
         finally:
             if bar:
                 bar.close()
@@ -159,7 +172,29 @@ def run_batch(command: str, task, pairs, out_dir: str, scheduler: str | None = N
                        skipped=skipped, failures=tuple(failures), time_s=round(elapsed, 3),
                        files_per_s=round(done / elapsed, 3) if elapsed > 0 else 0.0,
                        input_mb_per_s=round(done_bytes / 1e6 / elapsed, 3) if elapsed > 0 else 0.0,
-                       workers=n_workers, scheduler=address, resubmitted=resubmitted, outputs=outputs)
+                       workers=n_workers, scheduler=address, warm_s=round(warm_s, 3), startup_s=round(startup_s, 3),
+                       files_s=round(files_s, 3),
+                       resubmitted=resubmitted, outputs=outputs)
+
+
+def _warm_quietly(warm) -> None:
+    try:
+        warm()
+    except Exception:  # noqa: BLE001 (the files' own tasks report what fails)
+        pass
+
+
+def _warm_workers(client, warm) -> None:
+    """warm() once on each worker now connected, all at once (they only read the caches the
+    client wrote)."""
+    from distributed import wait
+
+    addresses = list(client.scheduler_info(n_workers=-1).get("workers", {}))
+    futures = [client.submit(_warm_quietly, warm, workers=[a], allow_other_workers=False, pure=False,
+                             key=f"auracore-batch-warm-{i}-{time.monotonic_ns()}") for i, a in enumerate(addresses)]
+    wait(futures)
+    for f in futures:
+        f.release()
 
 
 def _remove_leftovers(out_dir: str) -> None:

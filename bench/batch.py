@@ -1,0 +1,137 @@
+"""Bench: auracore batch on a LocalCluster against one process doing the same files in turn.
+
+Same run, same generated inputs, same command and options: the serial peer calls the batch
+command's own runner (auracore.control.cmd_batch.COMMANDS[...].run) file after file in this
+process, after the same warm-up; the batch runs on a LocalCluster of --workers single-threaded
+processes. Reported: wall times, files/s and their ratio, both for the whole batch (warm-up and
+cluster start included) and for the files alone (files_s: first submission to last result; warm-up, cluster start and
+shutdown excluded); then the
+overhead per file on tiny files: (batch files-only time x workers - serial time) / files, the
+cost of a Dask task, a worker-side open and an atomic write beyond the work itself. Outputs of
+the two paths are compared (render: sample-identical; JSON commands: byte-identical).
+
+    .venv/bin/python bench/batch.py [--command render] [--files 32] [--seconds 20] [--tiny 40] [--workers 2] [--json]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+import soundfile as sf
+
+from auracore.control import cmd_batch
+from auracore.offline.batch import plan, run_batch
+
+RATE = 44100
+
+
+def make_inputs(folder: str, count: int, seconds: float) -> list[str]:
+    os.makedirs(folder)
+    rng = np.random.default_rng(11)
+    paths = []
+    n = int(seconds * RATE)
+    t = np.arange(n) / RATE
+    for i in range(count):
+        f0 = 80.0 * 2 ** (i % 24 / 12)
+        x = 0.2 * np.sin(2 * np.pi * f0 * t)[:, None] + 0.05 * rng.standard_normal((n, 2))
+        path = os.path.join(folder, f"in{i:03d}.wav")
+        sf.write(path, x, RATE, subtype="PCM_24")
+        paths.append(path)
+    return paths
+
+
+def namespace(command: str, preset: str | None):
+    c = cmd_batch.COMMANDS[command]
+    single = cmd_batch._single_parser(c)
+    argv = [command, "x", "--out", "y"] + (["--preset", preset] if preset and command == "render" else [])
+    holder = argparse.ArgumentParser(add_help=False)
+    sub = holder.add_subparsers(dest="cmd")
+    cmd_batch.add_parser(sub)
+    args = holder.parse_args(["batch"] + argv)
+    return c, cmd_batch.command_namespace(c, single, args), cmd_batch._suffix(c, args)
+
+
+def serial(c, ns, pairs) -> float:
+    t0 = time.perf_counter()
+    for inp, out in pairs:
+        c.run(ns, inp, out)
+    return time.perf_counter() - t0
+
+
+def same_outputs(a_pairs, b_pairs, suffix) -> bool:
+    for (_, a), (_, b) in zip(a_pairs, b_pairs):
+        if suffix == ".wav":
+            if not np.array_equal(sf.read(a, dtype="int32")[0], sf.read(b, dtype="int32")[0]):
+                return False
+        elif open(a, "rb").read() != open(b, "rb").read():
+            return False
+    return True
+
+
+def measure(c, ns, suffix, inputs, root, tag, workers) -> dict:
+    import functools
+
+    s_pairs = plan(inputs, os.path.join(root, f"{tag}-serial"), suffix)
+    b_pairs = plan(inputs, os.path.join(root, f"{tag}-batch"), suffix)
+    for d in (f"{tag}-serial", f"{tag}-batch"):
+        os.makedirs(os.path.join(root, d))
+    t_serial = serial(c, ns, s_pairs)
+    task = functools.partial(c.run, ns)
+    res = run_batch(c.name, task, b_pairs, os.path.join(root, f"{tag}-batch"), workers=workers,
+                    warm=functools.partial(cmd_batch._warm, c, ns, suffix))
+    assert res.done == len(inputs) and not res.failures, res.failures
+    files_only = res.files_s
+    n = len(inputs)
+    return {"files": n, "serial_s": round(t_serial, 3), "batch_s": res.time_s, "batch_warm_s": res.warm_s,
+            "batch_startup_s": res.startup_s, "batch_files_s": round(files_only, 3),
+            "serial_files_per_s": round(n / t_serial, 3), "batch_files_per_s": round(n / res.time_s, 3),
+            "speedup_total": round(t_serial / res.time_s, 3), "speedup_files": round(t_serial / files_only, 3),
+            "overhead_ms_per_file": round(1000 * (files_only * workers - t_serial) / n, 2),
+            "identical": same_outputs(s_pairs, b_pairs, suffix)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--command", default="render", choices=("render", "analyze", "profile"))
+    ap.add_argument("--preset", default="club", help="render's preset (default club)")
+    ap.add_argument("--files", type=int, default=32)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--tiny", type=int, default=40, help="tiny files (0.1 s each) for the per-file overhead")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    c, ns, suffix = namespace(args.command, args.preset)
+    root = tempfile.mkdtemp(prefix="auracore-bench-batch-")
+    try:
+        cmd_batch._warm(c, ns, suffix)  # the serial peer starts warm too
+        big = measure(c, ns, suffix, make_inputs(os.path.join(root, "big"), args.files, args.seconds), root,
+                      "big", args.workers)
+        tiny = measure(c, ns, suffix, make_inputs(os.path.join(root, "tiny"), args.tiny, 0.1), root,
+                       "tiny", args.workers) if args.tiny else None
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    out = {"command": args.command, "workers": args.workers, "cores": os.cpu_count(), "seconds_per_file": args.seconds,
+           "big": big, "tiny": tiny}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"auracore batch {args.command}: LocalCluster of {args.workers} workers vs one process, "
+          f"{os.cpu_count()} cores")
+    print(f"{'set':<6} {'files':>5} {'serial s':>9} {'batch s':>8} {'(warm':>6} {'start':>6} {'files)':>7} "
+          f"{'x total':>8} {'x files':>8} {'ovh ms/file':>12} {'identical':>9}")
+    for name, m in (("big", big), ("tiny", tiny)):
+        if m is None:
+            continue
+        print(f"{name:<6} {m['files']:>5} {m['serial_s']:>9.2f} {m['batch_s']:>8.2f} {m['batch_warm_s']:>6.2f} "
+              f"{m['batch_startup_s']:>6.2f} {m['batch_files_s']:>7.2f} {m['speedup_total']:>8.2f} "
+              f"{m['speedup_files']:>8.2f} {m['overhead_ms_per_file']:>12.1f} {str(m['identical']):>9}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
