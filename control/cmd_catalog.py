@@ -219,9 +219,16 @@ def run_add(args) -> int:
             res = cat.add(args.paths, plugins=plugins, threshold_db=args.threshold_db,
                           min_region_s=args.min_region_s, min_gap_s=args.min_gap_s, progress=_bar(),
                           log=None if args.json else (lambda line: print(line, flush=True)))
-    except BaseException:
+    except BaseException as exc:
         if created and os.path.isfile(args.db):
             _remove_if_empty(args.db)
+        from .entry import Terminated
+
+        if isinstance(exc, (KeyboardInterrupt, Terminated)):
+            how = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"stopped by {exc.name}"
+            print(f"auracore catalog: {how}; the files finished are kept, and running the same add again resumes",
+                  file=sys.stderr)
+            return 130 if isinstance(exc, KeyboardInterrupt) else exc.exit_code
         raise
     d = res.to_dict()
     if args.json:
