@@ -205,7 +205,7 @@ class CatalogApp:
         fid = self._int(fid, "file id")
         with self.read() as con:
             f = _row(self._file_row(con, fid))
-            s = con.execute("SELECT regions, content_s, errors, loudness_lufs, true_peak_dbtp, threshold_lufs, "
+            s = con.execute("SELECT regions, content_s, errors, loudness_lufs, true_peak_dbtp, threshold_dbfs, "
                             "analysis_s FROM file_summary WHERE file_id = ?", (fid,)).fetchone()
             f["summary"] = None if s is None else _row(s)
             f["tags"] = [t[0] for t in con.execute(

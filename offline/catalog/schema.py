@@ -62,7 +62,7 @@ MIGRATIONS = [
             errors INTEGER NOT NULL,
             loudness_lufs REAL,
             true_peak_dbtp REAL,
-            threshold_lufs REAL,
+            threshold_dbfs REAL,
             analysis_s REAL,
             waveform BLOB)""",
         """CREATE TABLE tags (

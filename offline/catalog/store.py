@@ -237,7 +237,7 @@ class Catalog:
                                 (rid, _blob(fpv), _blob(emv)))
             if x is not None:
                 con.execute("INSERT INTO file_summary (file_id, regions, content_s, errors, loudness_lufs, "
-                            "true_peak_dbtp, threshold_lufs, analysis_s, waveform) VALUES (?,?,?,?,?,?,?,?,?)",
+                            "true_peak_dbtp, threshold_dbfs, analysis_s, waveform) VALUES (?,?,?,?,?,?,?,?,?)",
                             (fid, len(rows), content_s, n_err, _num(lufs), _num(tp), _num(split.threshold_dbfs),
                              time.perf_counter() - t0, waveform.tobytes()))
             con.execute("INSERT INTO file_text (rowid, name, tags) VALUES (?, ?, '')", (fid, name))
