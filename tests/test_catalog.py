@@ -214,7 +214,7 @@ def test_sigkill_mid_add_leaves_a_consistent_db_and_rerun_resumes(tmp_path):
     media = tmp_path / "m"
     media.mkdir()
     for i in range(6):
-        x = np.concatenate([np.zeros(SR // 2), sine(6, freq_hz=200 + 50 * i), np.zeros(SR // 2)])
+        x = np.concatenate([np.zeros(SR // 2), sine(15, freq_hz=200 + 50 * i), np.zeros(SR // 2)])
         sf.write(str(media / f"f{i}.wav"), x, SR)
     db = str(tmp_path / "k.sqlite")
     proc = subprocess.Popen(AUR + ["catalog", "--db", db, "add", str(media), "--plugins", "loudness,model,profile"],
