@@ -274,6 +274,15 @@ def test_page_in_chromium(served, tmp_path):
         t_end = b.eval("document.getElementById('player').currentTime")
         assert b.eval("document.getElementById('player').paused") is True
         assert r["end_s"] - 0.05 <= t_end <= r["end_s"] + 0.5, t_end
+        # similar regions from the page: the list shows the API's answer, nearest first
+        b.eval("document.getElementById('similar').click()")
+        want = [f"r{x['region_id']}" for x in s.get_json(f"/api/search?like_region={r['id']}&limit=20")]
+        deadline = time.monotonic() + 10
+        got = []
+        while time.monotonic() < deadline and got != want:
+            got = b.eval("[...document.querySelectorAll('#side .item')].map(e => 'r' + e.dataset.regionId)")
+            time.sleep(0.1)
+        assert got == want and len(want) == 2
         assert all(u.startswith(s.url) or u.startswith("data:") or u == "about:blank" for u in b.requests), b.requests
         assert not b.console, (b.console, b.requests)
     finally:
