@@ -230,3 +230,26 @@ def test_usage_and_start_errors(tmp_path):
     r = run_cli("batch", "render", wav, "--out", tmp_path / "o", "--preset", "nosuchpreset")
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "nosuchpreset" in r.stderr and not (tmp_path / "o" / output_name(wav, ".wav")).exists()
+
+
+def test_timeout_reports_the_file_and_goes_on(tmp_path):
+    """--timeout 1: a 200 s two-pass render (several seconds of work) fails as timed out,
+    its worker restarts, the short file before it is done; the run ends well before the
+    long render could have."""
+    short = make_inputs(str(tmp_path / "in"), 1, 0.5, seed0=90)[0]
+    long_path = str(tmp_path / "in" / "long.wav")
+    x = np.tile(tone(2.0, 91), (100, 1))
+    sf.write(long_path, x, RATE, subtype="PCM_16")
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
+    t0 = time.monotonic()
+    r = run_cli("batch", "render", short, long_path, "--out", out, "--two-pass", "--workers", "1",
+                "--timeout", "1", "--json", env=env)
+    elapsed = time.monotonic() - t0
+    assert r.returncode == 1, r.stderr
+    s = summary_of(r)
+    assert (s["done"], s["failed"]) == (1, 1), s
+    assert s["failures"] == [{"input": long_path, "reason": "timed out after 1 s"}]
+    assert (out / output_name(short, ".wav")).is_file() and not (out / output_name(long_path, ".wav")).exists()
+    assert not [n for n in os.listdir(out) if n.startswith(".auracore-")]
+    assert s["files_s"] < 20.0 and elapsed < 60.0
