@@ -6,6 +6,8 @@ process, after the same warm-up; the batch runs on a LocalCluster of --workers s
 processes. Reported: wall times, files/s and their ratio, both for the whole batch (warm-up and
 cluster start included) and for the files alone (files_s: first submission to last result; warm-up, cluster start and
 shutdown excluded); then the
+overhead per file on tiny files; and, as the ceiling of the machine at that moment, a plain
+multiprocessing pool of as many spawned, warmed processes (no scheduler) on the same files. The
 overhead per file on tiny files: (batch files-only time x workers - serial time) / files, the
 cost of a Dask task, a worker-side open and an atomic write beyond the work itself. Outputs of
 the two paths are compared (render: sample-identical; JSON commands: byte-identical).
@@ -63,6 +65,27 @@ def serial(c, ns, pairs) -> float:
     return time.perf_counter() - t0
 
 
+def _pool_init(c, ns, suffix):
+    cmd_batch._warm(c, ns, suffix)
+
+
+def _pool_one(args):
+    c, ns, inp, out = args
+    c.run(ns, inp, out)
+
+
+def pool_peer(c, ns, suffix, pairs, workers) -> float:
+    """The same files on a plain multiprocessing pool of `workers` spawned, warmed processes:
+    what any scheme of that many processes could reach on this machine now (no scheduler)."""
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(workers, initializer=_pool_init, initargs=(c, ns, suffix)) as pool:
+        pool.map(_pool_one, [(c, ns, pairs[0][0], pairs[0][1] + ".warm" + suffix)] * workers, chunksize=1)
+        t0 = time.perf_counter()
+        list(pool.imap_unordered(_pool_one, [(c, ns, i, o) for i, o in pairs], chunksize=1))
+        return time.perf_counter() - t0
+
+
 def same_outputs(a_pairs, b_pairs, suffix) -> bool:
     for (_, a), (_, b) in zip(a_pairs, b_pairs):
         if suffix == ".wav":
@@ -78,17 +101,19 @@ def measure(c, ns, suffix, inputs, root, tag, workers, repeat) -> dict:
     is shared: the best run is the least disturbed); outputs compared on every run."""
     import functools
 
-    runs, serial_s, identical = [], [], True
+    runs, serial_s, pool_s, identical = [], [], [], True
     for r in range(repeat):
         s_pairs = plan(inputs, os.path.join(root, f"{tag}-serial{r}"), suffix)
         b_pairs = plan(inputs, os.path.join(root, f"{tag}-batch{r}"), suffix)
-        for d in (f"{tag}-serial{r}", f"{tag}-batch{r}"):
+        p_pairs = plan(inputs, os.path.join(root, f"{tag}-pool{r}"), suffix)
+        for d in (f"{tag}-serial{r}", f"{tag}-batch{r}", f"{tag}-pool{r}"):
             os.makedirs(os.path.join(root, d))
         serial_s.append(serial(c, ns, s_pairs))
+        pool_s.append(pool_peer(c, ns, suffix, p_pairs, workers))
         res = run_batch(c.name, functools.partial(c.run, ns), b_pairs, os.path.join(root, f"{tag}-batch{r}"),
                         workers=workers, warm=functools.partial(cmd_batch._warm, c, ns, suffix))
         assert res.done == len(inputs) and not res.failures, res.failures
-        identical = identical and same_outputs(s_pairs, b_pairs, suffix)
+        identical = identical and same_outputs(s_pairs, b_pairs, suffix) and same_outputs(s_pairs, p_pairs, suffix)
         runs.append(res)
     t_serial = min(serial_s)
     best = {k: min(getattr(r, k) for r in runs) for k in ("time_s", "warm_s", "startup_s", "files_s")}
@@ -98,6 +123,7 @@ def measure(c, ns, suffix, inputs, root, tag, workers, repeat) -> dict:
             "serial_files_per_s": round(n / t_serial, 3), "batch_files_per_s": round(n / best["time_s"], 3),
             "speedup_total": round(t_serial / best["time_s"], 3), "speedup_files": round(t_serial / best["files_s"], 3),
             "overhead_ms_per_file": round(1000 * (best["files_s"] * workers - t_serial) / n, 2),
+            "pool_files_s": round(min(pool_s), 3), "speedup_pool": round(t_serial / min(pool_s), 3),
             "identical": identical, "repeat": repeat}
 
 
@@ -130,13 +156,13 @@ def main() -> int:
     print(f"auracore batch {args.command}: LocalCluster of {args.workers} workers vs one process, "
           f"{os.cpu_count()} cores, best of {args.repeat}, load average {out['load_average_1min']} at the end")
     print(f"{'set':<6} {'files':>5} {'serial s':>9} {'batch s':>8} {'(warm':>6} {'start':>6} {'files)':>7} "
-          f"{'x total':>8} {'x files':>8} {'ovh ms/file':>12} {'identical':>9}")
+          f"{'x total':>8} {'x files':>8} {'pool s':>7} {'x pool':>7} {'ovh ms/file':>12} {'identical':>9}")
     for name, m in (("big", big), ("tiny", tiny)):
         if m is None:
             continue
         print(f"{name:<6} {m['files']:>5} {m['serial_s']:>9.2f} {m['batch_s']:>8.2f} {m['batch_warm_s']:>6.2f} "
               f"{m['batch_startup_s']:>6.2f} {m['batch_files_s']:>7.2f} {m['speedup_total']:>8.2f} "
-              f"{m['speedup_files']:>8.2f} {m['overhead_ms_per_file']:>12.1f} {str(m['identical']):>9}")
+              f"{m['speedup_files']:>8.2f} {m['pool_files_s']:>7.2f} {m['speedup_pool']:>7.2f} {m['overhead_ms_per_file']:>12.1f} {str(m['identical']):>9}")
     return 0
 
 

@@ -61,7 +61,8 @@ class BatchResult:
 
 
 def _run_one(task, input_path: str, output_path: str, timeout_s: float | None) -> dict:
-    """On a worker: task(input, output) in a thread, at most timeout_s seconds. Returns
+    """On a worker: task(input, output), in a thread of its own for at most timeout_s seconds
+    when timeout_s is given. Returns
     {"ok": True} or {"ok": False, "reason": ...} (and "restart": this worker's address after a
     timeout). An unexpected exception propagates, for the client to resubmit."""
     box = {}
@@ -77,10 +78,14 @@ def _run_one(task, input_path: str, output_path: str, timeout_s: float | None) -
 
     if finished(output_path):  # a retried or rescheduled task whose first run completed
         return {"ok": True}
-    thread = threading.Thread(target=target, name=f"auracore-batch-{os.path.basename(input_path)}", daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    if thread.is_alive():
+    if timeout_s is None:
+        target()
+        thread = None
+    else:
+        thread = threading.Thread(target=target, name=f"auracore-batch-{os.path.basename(input_path)}", daemon=True)
+        thread.start()
+        thread.join(timeout_s)
+    if thread is not None and thread.is_alive():
         address = None
         try:
             from distributed import get_worker
