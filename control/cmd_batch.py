@@ -259,7 +259,8 @@ def command_namespace(command: Command, single: argparse.ArgumentParser, args) -
     for action in single._actions:
         if action.dest in ("help",) or not action.option_strings:
             continue
-        values[action.dest] = getattr(args, action.dest, action.default)
+        offered = not set(action.option_strings) & set(command.exclude)
+        values[action.dest] = getattr(args, action.dest, action.default) if offered else action.default
     return argparse.Namespace(**values)
 
 

@@ -174,9 +174,13 @@ def test_worker_killed_mid_run_every_render_identical(cluster, tmp_path):
 
 
 def test_corrupt_file_reported_others_done_then_resume_skips(cluster, tmp_path):
-    """A corrupt file: exit 1, in the summary's failures with its reason; the 6 good files
-    hold exactly what `analyze --json` prints. A second run skips the 6 (mtimes unchanged)."""
+    """A corrupt file: exit 1, in the summary's failures with its reason; the 7 good files (one
+    named in bytes that are not UTF-8) hold exactly what `analyze --json` prints. A second run
+    skips the 7 (mtimes unchanged)."""
     inputs = make_inputs(str(tmp_path / "in"), 6, 1.0, seed0=40)
+    odd = os.fsdecode(os.path.join(os.fsencode(str(tmp_path / "in" / "b")), b"n\xffme.wav"))  # not UTF-8
+    sf.write(os.fsencode(odd), tone(1.0, 47), RATE, subtype="PCM_24")
+    inputs.append(odd)
     bad = tmp_path / "in" / "a" / "broken.wav"
     bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt this is not audio")
     out = tmp_path / "out"
@@ -184,7 +188,7 @@ def test_corrupt_file_reported_others_done_then_resume_skips(cluster, tmp_path):
     r = run_cli(*args)
     assert r.returncode == 1, r.stderr
     s = summary_of(r)
-    assert (s["done"], s["skipped"], s["failed"], s["total"]) == (6, 0, 1, 7)
+    assert (s["done"], s["skipped"], s["failed"], s["total"]) == (7, 0, 1, 8)
     assert s["failures"][0]["input"] == str(bad) and "not a readable audio file" in s["failures"][0]["reason"]
     assert f"{bad}: " in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (out / output_name(str(bad), ".json")).exists()
@@ -195,11 +199,11 @@ def test_corrupt_file_reported_others_done_then_resume_skips(cluster, tmp_path):
         assert text == (single.stdout if i == 0 else analyze_json(path)), path
         assert json.loads(text)["path"] == path
     mtimes = {n: os.stat(out / n).st_mtime_ns for n in os.listdir(out)}
-    assert len(mtimes) == 6
+    assert len(mtimes) == 7
     r2 = run_cli(*args)
     assert r2.returncode == 1, r2.stderr
     s2 = summary_of(r2)
-    assert (s2["done"], s2["skipped"], s2["failed"]) == (0, 6, 1)
+    assert (s2["done"], s2["skipped"], s2["failed"]) == (0, 7, 1)
     assert {n: os.stat(out / n).st_mtime_ns for n in os.listdir(out)} == mtimes
     # the same base name in two folders: two outputs
     assert output_name(inputs[0], ".json") != output_name(inputs[1], ".json")

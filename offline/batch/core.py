@@ -113,8 +113,8 @@ def _client(scheduler: str | None, workers: int | None, memory_limit):
     processes (default: one per core) when scheduler is None, else a client of it."""
     from distributed import Client, LocalCluster
 
-    for name in ("distributed", "tornado"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    for name in ("distributed", "tornado"):  # a file's failure is our own one line, never Dask's log
+        logging.getLogger(name).setLevel(logging.CRITICAL + 10)
     if scheduler:
         try:
             client = Client(scheduler, timeout="10s")
@@ -239,12 +239,15 @@ def _drive(client, task, todo, retries, timeout_s, failures, bar):
     """Submit every pair, collect as they finish, resubmit errors; (done, bytes, resubmitted)."""
     from distributed import as_completed
 
+    import itertools
+
     meta = {}
+    serial = itertools.count()  # keys carry no path: Dask keys must encode as UTF-8
     queue = as_completed()
 
     def submit(pair, attempt):
         fut = client.submit(_run_one, task, pair[0], pair[1], timeout_s, pure=False,
-                            key=f"auracore-batch-{os.path.basename(pair[1])}-{attempt}-{time.monotonic_ns()}")
+                            key=f"auracore-batch-{next(serial)}-{attempt}-{time.monotonic_ns()}")
         meta[fut.key] = (pair, attempt)
         queue.add(fut)
 
