@@ -257,3 +257,28 @@ def test_timeout_reports_the_file_and_goes_on(tmp_path):
     assert (out / output_name(short, ".wav")).is_file() and not (out / output_name(long_path, ".wav")).exists()
     assert not [n for n in os.listdir(out) if n.startswith(".auracore-")]
     assert s["files_s"] < 20.0 and elapsed < 60.0
+
+
+def test_separate_and_master_equal_the_single_commands(cluster, tmp_path):
+    """batch separate (DSP) gives one stem folder per input, and batch master one file per
+    input; each file byte-identical to what the single command writes."""
+    inputs = make_inputs(str(tmp_path / "in"), 2, 1.0, seed0=60)
+    ref = make_inputs(str(tmp_path / "ref"), 1, 1.5, seed0=70)[0]
+    r = run_cli("batch", "separate", *inputs, "--out", tmp_path / "sep", "--model", "dsp", "--scheduler",
+                cluster.address, "--json")
+    assert r.returncode == 0 and summary_of(r)["done"] == 2, r.stderr
+    r = run_cli("batch", "master", *inputs, "--out", tmp_path / "mas", "--reference", ref, "--amount", "0.7",
+                "--format", "flac", "--scheduler", cluster.address, "--json")
+    assert r.returncode == 0 and summary_of(r)["done"] == 2, r.stderr
+    single = run_cli("separate", inputs[1], tmp_path / "one_sep", "--model", "dsp")
+    assert single.returncode == 0, single.stderr
+    got = tmp_path / "sep" / output_name(inputs[1], "")
+    assert sorted(os.listdir(got)) == sorted(os.listdir(tmp_path / "one_sep")) == [
+        "bass.wav", "drums.wav", "other.wav", "vocals.wav"]
+    for name in os.listdir(got):
+        assert (got / name).read_bytes() == (tmp_path / "one_sep" / name).read_bytes(), name
+    single = run_cli("master", inputs[0], tmp_path / "one.flac", "--reference", ref, "--amount", "0.7")
+    assert single.returncode == 0, single.stderr
+    a, _ = sf.read(tmp_path / "mas" / output_name(inputs[0], ".flac"), dtype="int32")
+    b, _ = sf.read(tmp_path / "one.flac", dtype="int32")
+    assert a.shape == b.shape and np.array_equal(a, b)
