@@ -1,4 +1,4 @@
-"""Run one task per file on a Dask cluster: skip finished outputs, retry lost work, time out, summarise.
+"""Run one task per file on a Dask cluster: skip finished outputs, retry lost work, time out.
 
 Only paths travel to the workers (never arrays); every task writes its own output atomically,
 so a worker killed mid-file leaves nothing under its output name and the file is run again
@@ -42,7 +42,7 @@ class BatchResult:
     done: int                       # outputs written by this run
     skipped: int                    # outputs already present (resume)
     failures: tuple = ()            # ({"input", "reason"}, ...)
-    time_s: float = 0.0             # wall time from start to the last result, cluster start included
+    time_s: float = 0.0             # wall time of the whole run: warm-up, cluster start and shutdown included
     files_per_s: float = 0.0        # files done by this run per second of time_s
     input_mb_per_s: float = 0.0     # input megabytes (1e6 bytes) done per second of time_s
     workers: int = 0
