@@ -726,8 +726,9 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--commands", help="comma-separated command names (default: every registered one)")
     args = ap.parse_args()
-    summary = run_fuzz(args.cases, args.seed)
+    summary = run_fuzz(args.cases, args.seed, commands=args.commands.split(",") if args.commands else None)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
