@@ -210,6 +210,14 @@ def test_readd_unchanged_does_nothing_changed_is_reanalysed(tmp_path):
         assert cat.con.execute("SELECT count(*) FROM region_analysis").fetchone()[0] == 2
 
 
+def _cmdline_has(pid: str, text: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return text.encode() in fh.read()
+    except OSError:
+        return False
+
+
 def test_sigkill_mid_add_leaves_a_consistent_db_and_rerun_resumes(tmp_path):
     media = tmp_path / "m"
     media.mkdir()
@@ -232,6 +240,14 @@ def test_sigkill_mid_add_leaves_a_consistent_db_and_rerun_resumes(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     assert 2 <= done < 6, f"the add finished {done} files before it was killed; the test needs it mid-way"
+    # nothing of the killed add lives on (its plugin worker dies with it)
+    left = []
+    for _ in range(50):
+        left = [pid for pid in os.listdir("/proc") if pid.isdigit() and _cmdline_has(pid, db)]
+        if not left:
+            break
+        time.sleep(0.1)
+    assert not left, f"processes of the killed add still running: {left}"
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     n_files = con.execute("SELECT count(*) FROM files").fetchone()[0]

@@ -15,6 +15,7 @@ and a new one started (the models load again, about 0.2 s), and the other plugin
 import importlib
 import math
 import multiprocessing as mp
+import os
 import time
 import traceback
 from dataclasses import dataclass
@@ -171,9 +172,26 @@ def run_plugin(plugin: Plugin, x: np.ndarray, sample_rate: int) -> tuple[dict | 
     return (None if error else result), error, time.perf_counter() - t0
 
 
-def _worker_main(conn, plugins: dict) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (a killed `catalog add` must
+    not leave its worker running a plugin forever); elsewhere the pipe's EOF ends it."""
+    import ctypes
     import signal
 
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(0)
+
+
+def _worker_main(conn, plugins: dict, parent_end, parent_pid: int) -> None:
+    import signal
+
+    parent_end.close()  # our copy of the parent's end: holding it, we would never see EOF
+    _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; Ctrl-C there ends us
     while True:
         try:
@@ -207,7 +225,7 @@ class PluginWorker:
     def _start(self) -> None:
         ctx = mp.get_context("fork")
         parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_worker_main, args=(child, self.plugins), daemon=True)
+        self._proc = ctx.Process(target=_worker_main, args=(child, self.plugins, parent, os.getpid()), daemon=True)
         self._proc.start()
         child.close()
         self._conn = parent
