@@ -282,7 +282,9 @@ def test_page_in_chromium(served, tmp_path):
         while time.monotonic() < deadline and got != want:
             got = b.eval("[...document.querySelectorAll('#side .item')].map(e => 'r' + e.dataset.regionId)")
             time.sleep(0.1)
-        assert got == want and len(want) == 2
+        # the page shows exactly the API's answer; at least the fixture's two other regions (a
+        # file the upload test sent may have been analysed by now, and joins them)
+        assert got == want and len(want) >= 2, (got, want)
         assert all(u.startswith(s.url) or u.startswith("data:") or u == "about:blank" for u in b.requests), b.requests
         assert not b.console, (b.console, b.requests)
     finally:
