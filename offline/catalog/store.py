@@ -105,6 +105,59 @@ def file_loudness(x: np.ndarray, sample_rate: int) -> tuple[float, float]:
     return m.integrated_lufs, m.true_peak_dbtp
 
 
+def utf8_problem(path: str):
+    """(the name as shown, why) when path is not UTF-8 (SQLite holds UTF-8 text), else None."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return shown, "the file name is not UTF-8; rename the file to add it"
+    return None
+
+
+def analyse_file(path: str, worker: PluginWorker, threshold_db: float = -30.0, min_region_s: float = 0.5,
+                 min_gap_s: float = 0.5, sha: str | None = None) -> dict:
+    """One file's catalog analysis, without the database: read, split into regions, run the
+    plugins on each. A JSON-able record (``Catalog.insert`` stores it), so that analysis can
+    run anywhere (a batch worker) and one writer inserts. An unreadable file gives a record
+    with its error."""
+    t0 = time.perf_counter()
+    problem = audio_io.input_problem(path, "an audio file")
+    size = None
+    if problem is None:
+        try:
+            size = os.path.getsize(path)
+            sha = sha or file_sha256(path)
+        except OSError as exc:
+            problem = f"cannot read it ({exc.strerror})"
+    x = rate = fmt = None
+    if problem is not None:
+        error = f"{path}: {problem}"
+    else:
+        try:
+            x, rate, fmt = read_audio(path)
+            error = None
+        except AuraCoreError as exc:
+            error = str(exc)
+    record = {"path": path, "name": os.path.basename(path), "sha": sha, "size_bytes": size, "format": fmt,
+              "sample_rate": rate, "channels": None if x is None else x.shape[1],
+              "duration_s": None if x is None else x.shape[0] / rate, "error": error, "regions": [],
+              "versions": {name: p.version for name, p in worker.plugins.items()},
+              "loudness_lufs": None, "true_peak_dbtp": None, "threshold_dbfs": None, "waveform": None}
+    if x is not None:
+        lufs, tp = file_loudness(x, rate)
+        split = split_regions(x, rate, lufs, threshold_db, min_region_s, min_gap_s)
+        for i, r in enumerate(split.regions):
+            seg = x[int(round(r.start_s * rate)):int(round(r.end_s * rate))]
+            results = {k: list(v) for k, v in worker.run(seg, rate).items()}
+            record["regions"].append({"idx": i, "start_s": r.start_s, "end_s": r.end_s,
+                                      "duration_s": r.duration_s, "results": results})
+        record.update(loudness_lufs=_num(lufs), true_peak_dbtp=_num(tp), threshold_dbfs=_num(split.threshold_dbfs),
+                      waveform=_waveform(x).ravel().tolist())
+    record["analysis_s"] = time.perf_counter() - t0
+    return record
+
+
 def _num(v):
     return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
 
@@ -165,68 +218,57 @@ class Catalog:
         return AddResult(added, skipped, failed, n_regions, errors, audio_s, time.perf_counter() - t0)
 
     def _add_one(self, path, worker, threshold_db, min_region_s, min_gap_s):
-        try:
-            path.encode("utf-8")
-        except UnicodeEncodeError:  # SQLite holds UTF-8 text: keep the name shown, escaped
-            path = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            return self._store_failure(path, "the file name is not UTF-8; rename the file to add it")
-        name = os.path.basename(path)
-        problem = audio_io.input_problem(path, "an audio file")
-        sha = size = None
-        if problem is None:
+        name_error = utf8_problem(path)
+        if name_error:
+            return self._store_failure(*name_error)
+        sha = None
+        if audio_io.input_problem(path, "an audio file") is None:
             try:
-                size = os.path.getsize(path)
                 sha = file_sha256(path)
-            except OSError as exc:
-                problem = f"cannot read it ({exc.strerror})"
-        old = self.con.execute("SELECT id, content_sha256, error FROM files WHERE path = ?", (path,)).fetchone()
-        if old is not None and sha is not None and old["content_sha256"] == sha:
+            except OSError:
+                pass
+        if sha is not None and self.unchanged(path, sha):
             return "unchanged", 0, 0, 0.0
-        t0 = time.perf_counter()
-        x = rate = fmt = None
-        if problem is not None:
-            error = f"{path}: {problem}"
-        else:
-            try:
-                x, rate, fmt = read_audio(path)
-                error = None
-            except AuraCoreError as exc:
-                error = str(exc)
-        rows = []
-        if x is not None:
-            lufs, tp = file_loudness(x, rate)
-            split = split_regions(x, rate, lufs, threshold_db, min_region_s, min_gap_s)
-            for i, r in enumerate(split.regions):
-                seg = x[int(round(r.start_s * rate)):int(round(r.end_s * rate))]
-                rows.append((i, r, worker.run(seg, rate)))
-            waveform = _waveform(x)
-        # one transaction per file: the file row, its regions and analyses, or nothing
+        record = analyse_file(path, worker, threshold_db, min_region_s, min_gap_s, sha=sha)
+        return self.insert(record)
+
+    def unchanged(self, path: str, sha: str) -> bool:
+        """True when path is stored with this content hash (adding it again does nothing)."""
+        old = self.con.execute("SELECT content_sha256 FROM files WHERE path = ?", (path,)).fetchone()
+        return old is not None and old["content_sha256"] == sha
+
+    def insert(self, record: dict):
+        """Store one file's analysis (``analyse_file``'s record) in one transaction, replacing
+        the file's old rows: (status, regions, plugin errors, duration_s)."""
+        path, x_ok = record["path"], record["sample_rate"] is not None
         con = self.con
         con.execute("BEGIN IMMEDIATE")
         try:
+            old = con.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
             if old is not None:
                 con.execute("DELETE FROM files WHERE id = ?", (old["id"],))
                 con.execute("DELETE FROM file_text WHERE rowid = ?", (old["id"],))
-            dur = None if x is None else x.shape[0] / rate
             cur = con.execute(
                 "INSERT INTO files (path, name, content_sha256, size_bytes, format, sample_rate, channels, "
                 "duration_s, error, added_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (path, name, sha, size, fmt, rate, None if x is None else x.shape[1], dur, error, time.time()))
+                (path, record["name"], record["sha"], record["size_bytes"], record["format"], record["sample_rate"],
+                 record["channels"], record["duration_s"], record["error"], time.time()))
             fid = cur.lastrowid
             n_err = 0
             content_s = 0.0
-            for i, r, results in rows:
+            for reg in record["regions"]:
+                results = {k: tuple(v) for k, v in reg["results"].items()}
                 cols = _region_columns(results)
                 rid = con.execute(
                     "INSERT INTO regions (file_id, idx, start_s, end_s, duration_s, class, tempo_bpm, key, "
                     "loudness_lufs, true_peak_dbtp) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (fid, i, r.start_s, r.end_s, r.duration_s, *cols)).lastrowid
-                content_s += r.duration_s
+                    (fid, reg["idx"], reg["start_s"], reg["end_s"], reg["duration_s"], *cols)).lastrowid
+                content_s += reg["duration_s"]
                 for pname, (result, err, elapsed) in results.items():
                     n_err += err is not None
                     con.execute("INSERT INTO region_analysis (region_id, plugin, version, result_json, error, "
                                 "elapsed_s) VALUES (?,?,?,?,?,?)",
-                                (rid, pname, worker.plugins[pname].version,
+                                (rid, pname, record["versions"][pname],
                                  None if result is None else json.dumps(result, allow_nan=False), err, elapsed))
                 fp = results.get("fingerprint", (None,))[0]
                 md = results.get("model", (None,))[0]
@@ -235,17 +277,19 @@ class Catalog:
                 if fpv is not None or emv is not None:
                     con.execute("INSERT INTO region_vectors (region_id, fingerprint, embedding) VALUES (?,?,?)",
                                 (rid, _blob(fpv), _blob(emv)))
-            if x is not None:
+            if x_ok:
+                waveform = np.asarray(record["waveform"], dtype=np.float32).reshape(-1, 2)
                 con.execute("INSERT INTO file_summary (file_id, regions, content_s, errors, loudness_lufs, "
                             "true_peak_dbtp, threshold_dbfs, analysis_s, waveform) VALUES (?,?,?,?,?,?,?,?,?)",
-                            (fid, len(rows), content_s, n_err, _num(lufs), _num(tp), _num(split.threshold_dbfs),
-                             time.perf_counter() - t0, waveform.tobytes()))
-            con.execute("INSERT INTO file_text (rowid, name, tags) VALUES (?, ?, '')", (fid, name))
+                            (fid, len(record["regions"]), content_s, n_err, _num(record["loudness_lufs"]),
+                             _num(record["true_peak_dbtp"]), _num(record["threshold_dbfs"]), record["analysis_s"],
+                             waveform.tobytes()))
+            con.execute("INSERT INTO file_text (rowid, name, tags) VALUES (?, ?, '')", (fid, record["name"]))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        return ("failed" if error else "added"), len(rows), n_err, (dur or 0.0)
+        return ("failed" if record["error"] else "added"), len(record["regions"]), n_err, (record["duration_s"] or 0.0)
 
     def _store_failure(self, path: str, why: str):
         with self.con:
