@@ -44,6 +44,9 @@ class Command:
     run: object            # run(ns, input, output) in a worker; raises AuraCoreError on failure
     exclude: tuple = ()    # the single command's options not offered (outputs, printing)
     help: str = ""
+    parser_path: tuple = ()  # the single command's parser under `auracore` (default: (name,))
+    options: tuple = ()    # batch-only options: ((flags...), {add_argument keywords}), ...
+    writer: object = None  # writer(ns, pairs) -> dict, in this process after the files: one writer
 
 
 def _captured(func, ns) -> str:
@@ -146,6 +149,48 @@ def run_profile(ns, input_path: str, output_path: str) -> None:
     _write_text(output_path, _captured(_module("cmd_profile").run, args), input_path)
 
 
+def _catalog_plugins(ns):
+    from auracore.offline.catalog.plugins import PluginWorker
+
+    from .cmd_catalog import _plugins
+
+    return worker_cached(("catalog-plugins", ns.plugins, ns.timeout_s), lambda: PluginWorker(_plugins(ns)))
+
+
+def run_catalog_add(ns, input_path: str, output_path: str) -> None:
+    """A file's catalog analysis (regions and every plugin's result) as a JSON record in
+    output_path; the writer inserts the records into the catalog afterwards."""
+    from auracore.offline.catalog.store import analyse_file, utf8_problem
+
+    problem = utf8_problem(input_path)
+    if problem:
+        raise AuraCoreError(f"{problem[0]}: {problem[1]}")
+    record = analyse_file(input_path, _catalog_plugins(ns), ns.threshold_db, ns.min_region_s, ns.min_gap_s)
+    _write_text(output_path, json.dumps(record, allow_nan=False), input_path)
+
+
+def write_catalog(ns, pairs) -> dict:
+    """The one writer of catalog-add: every record present under --out goes into the catalog
+    (one transaction per file), unless the catalog already holds that file with that content."""
+    from auracore.offline.catalog.store import Catalog
+
+    inserted = unchanged = regions = 0
+    with Catalog(ns.db) as cat:
+        for _, output in pairs:
+            if not os.path.exists(output):
+                continue
+            with open(output, encoding="utf-8") as f:
+                record = json.load(f)
+            if record["sha"] is not None and cat.unchanged(record["path"], record["sha"]):
+                unchanged += 1
+                continue
+            status, n, _, _ = cat.insert(record)
+            inserted += 1
+            regions += n
+    return {"catalog": os.path.abspath(ns.db), "files_inserted": inserted, "files_unchanged": unchanged,
+            "regions_inserted": regions}
+
+
 # One entry per command; a command whose module is missing is left out of the CLI.
 COMMANDS = {
     "render": Command("render", "cmd_render", None, run_render, ("--json",),
@@ -160,6 +205,13 @@ COMMANDS = {
                        "one JSON file per input, what `auracore profile --json` prints"),
     "master": Command("master", "cmd_master", None, run_master, ("--json", "--save-preset"),
                       "match every input to one reference (as `auracore master`)"),
+    "catalog-add": Command("catalog-add", "cmd_catalog", ".catalog.json", run_catalog_add, ("--json",),
+                           "analyse files for the catalog on the workers (one JSON record each), then "
+                           "insert them here, one writer (as `auracore catalog add`)",
+                           parser_path=("catalog", "add"),
+                           options=((("--db",), {"metavar": "FILE", "default": "auracore-catalog.sqlite",
+                                                 "help": "the catalog file (default ./auracore-catalog.sqlite)"}),),
+                           writer=write_catalog),
 }
 
 
@@ -175,7 +227,10 @@ def _single_parser(command: Command) -> argparse.ArgumentParser:
     sub = holder.add_subparsers()
     module = _module(command.module)
     (getattr(module, "add_parsers", None) or module.add_parser)(sub)
-    return sub.choices[command.name]
+    parser = holder
+    for name in command.parser_path or (command.name,):
+        parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+    return parser
 
 
 def available_commands() -> dict:
@@ -184,7 +239,7 @@ def available_commands() -> dict:
     for name, command in COMMANDS.items():
         try:
             _single_parser(command)
-        except (ImportError, KeyError):
+        except (ImportError, KeyError, StopIteration):
             continue
         out[name] = command
     return out
@@ -222,6 +277,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         if command.suffix is None:
             q.add_argument("--format", choices=AUDIO_FORMATS, default="wav", help="output audio format (default wav)")
         q.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+        for flags, kw in command.options:
+            q.add_argument(*flags, **kw)
         for action in single._actions:
             if action.option_strings and action.dest != "help" and not set(action.option_strings) & set(command.exclude):
                 q._add_action(action)
@@ -255,7 +312,8 @@ def _seconds(text: str) -> float:
 def command_namespace(command: Command, single: argparse.ArgumentParser, args) -> argparse.Namespace:
     """The single command's options (its defaults, then what the batch line set) as a
     picklable namespace for the workers."""
-    values = {}
+    values = {flags[0].lstrip("-").replace("-", "_"): getattr(args, flags[0].lstrip("-").replace("-", "_"))
+              for flags, _ in command.options}
     for action in single._actions:
         if action.dest in ("help",) or not action.option_strings:
             continue
@@ -339,12 +397,17 @@ def _run(args: argparse.Namespace) -> int:
             except OSError:
                 pass
     summary = result.to_dict()
+    if command.writer is not None:
+        summary.update(command.writer(ns, pairs))
     if args.json:
         print(json.dumps(summary, indent=2, allow_nan=False))
     else:
         print(f"{command.name}: {result.done} done, {result.skipped} skipped, {len(result.failures)} failed "
               f"of {result.total} in {result.time_s:.1f} s ({result.files_per_s:.2f} files/s, "
               f"{result.workers} workers at {result.scheduler}) -> {result.out_dir}")
+    if command.writer is not None and not args.json:
+        print(f"{command.name}: {summary['files_inserted']} files inserted into {summary['catalog']} "
+              f"({summary['regions_inserted']} regions), {summary['files_unchanged']} unchanged")
     for f in result.failures:
         reason = f["reason"] if f["reason"].startswith(f["input"]) else f"{f['input']}: {f['reason']}"
         print(f"{PROG}: {reason}", file=sys.stderr)
