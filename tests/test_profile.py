@@ -420,3 +420,22 @@ def test_silence_gives_nulls_not_errors():
     d = profile(np.zeros((5 * SR, 2)), SR).to_dict()
     assert d["tempo_bpm"] is None and d["beats_s"] == [] and d["integrated_lufs"] is None
     json.dumps(d, allow_nan=False)
+
+
+def test_absurd_stem_samples_count_as_silence():
+    """A stem holding absurd samples (1e300, far beyond +80 dBFS) is read as the chain reads
+    them, as 0: no overflow, and the element equals that of the stem with them zeroed."""
+    import warnings
+
+    rate = 22050
+    t = np.arange(4 * rate) / rate
+    x = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 2 * t) > 0))[:, None]
+    bad = x.copy()
+    bad[rate:rate + 100] = 1e300
+    clean = x.copy()
+    clean[rate:rate + 100] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = profile(x, rate, stems={"s": bad}).elements["s"].to_dict()
+    want = profile(x, rate, stems={"s": clean}).elements["s"].to_dict()
+    assert json.dumps(got, sort_keys=True) == json.dumps(want, sort_keys=True)

@@ -13,6 +13,7 @@ import numpy as np
 
 
 from auracore.errors import AuraCoreError
+from auracore.kernels.chain import sanitised
 
 from . import elements as E
 from . import harmony, structure, tempo as T
@@ -118,7 +119,8 @@ class ProfileAnalyzer:
         st = structure.from_features(feat, tb)
         elements = {}
         for name, s in (stems or {}).items():
-            elements[name] = E.element_profile(check_audio(s, self.sample_rate), self.sample_rate, tb)
+            # absurd samples (beyond +80 dBFS) count as 0, as the mix's features take them
+            elements[name] = E.element_profile(sanitised(check_audio(s, self.sample_rate))[0], self.sample_rate, tb)
             if progress is not None:
                 progress(name)
         peak, hop_s = _waveform(feat)
