@@ -666,10 +666,13 @@ def warm_up(inputs: dict, scratch: str, commands) -> None:
             build, options, _ = COMMANDS[name]
             out = os.path.join(warm, f"{name}.wav")
             opts = {"master": ["--reference", inputs["mono"]], "qc": [inputs["mono"]]}.get(name, [])
-            try:
-                main(build(inputs["ok"], out, opts))
-            except SystemExit:  # a command whose template needs options: its parser ran
-                pass
+            # the long input too: its paths (a tempo curve, more sections) compile kernels of
+            # their own, and a signal that lands in a child compiling one can crash it
+            for kind in ("ok", "long"):
+                try:
+                    main(build(inputs[kind], out, opts))
+                except SystemExit:  # a command whose template needs options: its parser ran
+                    pass
     finally:
         sys.stdout, sys.stderr = saved
         devnull.close()
