@@ -27,6 +27,7 @@ import threading
 from dataclasses import dataclass
 
 from auracore.errors import AuraCoreError, ConfigError
+from auracore.offline.audio_io import make_output_folder
 from auracore.offline.batch import plan, run_batch, worker_cached
 
 PROG = "auracore batch"
@@ -380,7 +381,7 @@ def _run(args: argparse.Namespace) -> int:
     if errors:
         raise ConfigError(errors[0])
     out_dir = args.out
-    made = _make_out_dir(out_dir)
+    made = make_output_folder(out_dir, "the outputs")
     try:
         suffix = _suffix(command, args)
         pairs = plan(files, out_dir, suffix)
@@ -412,22 +413,6 @@ def _run(args: argparse.Namespace) -> int:
         reason = f["reason"] if f["reason"].startswith(f["input"]) else f"{f['input']}: {f['reason']}"
         print(f"{PROG}: {reason}", file=sys.stderr)
     return 1 if result.failures else 0
-
-
-def _make_out_dir(out_dir: str) -> bool:
-    """Make the output folder when missing; True when this call made it."""
-    if os.path.isdir(out_dir):
-        return False
-    if os.path.lexists(out_dir):
-        raise ConfigError(f"{out_dir}: exists and is not a folder; give a folder for the outputs")
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    if not os.path.isdir(parent):
-        raise ConfigError(f"{out_dir}: the folder {parent} does not exist")
-    try:
-        os.mkdir(out_dir)
-    except OSError as exc:
-        raise ConfigError(f"{out_dir}: cannot make the folder ({exc.strerror})") from None
-    return True
 
 
 def _memory(text: str):

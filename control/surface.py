@@ -9,6 +9,8 @@ that parse.
 
 import ipaddress
 
+from auracore.network import is_loopback
+
 from .hub import Hub
 from .osc_server import OscServer
 from .ws_server import WsServer
@@ -20,21 +22,12 @@ class SurfaceError(ValueError):
     """Options the control surface cannot run with, or a port it cannot have (one line)."""
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_surface_config(cfg) -> list:
     """Validate bind/token/osc_allow of a ServeConfig; returns the allow-list networks."""
     if cfg.token is not None and len(cfg.token) < MIN_TOKEN_CHARS:
         raise SurfaceError(f"--token must be at least {MIN_TOKEN_CHARS} characters "
                            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(16))'`)")
-    if not _is_loopback(cfg.bind) and cfg.token is None:
+    if not is_loopback(cfg.bind) and cfg.token is None:
         raise SurfaceError(f"--bind {cfg.bind} exposes the control surface beyond this machine: "
                            "give --token SECRET too (WebSocket clients must present it)")
     networks = []

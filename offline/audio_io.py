@@ -183,6 +183,24 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
+def make_output_folder(path: str, what: str) -> bool:
+    """Make the output folder path when missing (its parent must exist); True when this call
+    made it (so a failed run can remove it again). what names the outputs, for the message
+    ("the stems"). AudioFileError for a path that is something else or cannot be made."""
+    if os.path.isdir(path):
+        return False
+    if os.path.lexists(path):
+        raise AudioFileError(f"{path}: exists and is not a folder; give a folder for {what}")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise AudioFileError(f"{path}: the folder {parent} does not exist")
+    try:
+        os.mkdir(path)
+    except OSError as exc:
+        raise AudioFileError(f"{path}: cannot make the folder ({exc.strerror})") from None
+    return True
+
+
 def check_output_path(path: str, inputs: tuple = ()) -> str:
     """Check that path can take a new output file and return where to write it: the
     symlink's target when path is a symlink, else path. AudioFileError, with the reason,

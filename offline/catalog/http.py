@@ -9,7 +9,6 @@ JSON ``{"error": "..."}`` with a 4xx status.
 
 import asyncio
 import hmac
-import ipaddress
 import json
 import math
 import os
@@ -27,6 +26,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from auracore.errors import AuraCoreError
+from auracore.network import is_loopback
 from auracore.offline import audio_io
 
 from .schema import CatalogError, connect
@@ -55,15 +55,6 @@ class HttpError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_options(opts: ServeOptions) -> None:

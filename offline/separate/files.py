@@ -16,7 +16,8 @@ import numpy as np
 
 from auracore.errors import AudioFileError
 
-from ..audio_io import Quantizer, atomic_output, check_output_path, open_input, read_blocks, resolve_subtype
+from ..audio_io import (Quantizer, atomic_output, check_output_path, make_output_folder, open_input, read_blocks,
+                        resolve_subtype)
 from .core import STEMS4, ChunkedSeparation, check_stems, energy_shares, load_separator
 
 FORMATS = ("wav", "flac")
@@ -62,18 +63,7 @@ def separate_file(in_path: str, outdir: str, stems=STEMS4, fmt: str = "wav", mod
     resolve_subtype("FLAC" if fmt == "flac" else "WAV", subtype)
     with open_input(in_path) as f:  # check the input before anything is made
         rate, channels, total = f.samplerate, f.channels, f.frames
-    if os.path.exists(outdir) and not os.path.isdir(outdir):
-        raise AudioFileError(f"{outdir}: exists and is not a folder; give a folder for the stems")
-    made_dir = False
-    if not os.path.isdir(outdir):
-        parent = os.path.dirname(os.path.abspath(outdir))
-        if not os.path.isdir(parent):
-            raise AudioFileError(f"{outdir}: the folder {parent} does not exist")
-        try:
-            os.mkdir(outdir)
-        except OSError as exc:
-            raise AudioFileError(f"{outdir}: cannot make the folder ({exc.strerror})") from None
-        made_dir = True
+    made_dir = make_output_folder(outdir, "the stems")
     try:
         paths = stem_paths(outdir, stems, fmt)
         existing = [p for p in paths.values() if os.path.lexists(p)]
