@@ -571,9 +571,14 @@ def run_case(case: Case, inputs: dict, scratch: str, mounts: dict) -> Result:
         time.sleep(0.002)
     elapsed = time.monotonic() - t0
     code = os.waitstatus_to_exitcode(status)
-    with open(err_file, "rb") as fh:
-        stderr = fh.read().decode("utf-8", "backslashreplace")
+    try:
+        with open(err_file, "rb") as fh:
+            stderr = fh.read().decode("utf-8", "backslashreplace")
+    except FileNotFoundError:  # seen twice in 3000-case runs: said, not a crash of the harness
+        stderr = ""
     res = Result(case, code, stderr, elapsed_s=elapsed, max_rss_mb=rusage.ru_maxrss / 1024.0)
+    if not os.path.exists(err_file):
+        res.problems.append("the case's stderr file (outside its folder) was removed while it ran")
     res.case.argv = argv
     if elapsed > CASE_TIMEOUT_S:
         res.problems.append(f"hung past {CASE_TIMEOUT_S:.0f} s")
@@ -616,7 +621,8 @@ def run_case(case: Case, inputs: dict, scratch: str, mounts: dict) -> Result:
                 pass
     shutil.rmtree(workdir, ignore_errors=True)
     for p in (out_file, err_file):
-        os.unlink(p)
+        if os.path.exists(p):
+            os.unlink(p)
     return res
 
 

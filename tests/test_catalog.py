@@ -377,3 +377,18 @@ def test_search_scales_to_many_regions(tmp_path):
         z = (m - m.mean(0)) / m.std(0)
         ref = np.argsort(((z - z[16]) ** 2).sum(1))[:5] + 1
         assert list(ids) == list(ref)
+
+
+def test_absurd_samples_are_a_file_error_row(tmp_path):
+    """A float WAV holding 1e300 (far beyond +80 dBFS, and beyond float32) is stored as a file
+    with its error, with no warning on the way, as NaN and infinite content are."""
+    x = 0.1 * np.sin(2 * np.pi * 440 * np.arange(SR) / SR)
+    x[1000] = 1e300
+    sf.write(str(tmp_path / "huge.wav"), x, SR, subtype="DOUBLE")
+    db = str(tmp_path / "c.sqlite")
+    p = cli("add", str(tmp_path / "huge.wav"), "--json", "--plugins", "loudness", db=db)
+    assert "Warning" not in p.stderr, p.stderr
+    assert json.loads(p.stdout)["files_failed"] == 1
+    con = sqlite3.connect(db)
+    (err,) = con.execute("SELECT error FROM files").fetchone()
+    assert "absurd" in err and con.execute("SELECT count(*) FROM regions").fetchone()[0] == 0

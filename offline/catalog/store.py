@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from auracore.errors import AuraCoreError
+from auracore.kernels.chain import SANE_LIMIT
 from auracore.offline import audio_io
 
 from .plugins import PluginWorker, default_plugins
@@ -86,12 +87,12 @@ def read_audio(path: str) -> tuple[np.ndarray, int, str]:
         pos = 0
         for block in audio_io.read_blocks(f, READ_BLOCK, path):
             k = min(block.shape[0], x.shape[0] - pos)
+            if not np.all(np.abs(block[:k]) <= SANE_LIMIT):  # checked before the float32 cast
+                raise audio_io.AudioFileError(f"{path}: the audio holds NaN, infinite or absurd (beyond +80 dBFS) samples")
             x[pos:pos + k] = block[:k]
             pos += k
         if pos < x.shape[0]:
             raise audio_io.AudioFileError(f"{path}: only part of the file could be read; it is truncated")
-        if not np.all(np.isfinite(x)):
-            raise audio_io.AudioFileError(f"{path}: the audio holds NaN or infinite samples")
         return x, f.samplerate, fmt
 
 
