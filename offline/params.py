@@ -71,8 +71,20 @@ def read_toml(path: str, what: str = "preset file") -> dict:
         if size > MAX_TOML_BYTES:
             raise PresetError(f"{what} {path} is {size} bytes; a {what.split()[0]} is at most "
                               f"{MAX_TOML_BYTES // 1024} KiB")
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_TOML_BYTES + 1)
+        # a raw descriptor, not a file object: a Ctrl-C between open and the with block
+        # would leave a file object to the collector, and its ResourceWarning on stderr
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            chunks, left = [], MAX_TOML_BYTES + 1
+            while left > 0:
+                chunk = os.read(fd, left)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+            data = b"".join(chunks)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise PresetError(f"{what} {path} cannot be read ({exc.strerror})") from None
     try:
