@@ -53,6 +53,8 @@ def main(argv=None) -> int:
         from auracore.control import cli
 
         return cli.main(argv)
+    except SystemExit as exc:  # argparse's usage errors and --help: their code, returned here
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except KeyboardInterrupt:  # before the command took over, or while it was reporting
         print("auracore: interrupted; nothing was written", file=sys.stderr)
         return 130

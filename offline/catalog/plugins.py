@@ -190,9 +190,10 @@ def _die_with_parent(parent_pid: int) -> None:
 def _worker_main(conn, plugins: dict, parent_end, parent_pid: int) -> None:
     import signal
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; Ctrl-C there ends us
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})  # held over the fork
     parent_end.close()  # our copy of the parent's end: holding it, we would never see EOF
     _die_with_parent(parent_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; Ctrl-C there ends us
     while True:
         try:
             msg = conn.recv()
@@ -223,10 +224,19 @@ class PluginWorker:
         self._conn = None
 
     def _start(self) -> None:
+        import signal
+
         ctx = mp.get_context("fork")
         parent, child = ctx.Pipe()
         self._proc = ctx.Process(target=_worker_main, args=(child, self.plugins, parent, os.getpid()), daemon=True)
-        self._proc.start()
+        # a stop signal that lands in fork's after-fork hooks (logging's) would be printed and
+        # dropped there: hold them over the fork, and take them here, after it
+        stops = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        try:
+            self._proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         child.close()
         self._conn = parent
 
