@@ -102,6 +102,35 @@ def test_three_four_metre_and_tempo():
     assert _f_measure(tb.downbeats_s, downs) >= 0.9
 
 
+def backbeat_track(bpm, bars, sr=SR, seed=4):
+    """A fast rock pattern: kick on beats 1 and 3, snare on 2 and 4, hats on the eighths, a
+    bass note on every beat. Read at half speed, the snare falls between the beats and the
+    bass strikes as hard between them as on them."""
+    rng = np.random.default_rng(seed)
+    period = 60.0 / bpm
+    n_beats = 4 * bars
+    x = np.zeros(int((n_beats * period + 1.0) * sr))
+    for i in range(n_beats):
+        s = int(round(i * period * sr))
+        if i % 2 == 0:
+            x[s:s + 8000] += 0.9 * _kick(8000, sr)
+        else:
+            x[s:s + 6000] += 0.5 * _noise_hit(6000, sr, rng, 30.0)
+        for h in (s, int(round((i + 0.5) * period * sr))):
+            x[h:h + 2000] += 0.08 * _noise_hit(2000, sr, rng, 120.0)
+        t = np.arange(int(0.8 * period * sr)) / sr
+        x[s:s + t.size] += 0.3 * np.sin(2 * np.pi * 55.0 * t) * np.exp(-t * 4.0)
+    return np.stack([x, x], axis=1) * 0.5
+
+
+@pytest.mark.parametrize("bpm", [152.0, 168.0])
+def test_fast_backbeat_is_not_read_at_half_tempo(bpm):
+    """The octave decision: a fast backbeat pattern is read at its own tempo (within 1 %),
+    not at half (the classic error of a tempo prior centred near 100 BPM)."""
+    tb = tempo_and_beats(backbeat_track(bpm, 16), SR)
+    assert abs(tb.tempo_bpm - bpm) <= 0.01 * bpm
+
+
 def test_tempo_step_shows_in_the_curve():
     a, _, _ = drum_track(100.0, 4, 8, seed=2)
     b, _, _ = drum_track(125.0, 4, 10, seed=3)

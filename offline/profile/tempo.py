@@ -8,6 +8,9 @@
    (centre ``PRIOR_BPM``, ``PRIOR_OCTAVES`` wide) times how well a beat grid at that tempo
    lifts its beats above the mean onset strength; the best wins and the others are kept
    (``tempo_candidates``) with their scores. The confidence is the winner's share.
+   A grid twice too slow is told by its half-beat points: where the low band (kick and
+   bass) strikes there about as hard as on the grid's beats, the bass moves at twice the
+   grid's rate, and the candidate's score is lowered by ``FILL_WEIGHT`` times that ratio.
 3. The tempo curve: the same salience in 8 s windows every 1 s, a Viterbi path over the
    grid within x0.7..x1.45 of the global tempo with a cost on log-tempo jumps.
 4. Beats: dynamic programming (Ellis 2007) on the onset envelope with the local period of
@@ -32,7 +35,7 @@ from .features import CHROMA_STEP, Features, extract
 MIN_BPM = 40.0
 MAX_BPM = 240.0
 GRID_PER_OCTAVE = 96
-PRIOR_BPM = 100.0
+PRIOR_BPM = 110.0
 PRIOR_OCTAVES = 0.85
 CURVE_WINDOW_S = 8.0
 CURVE_HOP_S = 1.0
@@ -41,6 +44,7 @@ TIGHTNESS = 100.0
 METER_WEIGHTS = (1.0, 1.0, 0.5)  # low-band onset, chroma change, onset strength
 METER_BIAS = {4: 1.0, 3: 1.0, 2: 1.0}
 ALTERNATION_WEIGHT = 0.5
+FILL_WEIGHT = 0.4
 OCTAVE_RATIOS = (1.0, 0.5, 2.0, 2.0 / 3.0, 1.5, 1.0 / 3.0, 3.0)
 
 
@@ -155,10 +159,30 @@ def _grid_contrast(o: np.ndarray, fps: float, bpm: float) -> tuple[float, float]
     return best
 
 
-def global_tempo(o: np.ndarray, fps: float, o_low: np.ndarray | None = None) -> tuple[float, float, tuple]:
+def _half_beat_fill(o: np.ndarray, fps: float, bpm: float) -> float:
+    """0..1: mean strength of o half way between the beats of a grid at bpm over the mean on
+    its beats, at the phase of the strongest beats. Near 1 when o strikes as often between
+    the beats as on them (the grid is twice too slow for it), near 0 when it keeps to them."""
+    period = 60.0 * fps / bpm
+    o = maximum_filter1d(o, 5)
+    best, best_on = 0.0, -np.inf
+    for phase in np.arange(0.0, period, 1.0):
+        on = np.arange(phase, o.size - 1 - 0.5 * period, period)
+        if not on.size:
+            continue
+        a = float(_interp_lag(o, on).mean())
+        if a > best_on:
+            best_on = a
+            best = float(np.clip(_interp_lag(o, on + 0.5 * period).mean() / max(a, 1e-12), 0.0, 1.0))
+    return best
+
+
+def global_tempo(o: np.ndarray, fps: float, o_low: np.ndarray | None = None,
+                 o_bass: np.ndarray | None = None) -> tuple[float, float, tuple]:
     """(tempo_bpm, confidence 0..1, candidates ((bpm, score), ...)) of a detrended onset
-    envelope o at fps frames per second; o_low: the low-band envelope (kick and bass), which
-    decides between the members of an octave family (o when None)."""
+    envelope o at fps frames per second; o_low: the envelope that decides between the
+    members of an octave family (o when None); o_bass: the low band alone (kick and bass),
+    whose strikes between a grid's beats mark a grid twice too slow (not used when None)."""
     o_low = o if o_low is None else o_low
     grid = bpm_grid()
     max_lag = int(math.ceil(4 * 60.0 * fps / MIN_BPM)) + 2
@@ -177,7 +201,9 @@ def global_tempo(o: np.ndarray, fps: float, o_low: np.ndarray | None = None) -> 
         j = near[np.argmax(sal[near])]
         b = float(grid[j])
         contrast, alternation = _grid_contrast(o_low, fps, b)
-        s = max(float(sal[j]), 0.0) * float(_prior(b)) * contrast ** 2 * (1.0 - ALTERNATION_WEIGHT * alternation)
+        fill = 0.0 if o_bass is None else _half_beat_fill(o_bass, fps, b)
+        s = (max(float(sal[j]), 0.0) * float(_prior(b)) * contrast ** 2 * (1.0 - ALTERNATION_WEIGHT * alternation)
+             * (1.0 - FILL_WEIGHT * fill))
         cands.append((b, s))
     cands.sort(key=lambda c: -c[1])
     total = sum(s for _, s in cands)
@@ -316,7 +342,8 @@ def from_features(feat: Features) -> TempoBeats:
     o = _detrend(feat.onset, fps)
     if o.size < int(4 * fps) or not np.any(o > 0):
         return TempoBeats(tempo_bpm=None, tempo_confidence=0.0)
-    tempo, conf, cands = global_tempo(o, fps, 0.5 * (o + _detrend(feat.onset_low, fps)))
+    o_bass = _detrend(feat.onset_low, fps)
+    tempo, conf, cands = global_tempo(o, fps, 0.5 * (o + o_bass), o_bass)
     if tempo is None:
         return TempoBeats(tempo_bpm=None, tempo_confidence=0.0)
     ct, cb = tempo_curve(o, fps, tempo)
