@@ -389,8 +389,8 @@ def _norm_pitch(p):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--pieces", type=int, default=18)
-    ap.add_argument("--chorales", type=int, default=6)
+    ap.add_argument("--pieces", type=int, default=40)
+    ap.add_argument("--chorales", type=int, default=12)
     ap.add_argument("--work-dir", default=os.path.join(os.path.expanduser("~"), ".cache", "auracore-bench-profile"))
     ap.add_argument("--no-peers", action="store_true")
     args = ap.parse_args(argv)
