@@ -111,7 +111,7 @@ def run_normalize(args: argparse.Namespace) -> int:
     files, errors = expand_paths(args.paths)
     for e in errors:
         print(f"{prog}: {e}", file=sys.stderr)
-    make_output_folder(args.out, "the normalised files")
+    made = make_output_folder(args.out, "the normalised files")
     taken, log, failed = set(), [], bool(errors)
     bar = _bar(files, "normalize")
     try:
@@ -130,6 +130,10 @@ def run_normalize(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+        if made and not any(r.get("output") for r in log):
+            _remove_empty(args.out)  # nothing was written: leave nothing behind
+    if not any(r.get("output") for r in log):
+        return 1  # every file failed (each said why): no log, no folder
     with atomic_file(os.path.join(args.out, LOG_FILE), inputs=tuple(files)) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(log, fh, indent=2, allow_nan=False, default=_null)
@@ -143,6 +147,13 @@ def run_normalize(args: argparse.Namespace) -> int:
                       f"true peak {r['input_true_peak_dbtp']:.2f} -> {r['output_true_peak_dbtp']:.2f} dBTP"
                       + ("   (limited)" if r["limited"] else ""))
     return 1 if failed else 0
+
+
+def _remove_empty(folder: str) -> None:
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass
 
 
 def _null(v):
@@ -184,6 +195,11 @@ def run_fingerprint(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+    if not rows:
+        if args.json:
+            print(json.dumps({"output": None, "metadata": None, "rows": 0, "files": len(files), "failed": failed},
+                             indent=2))
+        return 1  # nothing to write (every file failed, each said why)
     meta = write_table(args.out, rows, inputs=tuple(files))
     summary = {"output": args.out, "metadata": meta, "rows": len(rows), "files": len(files), "failed": failed}
     if args.json:

@@ -349,6 +349,35 @@ def catalog_options(rng, presets):
     return opts
 
 
+def normalize_argv(inp, out, opts):
+    return ["normalize", inp, "--out", os.path.splitext(out)[0] + "_norm"] + opts
+
+
+def normalize_options(rng, presets):
+    pool = [["--lufs", rng.choice(["-18", "-5", "-40", "-70", "nan", "x"])],
+            ["--ceiling", rng.choice(["-1", "0", "-20", "3", "inf"])], ["--on-peak", rng.choice(["limit", "refuse", "x"])],
+            ["--subtype", rng.choice(["PCM_16", "FLOAT", "PCM_8"])], ["--json"]]
+    opts = []
+    for o in rng.sample(pool, rng.randint(0, 2)):
+        opts += o
+    return opts
+
+
+def fingerprint_argv(inp, out, opts):
+    base = os.path.splitext(out)[0]
+    table = out if not rng_mid(out) else base + (".parquet" if zlib.crc32(out.encode("utf-8", "surrogateescape")) % 2 else ".csv")
+    return ["fingerprint", inp, "--out", table] + opts
+
+
+def fingerprint_options(rng, presets):
+    pool = [["--regions"], ["--threshold-db", rng.choice(["-30", "-80", "0", "nan"])],
+            ["--min-region-s", rng.choice(["0.5", "0", "1e9"])], ["--min-gap-s", rng.choice(["0.2", "-1"])], ["--json"]]
+    opts = []
+    for o in rng.sample(pool, rng.randint(0, 2)):
+        opts += o
+    return opts
+
+
 # name: (argv builder, option generator, the CLI module that must be registered)
 ALL_COMMANDS = {
     "render": (render_argv, render_options, "cmd_render"),
@@ -361,6 +390,8 @@ ALL_COMMANDS = {
     "separate": (separate_argv, separate_options, "cmd_separate"),
     "catalog": (catalog_argv, catalog_options, "cmd_catalog"),
     "batch": (batch_argv, batch_options, "cmd_batch"),
+    "normalize": (normalize_argv, normalize_options, "cmd_fingerprint"),
+    "fingerprint": (fingerprint_argv, fingerprint_options, "cmd_fingerprint"),
 }
 
 
