@@ -192,6 +192,37 @@ def write_catalog(ns, pairs) -> dict:
             "regions_inserted": regions}
 
 
+def run_fingerprint(ns, input_path: str, output_path: str) -> None:
+    """A file's fingerprint rows (one, or one per region with --regions) as JSON in
+    output_path; the writer gathers every file's rows into one table afterwards."""
+    from .cmd_fingerprint import fingerprint_rows
+
+    rows, failed = fingerprint_rows(input_path, ns)
+    if not rows:
+        raise AuraCoreError(failed[-1]["error"] if failed else f"{input_path}: no rows")
+    _write_text(output_path, json.dumps({"rows": rows, "failed": failed}, allow_nan=False), input_path)
+
+
+def write_fingerprints(ns, pairs) -> dict:
+    """The one writer of fingerprint: every file's rows under --out, in input order, into one
+    table (--table, default fingerprints.parquet in --out) with feature_metadata.json beside."""
+    from auracore.offline.fingerprint.table import write_table
+
+    rows, files = [], 0
+    for _, output in pairs:
+        if os.path.exists(output):
+            with open(output, encoding="utf-8") as f:
+                rows.extend(json.load(f)["rows"])
+            files += 1
+    if not pairs:
+        return {"table": None, "rows": 0}
+    table = ns.table or os.path.join(os.path.dirname(pairs[0][1]), "fingerprints.parquet")
+    if not rows:
+        return {"table": None, "rows": 0}
+    write_table(table, rows, inputs=tuple(i for i, _ in pairs))
+    return {"table": os.path.abspath(table), "rows": len(rows), "files_in_table": files}
+
+
 # One entry per command; a command whose module is missing is left out of the CLI.
 COMMANDS = {
     "render": Command("render", "cmd_render", None, run_render, ("--json",),
@@ -213,6 +244,13 @@ COMMANDS = {
                            options=((("--db",), {"metavar": "FILE", "default": "auracore-catalog.sqlite",
                                                  "help": "the catalog file (default ./auracore-catalog.sqlite)"}),),
                            writer=write_catalog),
+    "fingerprint": Command("fingerprint", "cmd_fingerprint", ".fingerprint.json", run_fingerprint, ("--json", "--out"),
+                           "the 64-float fingerprint rows of each file on the workers, gathered here into one "
+                           "table (as `auracore fingerprint`)",
+                           options=((("--table",), {"metavar": "FILE", "default": None,
+                                                    "help": "the table, .parquet or .csv (default "
+                                                            "fingerprints.parquet in --out)"}),),
+                           writer=write_fingerprints),
 }
 
 

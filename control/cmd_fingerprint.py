@@ -161,7 +161,6 @@ def _null(v):
 
 
 def run_fingerprint(args: argparse.Namespace) -> int:
-    from auracore.offline.fingerprint import FEATURE_NAMES, fingerprint_file
     from auracore.offline.fingerprint.table import table_format, write_table
 
     prog = "auracore fingerprint"
@@ -172,24 +171,13 @@ def run_fingerprint(args: argparse.Namespace) -> int:
     rows, failed = [], [{"path": None, "error": e} for e in errors]
     bar = _bar(files, "fingerprint")
 
-    def row(path, index, start_s, end_s, fp):
-        r = {"path": path, "region_index": index, "start_s": round(start_s, 4), "end_s": round(end_s, 4),
-             "duration_s": round(end_s - start_s, 4), "sample_rate": fp.sample_rate, "channels": fp.channels,
-             "class": fp.content_class}
-        r.update(zip(FEATURE_NAMES, (float(v) for v in fp.values)))
-        return r
-
     try:
         for path in files:
-            try:
-                if not args.regions:
-                    fp = fingerprint_file(path)
-                    rows.append(row(path, -1, 0.0, fp.duration_s, fp))
-                else:
-                    rows.extend(_region_rows(path, args, row, failed, prog))
-            except AuraCoreError as exc:
-                failed.append({"path": path, "error": one_line(exc)})
-                print(f"{prog}: {one_line(exc)}", file=sys.stderr)
+            got, bad = fingerprint_rows(path, args)
+            rows.extend(got)
+            failed.extend(bad)
+            for f in bad:
+                print(f"{prog}: {f['error']}", file=sys.stderr)
             if bar is not None:
                 bar.update(_frames(path))
     finally:
@@ -210,25 +198,44 @@ def run_fingerprint(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _region_rows(path, args, row, failed, prog) -> list:
-    from auracore.offline.audio_io import load
-    from auracore.offline.catalog.regions import split_regions
-    from auracore.offline.chain import Meter
-    from auracore.offline.fingerprint import fingerprint
-    from auracore.offline.fingerprint.core import MAX_CHANNELS
+def _row(path, index, start_s, end_s, fp) -> dict:
+    from auracore.offline.fingerprint import FEATURE_NAMES
 
-    x, sr = load(path, max_channels=MAX_CHANNELS)
-    m = Meter(sr, x.shape[1])
-    m.process(x)
-    split = split_regions(x, sr, m.integrated_lufs, args.threshold_db, args.min_region_s, args.min_gap_s)
-    out = []
+    r = {"path": path, "region_index": index, "start_s": round(start_s, 4), "end_s": round(end_s, 4),
+         "duration_s": round(end_s - start_s, 4), "sample_rate": fp.sample_rate, "channels": fp.channels,
+         "class": fp.content_class}
+    r.update(zip(FEATURE_NAMES, (float(v) for v in fp.values)))
+    return r
+
+
+def fingerprint_rows(path: str, args) -> tuple[list, list]:
+    """(rows, failures) of one file: one row, or one per content region with args.regions
+    (args.threshold_db, min_region_s, min_gap_s); a failure is {path, [region_index,] error}."""
+    from auracore.offline.fingerprint import fingerprint, fingerprint_file
+
+    try:
+        if not args.regions:
+            fp = fingerprint_file(path)
+            return [_row(path, -1, 0.0, fp.duration_s, fp)], []
+        from auracore.offline.audio_io import load
+        from auracore.offline.catalog.regions import split_regions
+        from auracore.offline.chain import Meter
+        from auracore.offline.fingerprint.core import MAX_CHANNELS
+
+        x, sr = load(path, max_channels=MAX_CHANNELS)
+        m = Meter(sr, x.shape[1])
+        m.process(x)
+        split = split_regions(x, sr, m.integrated_lufs, args.threshold_db, args.min_region_s, args.min_gap_s)
+        if not split.regions:
+            raise AuraCoreError(f"{path}: no content regions (silent, or nothing above the threshold)")
+    except AuraCoreError as exc:
+        return [], [{"path": path, "error": one_line(exc)}]
+    rows, failed = [], []
     for i, reg in enumerate(split.regions):
         a, b = int(round(reg.start_s * sr)), int(round(reg.end_s * sr))
         try:
-            out.append(row(path, i, reg.start_s, reg.end_s, fingerprint(x[a:b], sr)))
+            rows.append(_row(path, i, reg.start_s, reg.end_s, fingerprint(x[a:b], sr)))
         except AuraCoreError as exc:
-            failed.append({"path": path, "region_index": i, "error": one_line(exc)})
-            print(f"{prog}: {path}: region {i} ({reg.start_s:.2f}-{reg.end_s:.2f} s): {one_line(exc)}", file=sys.stderr)
-    if not split.regions:
-        raise AuraCoreError(f"{path}: no content regions (silent, or nothing above the threshold)")
-    return out
+            failed.append({"path": path, "region_index": i,
+                           "error": f"{path}: region {i} ({reg.start_s:.2f}-{reg.end_s:.2f} s): {one_line(exc)}"})
+    return rows, failed

@@ -236,3 +236,19 @@ def test_fingerprint_command(tmp_path):
     r = subprocess.run(AUR + ["fingerprint", str(tmp_path / "a.wav"), "--out", str(tmp_path / "x.txt")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and ".parquet or .csv" in r.stderr
+
+
+def test_batch_fingerprint_equals_the_single_command(tmp_path):
+    """`batch fingerprint` on a LocalCluster (one worker process): one table whose rows equal
+    the single command's, a missing file reported, exit 1."""
+    for i in range(2):
+        sf.write(str(tmp_path / f"f{i}.wav"), tone_mix(2.0, seed=10 + i), SR, subtype="FLOAT")
+    ins = [str(tmp_path / "f0.wav"), str(tmp_path / "f1.wav")]
+    r = subprocess.run(AUR + ["batch", "fingerprint"] + ins + [str(tmp_path / "nope.wav"), "--out", str(tmp_path / "b"),
+                              "--workers", "1", "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stderr
+    s = json.loads(r.stdout)
+    assert s["rows"] == 2 and s["failed"] == 1
+    single = str(tmp_path / "single.parquet")
+    assert subprocess.run(AUR + ["fingerprint"] + ins + ["--out", single], capture_output=True, timeout=300).returncode == 0
+    assert read_table(s["table"]) == read_table(single)
