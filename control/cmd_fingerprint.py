@@ -239,3 +239,44 @@ def fingerprint_rows(path: str, args) -> tuple[list, list]:
             failed.append({"path": path, "region_index": i,
                            "error": f"{path}: region {i} ({reg.start_s:.2f}-{reg.end_s:.2f} s): {one_line(exc)}"})
     return rows, failed
+
+
+# ---------------------------------------------------------------- auracore train fingerprint
+
+PIECES_PER_KIND = 60  # at --scale 1: acoustic, band (half electronic) and speech (out of domain)
+
+
+def train_fingerprint(args) -> int:
+    """`auracore train fingerprint`: the labelled table, the forest, ONNX, the metrics."""
+    prog = "auracore train fingerprint"
+    try:
+        import sklearn  # noqa: F401
+        import skl2onnx  # noqa: F401
+
+        from auracore.offline.fingerprint import train
+    except ImportError as exc:
+        print(f"{prog}: needs the train extra ({exc.name} is missing): pip install 'auracore[train]'", file=sys.stderr)
+        return 1
+    from auracore.models.fingerprint import default_model_dir
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    import time
+
+    t0 = time.time()
+    n = max(3, int(round(PIECES_PER_KIND * args.scale)))
+    table = os.path.join(args.work_dir, train.TABLE_FILE)
+    if not (args.reuse_data and os.path.exists(table)):
+        table = train.build_table(args.work_dir, {"acoustic": n, "band": n, "speech": n}, seed=args.seed,
+                                  jobs=args.jobs, log=log)
+    out = args.out or default_model_dir()
+    metrics = train.train_and_export(table, out, seed=args.seed, log=log)
+    metrics["total_seconds"] = round(time.time() - t0, 1)
+    metrics["pieces_per_kind"] = n
+    with open(os.path.join(args.work_dir, train.METRICS_FILE), "w", encoding="utf-8") as f:
+        json.dump(metrics, f, indent=2)
+    sys.stdout.write(train.markdown(metrics))
+    log(f"{prog}: done in {metrics['total_seconds']:.0f} s; weights in {out}, metrics in "
+        f"{os.path.join(args.work_dir, train.METRICS_FILE)}")
+    return 0

@@ -27,9 +27,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "feature extractor, content classifier and parameter predictor, export them as "
                     "ONNX and measure them on held-out pieces. Needs the train extra "
                     "(pip install 'auracore[train]') and Debian's fluidsynth, fluid-soundfont-gm and espeak-ng.")
-    p.add_argument("target", nargs="?", choices=("models", "separation"), default="models",
-                   help="what to train: models (default: the mastering models) or separation (the stem "
-                        "separation model, see docs/separate.md)")
+    p.add_argument("target", nargs="?", choices=("models", "separation", "fingerprint"), default="models",
+                   help="what to train: models (default: the mastering models), separation (the stem "
+                        "separation model, see docs/separate.md) or fingerprint (the flaw classifier on "
+                        "fingerprints, see docs/fingerprint.md)")
     p.add_argument("--work-dir", default="auracore-train",
                    help="folder for the data, checkpoints, curves.csv and metrics (default ./auracore-train)")
     p.add_argument("--out", default=None,
@@ -67,6 +68,10 @@ def run(args) -> int:
         from .cmd_separate import train_separation
 
         return train_separation(args)
+    if getattr(args, "target", "models") == "fingerprint":
+        from .cmd_fingerprint import train_fingerprint
+
+        return train_fingerprint(args)
     if args.out is None:
         import auracore.models
 

@@ -252,3 +252,33 @@ def test_batch_fingerprint_equals_the_single_command(tmp_path):
     single = str(tmp_path / "single.parquet")
     assert subprocess.run(AUR + ["fingerprint"] + ins + ["--out", single], capture_output=True, timeout=300).returncode == 0
     assert read_table(s["table"]) == read_table(single)
+
+
+def test_tiny_training_exports_an_onnx_that_matches_sklearn(tmp_path):
+    """`auracore train fingerprint`'s pieces at toy size: a labelled table (six single-flaw
+    copies per piece), a 10-tree forest, its ONNX export on ONNX Runtime equal to
+    scikit-learn's probabilities within 1e-5, and the metrics of both sets."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("skl2onnx")
+    import pyarrow.parquet as pq
+
+    from auracore.models.fingerprint import FLAW_CLASSES, FlawModel
+    from auracore.offline.fingerprint import train
+
+    table = train.build_table(str(tmp_path), {"band": 3, "speech": 1}, seed=3, jobs=1, log=lambda m: None)
+    rows = pq.read_table(table).to_pylist()
+    assert len(rows) % len(FLAW_CLASSES) == 0 and len(rows) >= 3 * len(FLAW_CLASSES)
+    assert sorted({r["label"] for r in rows}) == sorted(FLAW_CLASSES)
+    metrics = train.train_and_export(table, str(tmp_path / "w"), trees=10, log=lambda m: None)
+    assert metrics["onnx_max_abs_prob_diff"] < 1e-5
+    assert set(metrics["sets"]) == {"held_out", "out_of_domain"}
+    assert metrics["onnx_bytes"] < 1_000_000
+    labels, prob = FlawModel(str(tmp_path / "w")).predict(np.array([[r[n] for n in FEATURE_NAMES] for r in rows[:6]]))
+    assert prob.shape == (6, len(FLAW_CLASSES)) and np.allclose(prob.sum(axis=1), 1.0, atol=1e-5)
+    assert all(lab in FLAW_CLASSES for lab in labels)
+    # a tampered file is refused with one line
+    with open(tmp_path / "w" / "flaws.onnx", "ab") as f:
+        f.write(b"x")
+    from auracore.errors import ModelError
+    with pytest.raises(ModelError, match="checksum"):
+        FlawModel(str(tmp_path / "w"))
