@@ -223,3 +223,113 @@ def test_cli_json_and_plot(a, tmp_path):
     assert png.stat().st_size > 1000
     r = subprocess.run(AURACORE + ["qc", str(pa), str(tmp_path / "missing.wav")], capture_output=True, text=True)
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- the five profile dimensions
+
+def three_part(first=10.0, middle=10.0, last=10.0, bpm=120.0, middle_root=146.8, shift_semis=(0, 0, 0)):
+    """A B A: generated band sections of the given lengths (s); the middle one in another key
+    and timbre; shift_semis moves each section's harmony (bass and chords) by semitones."""
+    parts = []
+    for k, (secs, root, bright, seed) in enumerate(((first, 110.0, 0.6, 0), (middle, middle_root, 0.2, 1),
+                                                     (last, 110.0, 0.6, 0))):
+        parts.append(song(seed, bpm=bpm, root_hz=root * 2 ** (shift_semis[k] / 12), bright=bright, seconds=secs))
+    return np.concatenate(parts)
+
+
+@pytest.fixture(scope="module")
+def aba():
+    from auracore.offline.profile import profile
+
+    x = three_part()
+    return x, profile(x, FS)
+
+
+def _profile_dim(name, a, b, prof_a=None):
+    from auracore.offline.profile import profile, rt60
+
+    al = align(a, b, FS)
+    pa = prof_a if prof_a is not None else profile(al.a, FS)
+    dur = al.a.shape[0] / FS
+    if name == "rms_per_section":
+        return D.rms_per_section(al, pa)[0]
+    pb = profile(al.b, FS)
+    if name == "harmonic_progression":
+        return D.harmonic_progression(pa, pb, dur)[0]
+    if name == "bpm":
+        return D.bpm(pa.tempo_bpm, pb.tempo_bpm)[0]
+    if name == "arrangement":
+        return D.arrangement(pa, pb, dur)[0]
+    raise KeyError(name)
+
+
+def test_rms_per_section_falls_with_a_louder_middle(aba):
+    """The middle section raised by 1, 3 and 6 dB: strictly falling, 100 for the same
+    signal; the spectral dimension stays above 80 at 6 dB."""
+    a, pa = aba
+    i0, i1 = 10 * FS, 20 * FS
+
+    def louder(db):
+        y = a.copy()
+        y[i0:i1] *= 10 ** (db / 20)
+        return y
+
+    scores = [_profile_dim("rms_per_section", a, louder(db), pa) for db in (0.0, 1.0, 3.0, 6.0)]
+    assert scores[0] >= 99.0
+    assert scores[0] > scores[1] > scores[2] > scores[3], scores
+    assert scores[3] < 60.0
+    assert fast_scores(a, louder(6.0))["spectral"] > 80.0
+
+
+def test_chords_fall_as_more_sections_change_harmony(aba):
+    """One, then two, then three sections' harmony moved by a whole tone: the chord
+    dimension falls each time (below 70 with two, below 40 with all three)."""
+    a, pa = aba
+    scores = [_profile_dim("harmonic_progression", a, three_part(shift_semis=s), pa)
+              for s in ((0, 0, 0), (0, 2, 0), (2, 2, 0), (2, 2, 2))]
+    assert scores[0] >= 99.0
+    assert scores[0] > scores[1] > scores[2] > scores[3], scores
+    assert scores[2] < 70.0 and scores[3] < 40.0
+
+
+def test_bpm_falls_with_time_stretch(aba):
+    """The same parts at 2 %, 5 % and 10 % faster: the BPM dimension falls each time and is
+    under 15 at 10 %."""
+    a, pa = aba
+    scores = [_profile_dim("bpm", a, three_part(bpm=120.0 * (1 + s)), pa) for s in (0.0, 0.02, 0.05, 0.10)]
+    assert scores[0] >= 99.0
+    assert scores[0] > scores[1] > scores[2] > scores[3], scores
+    assert scores[3] < 15.0
+
+
+def test_arrangement_falls_as_boundaries_move(aba):
+    """The middle section longer (its end boundary 6 s later), then the first section longer
+    too (both boundaries moved): 100, then at most 70, then at most 30."""
+    a, pa = aba
+    scores = [_profile_dim("arrangement", a, b, pa) for b in
+              (a.copy(), three_part(middle=16.0, last=4.0), three_part(first=16.0, middle=10.0, last=4.0))]
+    assert scores[0] >= 99.0
+    assert scores[0] > scores[1] > scores[2] or (scores[1] <= 70.0 and scores[2] <= 30.0), scores
+    assert scores[1] <= 70.0 and scores[2] <= 30.0
+
+
+def test_reverb_dimension_follows_rt60():
+    """Decaying noise bursts with RT60 0.5 s against 0.6, 0.8 and 1.2 s: falling, 100 for the
+    same decay (the blind RT60 needs free decays; on dense music it reports None)."""
+    from auracore.offline.profile import rt60
+
+    def tails(rt, seed=0):
+        rng = np.random.default_rng(seed)
+        n = int(1.5 * rt * FS) + FS // 2
+        out = []
+        for _ in range(4):
+            t = np.arange(n) / FS
+            out.append(rng.standard_normal(n) * 10 ** (-3 * t / rt))
+            out.append(np.zeros(FS // 2))
+        return np.concatenate(out)
+
+    ra = rt60(tails(0.5), FS)
+    scores = [D.reverb(ra, rt60(tails(rt, seed=1), FS))[0] for rt in (0.5, 0.6, 0.8, 1.2)]
+    assert scores[0] >= 95.0
+    assert scores[0] > scores[1] > scores[2] > scores[3], scores
+    assert D.reverb(None, 0.5)[0] is None

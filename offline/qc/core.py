@@ -117,6 +117,18 @@ def _notes(x, sample_rate, kind):
     return transcribe(x, sample_rate, kind).notes
 
 
+def _profile_dimensions(al, profile, scores: dict, details: dict) -> None:
+    """RMS per section, chords, reverb, BPM and arrangement from the profiles of the aligned
+    A and B (``auracore.offline.profile``)."""
+    duration_s = al.a.shape[0] / al.sample_rate
+    pa, pb = profile.profile(al.a, al.sample_rate), profile.profile(al.b, al.sample_rate)
+    scores["rms_per_section"], details["rms_per_section"] = D.rms_per_section(al, pa)
+    scores["harmonic_progression"], details["harmonic_progression"] = D.harmonic_progression(pa, pb, duration_s)
+    scores["reverb"], details["reverb"] = D.reverb(profile.rt60(al.a, al.sample_rate), profile.rt60(al.b, al.sample_rate))
+    scores["bpm"], details["bpm"] = D.bpm(pa.tempo_bpm, pb.tempo_bpm)
+    scores["arrangement"], details["arrangement"] = D.arrangement(pa, pb, duration_s)
+
+
 def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None, runner=None,
        log=None) -> QCReport:
     """Score candidate b against original a.
@@ -176,10 +188,11 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
         scores["kick_pattern"] = 100.0 * f1
         details["kick_pattern"] = {"f1": f1, "a_kicks": len(ka), "b_kicks": len(kb)}
     profile = _optional("auracore.offline.profile")
-    for name in ("rms_per_section", "harmonic_progression", "reverb", "bpm", "arrangement"):
-        unavailable(name, "needs auracore.offline.profile (sections, chords, RT60, tempo), "
-                          "not in this build" if profile is None else
-                          "auracore.offline.profile is present but not wired into qc yet")
+    if profile is None:
+        for name in ("rms_per_section", "harmonic_progression", "reverb", "bpm", "arrangement"):
+            unavailable(name, "needs auracore.offline.profile (sections, chords, RT60, tempo), not in this build")
+    else:
+        _profile_dimensions(al, profile, scores, details)
     if notes:
         details["notes"] = notes
     avail = {k: v for k, v in scores.items() if v is not None}

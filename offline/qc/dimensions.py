@@ -210,3 +210,90 @@ def embedding_similarity(ea: np.ndarray, eb: np.ndarray) -> float:
     a, b = ea[:n], eb[:n]
     den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return float(np.mean(np.sum(a * b, axis=1) / np.maximum(den, 1e-12)))
+
+
+# ---------------------------------------------------------------- from the profiles of A and B
+
+SECTION_SCALE_DB = 3.0         # mean |section RMS difference| at which the score falls to 1/e
+CHORD_GRID_S = 0.1
+REVERB_SCALE_OCTAVES = 0.5     # |log2(RT60 B / RT60 A)| at which the score falls to 1/e
+BPM_SCALE_OCTAVES = 0.05       # |log2(tempo B / tempo A)| at which the score falls to 1/e (3.5 %)
+BOUNDARY_TOLERANCE_S = 3.0
+
+
+def _rms_db(x: np.ndarray) -> float:
+    return 10 * math.log10(float(np.mean(x ** 2)) + 1e-20)
+
+
+def rms_per_section(al, prof_a) -> tuple[float, dict]:
+    """RMS per section: over A's sections (A's profile), d = the duration-weighted mean of
+    |RMS of B - RMS of A| (dB) on the same spans of the aligned signals (B after the gain
+    alignment); score 100 exp(-d / SECTION_SCALE_DB)."""
+    spans = [(s.start_s, s.end_s) for s in prof_a.sections] or [(0.0, al.a.shape[0] / al.sample_rate)]
+    diffs, weights = [], []
+    for t0, t1 in spans:
+        i0, i1 = int(t0 * al.sample_rate), min(int(t1 * al.sample_rate), al.a.shape[0], al.b.shape[0])
+        if i1 - i0 < int(0.1 * al.sample_rate):
+            continue
+        diffs.append(abs(_rms_db(al.b[i0:i1]) - _rms_db(al.a[i0:i1])))
+        weights.append(i1 - i0)
+    d = float(np.average(diffs, weights=weights)) if diffs else 0.0
+    return 100.0 * math.exp(-d / SECTION_SCALE_DB), {"sections": len(diffs), "mean_difference_db": d,
+                                                     "differences_db": [round(v, 3) for v in diffs]}
+
+
+def _chord_at(chords, t: float) -> str:
+    for a, b, label in chords:
+        if a <= t < b:
+            return label
+    return "N"
+
+
+def harmonic_progression(prof_a, prof_b, duration_s: float) -> tuple[float, dict]:
+    """Chords: on a 100 ms grid over the aligned span, the share of the points where A has a
+    chord (not N) at which B's chord (its own profile) has the same root and quality;
+    score 100 x that share (100 when A has no chord anywhere and B none either)."""
+    grid = np.arange(0.0, duration_s, CHORD_GRID_S)
+    la = [_chord_at(prof_a.chords, t) for t in grid]
+    lb = [_chord_at(prof_b.chords, t) for t in grid]
+    on = [i for i, c in enumerate(la) if c != "N"]
+    if not on:
+        agree = 1.0 if all(c == "N" for c in lb) else 0.0
+    else:
+        agree = sum(la[i] == lb[i] for i in on) / len(on)
+    return 100.0 * agree, {"agreement": agree, "points": len(on)}
+
+
+def reverb(rt_a: float | None, rt_b: float | None) -> tuple[float | None, dict]:
+    """Reverb: the blind RT60 of each (s, the profile's estimate on free decays); d =
+    |log2(RT60 B / RT60 A)|; score 100 exp(-d / REVERB_SCALE_OCTAVES). None (not computed)
+    when either has no free decay to measure."""
+    if rt_a is None or rt_b is None or rt_a <= 0 or rt_b <= 0:
+        return None, {"a_rt60_s": rt_a, "b_rt60_s": rt_b, "unavailable": "no free decay of 20 dB or more in "
+                                                                       + ("A" if rt_a is None else "B")}
+    d = abs(math.log2(rt_b / rt_a))
+    return 100.0 * math.exp(-d / REVERB_SCALE_OCTAVES), {"a_rt60_s": rt_a, "b_rt60_s": rt_b, "octaves": d}
+
+
+def bpm(tempo_a: float | None, tempo_b: float | None) -> tuple[float | None, dict]:
+    """BPM: d = |log2(tempo B / tempo A)| (each from its own profile); score
+    100 exp(-d / BPM_SCALE_OCTAVES): 2 % off scores 57, 5 % 24, 10 % 6. None without a tempo."""
+    if not tempo_a or not tempo_b:
+        return None, {"a_bpm": tempo_a, "b_bpm": tempo_b, "unavailable": "no tempo found"}
+    d = abs(math.log2(tempo_b / tempo_a))
+    return 100.0 * math.exp(-d / BPM_SCALE_OCTAVES), {"a_bpm": tempo_a, "b_bpm": tempo_b, "octaves": d}
+
+
+def _boundaries(prof, duration_s: float) -> list:
+    return [s.start_s for s in prof.sections if 0.5 < s.start_s < duration_s - 0.5]
+
+
+def arrangement(prof_a, prof_b, duration_s: float) -> tuple[float, dict]:
+    """Arrangement: F-measure of B's inner section boundaries against A's (each from its own
+    profile) within +-BOUNDARY_TOLERANCE_S, each boundary matched once; score 100 F (100
+    when neither has an inner boundary), and whether the label sequences agree."""
+    ba, bb = _boundaries(prof_a, duration_s), _boundaries(prof_b, duration_s)
+    f = note_f1([(t, 0) for t in ba], [(t, 0) for t in bb], tolerance_s=BOUNDARY_TOLERANCE_S, pitch=False)
+    return 100.0 * f, {"f_measure": f, "a_boundaries_s": [round(t, 2) for t in ba],
+                       "b_boundaries_s": [round(t, 2) for t in bb],
+                       "a_labels": [s.label for s in prof_a.sections], "b_labels": [s.label for s in prof_b.sections]}
