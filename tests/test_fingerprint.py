@@ -276,6 +276,9 @@ def test_tiny_training_exports_an_onnx_that_matches_sklearn(tmp_path):
     labels, prob = FlawModel(str(tmp_path / "w")).predict(np.array([[r[n] for n in FEATURE_NAMES] for r in rows[:6]]))
     assert prob.shape == (6, len(FLAW_CLASSES)) and np.allclose(prob.sum(axis=1), 1.0, atol=1e-5)
     assert all(lab in FLAW_CLASSES for lab in labels)
+    # the shipped model loads (its checksum holds) and answers in the same form
+    labels, prob = FlawModel().predict(fingerprint(tone_mix(2.0), SR).values)
+    assert prob.shape == (1, len(FLAW_CLASSES)) and abs(prob.sum() - 1.0) < 1e-5
     # a tampered file is refused with one line
     with open(tmp_path / "w" / "flaws.onnx", "ab") as f:
         f.write(b"x")
