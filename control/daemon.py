@@ -155,17 +155,13 @@ class Daemon:
 
     # -- start-up ---------------------------------------------------------------------------
     def _make_engine(self, sample_rate: int, channels: int) -> Engine:
+        from .warm import announce_if_slow, warm_engine
+
         engine = Engine(sample_rate, channels, self.params)
         # compile (or load from the cache) every kernel the threads will call, on a scratch
         # engine, before any audio flows: a first control change must not wait for a compile
-        scratch = Engine(sample_rate, channels, self.params)
-        warm = np.zeros((64, channels), dtype=np.float32)
-        scratch.run_block(warm, warm.copy())
-        scratch.run_block(warm.astype(np.float64), warm.astype(np.float64))  # the file backend's dtype
-        scratch.control.post([(0, float(self.params[0]))])
-        scratch.targets.publish(scratch.params)
-        scratch.ring.read(np.zeros(64, dtype=np.float32))
-        scratch.out_ring.read(np.zeros(64, dtype=np.float32))
+        with announce_if_slow(self.log):
+            warm_engine(sample_rate, channels, self.params)
         return engine
 
     def _start_models(self) -> None:

@@ -307,3 +307,21 @@ def test_commands_run_without_the_train_extra(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
     assert r.returncode == 0, err_of(r)
     assert sf.info(str(tmp_path / "out.wav")).frames == 48000
+
+
+def test_a_slow_kernel_warm_up_says_so_once_and_a_fast_one_says_nothing():
+    """The daemon's warm-up (control/warm.py): one line when compiling keeps the user waiting,
+    none when the cache answers at once."""
+    import time as _time
+
+    from auracore.control.warm import MESSAGE, announce_if_slow
+
+    said = []
+    with announce_if_slow(said.append, after_s=0.01):
+        _time.sleep(0.5)
+    assert said == [MESSAGE]
+    said.clear()
+    with announce_if_slow(said.append, after_s=30.0):
+        pass
+    _time.sleep(0.05)
+    assert said == []

@@ -1,0 +1,74 @@
+"""Compile (or load from Numba's cache) every DSP kernel the daemon, render and analyze call, and say so when it is slow.
+
+Numba compiles the kernels on their first call and caches the machine code beside the
+sources; the first run after an install or an upgrade therefore spends about a minute on 2
+cores compiling. ``scripts/install`` runs ``python -m auracore.control.warm`` once so that
+cost is paid at install time; where it must be paid at run time, ``announce_if_slow`` prints
+one line after a couple of seconds instead of leaving the user in silence.
+"""
+
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+SLOW_S = 2.0
+MESSAGE = "compiling the DSP kernels (first run after an install or upgrade: about a minute on 2 cores; cached afterwards)"
+
+
+@contextmanager
+def announce_if_slow(log, message: str = MESSAGE, after_s: float = SLOW_S):
+    """Run the block; if it is still running after after_s seconds, log(message) once."""
+    timer = threading.Timer(after_s, log, [message])
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def warm_engine(sample_rate: int, channels: int, params) -> None:
+    """The live engine's kernels, on a scratch engine, for both block dtypes (the audio
+    callback's float32 and the file backend's float64) and every thread's entry point."""
+    from auracore.realtime.engine import Engine
+
+    scratch = Engine(sample_rate, channels, params)
+    block = np.zeros((64, channels), dtype=np.float32)
+    scratch.run_block(block, block.copy())
+    scratch.run_block(block.astype(np.float64), block.astype(np.float64))
+    scratch.control.post([(0, float(params[0]))])
+    scratch.targets.publish(scratch.params)
+    scratch.ring.read(np.zeros(64, dtype=np.float32))
+    scratch.out_ring.read(np.zeros(64, dtype=np.float32))
+
+
+def warm_all() -> float:
+    """Every kernel of serve/demo, render and analyze; returns the seconds it took."""
+    from auracore.offline.chain import Chain, Meter
+    from auracore.offline.params import Params
+
+    t0 = time.perf_counter()
+    params = Params()
+    warm_engine(48000, 2, np.asarray(params))
+    x = np.zeros((4800, 2))
+    Chain(params, 48000, 2)(x)
+    m = Meter(48000, 2)
+    m.process(x)
+    from auracore.offline.analyze import analyze
+
+    analyze(np.random.default_rng(0).standard_normal((48000, 2)) * 0.1, 48000)
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    print("auracore: preparing the compiled DSP kernels (once; about a minute on 2 cores)", file=sys.stderr, flush=True)
+    took = warm_all()
+    print(f"auracore: kernels ready ({took:.0f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
