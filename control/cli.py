@@ -19,7 +19,7 @@ from .entry import Terminated, install_signal_handlers
 from auracore.offline.params import preset_description, preset_names
 
 # The modules that add subcommands, in help order; each has add_parsers(sub) or add_parser(sub).
-COMMAND_MODULES = ["cmd_render", "cmd_analyze", "cmd_serve", "cmd_train", "cmd_master", "cmd_transcribe", "cmd_separate", "cmd_qc", "cmd_profile", "cmd_catalog", "cmd_batch", "cmd_fingerprint"]
+COMMAND_MODULES = ["cmd_render", "cmd_analyze", "cmd_serve", "cmd_train", "cmd_master", "cmd_transcribe", "cmd_separate", "cmd_qc", "cmd_profile", "cmd_catalog", "cmd_batch", "cmd_fingerprint", "cmd_reconstruct"]
 
 
 class Parser(argparse.ArgumentParser):

@@ -115,66 +115,17 @@ def _pyworld():
 
 # ---------------------------------------------------------------- FluidSynth, in process
 
-_SYNTHS: dict = {}
-
-
-def _synth(font: str):
-    """One FluidSynth per SoundFont per process, reverb and chorus off (ours come later)."""
-    if font not in _SYNTHS:
-        import fluidsynth
-
-        s = fluidsynth.Synth(gain=0.25, samplerate=float(RATE), **{"synth.reverb.active": 0,
-                                                                    "synth.chorus.active": 0,
-                                                                    "synth.polyphony": 128})
-        sfid = s.sfload(font)
-        if sfid < 0:
-            raise DataError(f"FluidSynth could not load {font}")
-        _SYNTHS[font] = (s, sfid)
-    return _SYNTHS[font]
-
-
 def render_tracks(font: str, tracks: list, seconds: float, drums: bool = False) -> np.ndarray:
     """Render tracks [(program, pan 0..127, [(start_s, dur_s, pitch, velocity)])] with one
-    SoundFont: (frames, 2) float64 at 44.1 kHz, seconds long. drums: channel 10, program = kit."""
-    s, sfid = _synth(font)
-    s.system_reset()
-    events = []
-    single_kit = os.path.basename(font) in SINGLE_KIT_FONTS
-    for ch, (program, pan, notes) in enumerate(tracks):
-        chan = 9 if drums else ch + (1 if ch >= 9 else 0)
-        if drums:
-            if single_kit:
-                s.program_select(chan, sfid, 0, 0)
-            elif s.program_select(chan, sfid, 128, program) != 0:
-                s.program_select(chan, sfid, 128, 0)
-        else:
-            s.program_select(chan, sfid, 0, program)
-        s.cc(chan, 10, int(np.clip(pan, 0, 127)))
-        s.cc(chan, 7, 100)
-        for start, dur, pitch, vel in notes:
-            if 0 <= pitch <= 127 and start < seconds:
-                events.append((start, 1, chan, int(pitch), int(np.clip(vel, 1, 127))))
-                events.append((start + max(dur, 0.02), 0, chan, int(pitch), 0))
-    events.sort(key=lambda e: (e[0], e[1]))
-    n_total = int(round(seconds * RATE))
-    out = []
-    now = 0
-    for t, on, chan, pitch, vel in events:
-        at = min(int(round(t * RATE)), n_total)
-        if at > now:
-            out.append(s.get_samples(at - now))
-            now = at
-        if on:
-            s.noteon(chan, pitch, vel)
-        else:
-            s.noteoff(chan, pitch)
-    if n_total > now:
-        out.append(s.get_samples(n_total - now))
-    for chan in range(16):
-        s.all_notes_off(chan)
-    s.get_samples(RATE // 2)  # let the voices die before the next render
-    x = np.concatenate(out).astype(np.float64).reshape(-1, 2) / 32768.0 if out else np.zeros((n_total, 2))
-    return x[:n_total]
+    SoundFont: (frames, 2) float64 at 44.1 kHz, seconds long. drums: channel 10, program = kit.
+    models/fluid.py renders (one persistent synth per font, reverb and chorus off: ours come later)."""
+    from .. import fluid
+
+    try:
+        return fluid.render_tracks(font, tracks, seconds, drums=drums, sample_rate=RATE,
+                                   single_kit=os.path.basename(font) in SINGLE_KIT_FONTS)
+    except fluid.SynthError as exc:
+        raise DataError(str(exc)) from None
 
 
 # ---------------------------------------------------------------- material

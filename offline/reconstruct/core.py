@@ -1,0 +1,343 @@
+"""The reconstruction loop: take a track apart, re-synthesise each stem, mix, master by reference, score, iterate.
+
+1. Deconstruct: stems (``auracore.offline.separate``), notes per stem (``transcribe``), the
+   profile (tempo, beats, sections, RT60).
+2. Re-synthesise: each stem's GM program is chosen by timbre (``timbre.choose``: family
+   first, then the program; drums choose a kit), and its notes are rendered through FluidSynth
+   (models/fluid.py, FluidR3 GM) at the input's rate.
+3. Mix: each rendered stem at the original stem's level section by section (the profile's
+   sections; after a ``level`` change, in 2 s windows), summed; then mastered by reference to
+   the input (``auracore.offline.master``) and scored against it (``auracore.offline.qc``).
+4. Iterate: a decider (decide.py) reads the report and changes a stem's program, adds a
+   room, quantises notes or refines the levels; only what changed is rendered again (renders
+   are cached by stem, program and quantisation). It stops at the target score, after
+   max_rounds, or when a round scores no higher than the best so far; the best round is the
+   result.
+"""
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from auracore.errors import AuraCoreError
+
+from . import timbre
+from .decide import RuleDecider
+
+STEMS = ("drums", "bass", "vocals", "other")
+STEM_TYPES = {"drums": "drums", "bass": "bass", "vocals": "pitched", "other": "pitched"}
+LEVEL_WINDOW_S = 2.0
+MAX_GAIN_DB = 24.0
+RAMP_S = 0.02
+DEFAULT_RT60_S = 1.0
+REVERB_WET = 0.25
+MIN_SECONDS = 2.0
+
+
+class ReconstructError(AuraCoreError, ValueError):
+    """Audio the reconstruction cannot take (shape, rate, silence, too short)."""
+
+
+@dataclass
+class Part:
+    """The state of one stem in the loop."""
+
+    name: str
+    drums: bool
+    notes: tuple                 # ((start_s, duration_s, pitch, velocity), ...)
+    energy: float                # the original stem's energy share
+    ranking: tuple = ()          # candidate programs, best first
+    program: int = 0
+    quantise: bool = False
+    choice: object = None
+
+    def next_program(self):
+        """The next candidate after the current program in the ranking, or None."""
+        ranks = list(self.ranking)
+        if self.program not in ranks:
+            return ranks[0] if ranks else None
+        i = ranks.index(self.program)
+        return ranks[i + 1] if i + 1 < len(ranks) else None
+
+    def summary(self) -> dict:
+        return {"program": self.program, "drums": self.drums, "notes": len(self.notes),
+                "energy_share": round(self.energy, 4), "quantised": self.quantise,
+                "next_candidate": self.next_program()}
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round: its QC score and dimensions, what was changed before it, the stems rendered for it."""
+
+    index: int
+    qc_score: float
+    dimensions: dict
+    weakest: list
+    changed: list
+    rendered: list
+
+    def to_dict(self) -> dict:
+        return {"round": self.index, "qc_score": self.qc_score, "dimensions": self.dimensions,
+                "weakest": self.weakest, "changed": self.changed, "rendered": self.rendered}
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """The result: the mastered rebuild (audio), its stems before mastering, the programs, the
+    notes (a ``transcribe.Notes`` with the chosen programs), every round, the best round."""
+
+    audio: np.ndarray
+    sample_rate: int
+    stems: dict
+    programs: dict
+    notes: object
+    rounds: tuple
+    best_round: int
+    renders: int
+    decider: str
+    choices: dict = field(default_factory=dict)
+    profile: dict = field(default_factory=dict)
+
+    @property
+    def qc_score(self) -> float:
+        return self.rounds[self.best_round - 1].qc_score
+
+    def to_dict(self) -> dict:
+        return {"sample_rate": self.sample_rate, "programs": dict(self.programs), "qc_score": self.qc_score,
+                "best_round": self.best_round, "rounds": [r.to_dict() for r in self.rounds],
+                "renders": self.renders, "decider": self.decider, "choices": self.choices, "profile": self.profile}
+
+
+def _as_audio(x, sample_rate) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2 or a.shape[1] not in (1, 2):
+        raise ReconstructError(f"audio must be (frames,) or (frames, 1 or 2), got shape {a.shape}")
+    if not isinstance(sample_rate, (int, np.integer)) or not 22050 <= sample_rate <= 96000:
+        raise ReconstructError(f"sample rate {sample_rate!r}: reconstruct takes 22050 to 96000 Hz")
+    if a.shape[0] < MIN_SECONDS * sample_rate:
+        raise ReconstructError(f"the input is {a.shape[0] / sample_rate:.2f} s; reconstruct needs {MIN_SECONDS:g} s or more")
+    if not np.all(np.isfinite(a)):
+        raise ReconstructError("the input holds NaN or infinite samples")
+    return a
+
+
+def _rms(x) -> float:
+    return math.sqrt(float(np.mean(x ** 2))) if x.size else 0.0
+
+
+def _spans(duration_s: float, sections, window_s: float | None) -> list:
+    if window_s:
+        edges = list(np.arange(0.0, duration_s, window_s)) + [duration_s]
+    else:
+        edges = sorted({0.0, duration_s, *[s for s, _ in sections if 0.0 < s < duration_s]})
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b - a > 1e-3]
+
+
+def level_match(render: np.ndarray, target: np.ndarray, sample_rate: int, spans: list) -> np.ndarray:
+    """render scaled span by span so its RMS equals target's there (gains within +-24 dB,
+    20 ms linear ramps between spans)."""
+    n = render.shape[0]
+    points_t, points_g = [], []
+    for a, b in spans:
+        i0, i1 = int(a * sample_rate), min(int(b * sample_rate), n)
+        r, t = _rms(render[i0:i1]), _rms(target[i0:i1])
+        g = 0.0 if t == 0.0 else (t / r if r > 0 else 1.0)
+        g = float(np.clip(g, 10 ** (-MAX_GAIN_DB / 20), 10 ** (MAX_GAIN_DB / 20))) if g > 0 else 0.0
+        points_t += [i0 + RAMP_S * sample_rate / 2, i1 - RAMP_S * sample_rate / 2]
+        points_g += [g, g]
+    gain = np.interp(np.arange(n), points_t, points_g)
+    return render * gain[:, None]
+
+
+def quantised(notes: tuple, beats_s) -> tuple:
+    """Note onsets snapped to the nearest sixteenth of the beat grid (durations kept)."""
+    beats = np.asarray(list(beats_s), dtype=np.float64)
+    if beats.size < 2:
+        return notes
+    grid = np.concatenate([np.linspace(a, b, 4, endpoint=False) for a, b in zip(beats[:-1], beats[1:])] + [beats[-1:]])
+    out = []
+    for start, dur, pitch, vel in notes:
+        j = int(np.argmin(np.abs(grid - start)))
+        out.append((float(grid[j]) if abs(grid[j] - start) < 0.1 else start, dur, pitch, vel))
+    return tuple(out)
+
+
+def room(x: np.ndarray, sample_rate: int, rt60_s: float, wet: float = REVERB_WET, seed: int = 0) -> np.ndarray:
+    """x with a decaying-noise room of rt60_s (s) mixed in at wet (energy share), same length."""
+    from scipy.signal import fftconvolve
+
+    rng = np.random.default_rng(seed)
+    n = int(min(max(rt60_s, 0.1), 4.0) * sample_rate)
+    t = np.arange(n) / sample_rate
+    ir = rng.standard_normal((n, x.shape[1])) * (10 ** (-3 * t / rt60_s))[:, None]
+    wet_sig = np.stack([fftconvolve(x[:, c], ir[:, c])[:x.shape[0]] for c in range(x.shape[1])], axis=1)
+    e_dry, e_wet = float(np.sum(x ** 2)), float(np.sum(wet_sig ** 2))
+    if e_wet <= 0 or e_dry <= 0:
+        return x
+    return math.sqrt(1 - wet) * x + math.sqrt(wet) * wet_sig * math.sqrt(e_dry / e_wet)
+
+
+class Synth:
+    """Renders a stem's notes with a program through FluidSynth, cached by (stem, program,
+    quantised): a stem is rendered again only when one of those changed."""
+
+    def __init__(self, sample_rate: int, duration_s: float):
+        self.sample_rate = sample_rate
+        self.duration_s = duration_s
+        self.cache = {}
+        self.renders = 0
+
+    def render(self, part: Part, notes: tuple, channels: int) -> np.ndarray:
+        key = (part.name, part.program, part.quantise)
+        if key not in self.cache:
+            from auracore.models import fluid
+
+            self.renders += 1
+            y = fluid.render_tracks(fluid.SOUNDFONT, [fluid.Track(part.program, 64, notes)], self.duration_s,
+                                    drums=part.drums, sample_rate=self.sample_rate, sample_format="float")
+            self.cache[key] = y if channels == 2 else y.mean(axis=1, keepdims=True)
+        return self.cache[key]
+
+
+def _excerpt_render(part: Part, a: float, b: float, sample_rate: int):
+    from auracore.models import fluid
+
+    shifted = tuple((s - a, d, p, v) for s, d, p, v in part.notes if a <= s < b)
+
+    def render(program):
+        return fluid.render_tracks(fluid.SOUNDFONT, [fluid.Track(program, 64, shifted)], b - a, drums=part.drums,
+                                   sample_rate=sample_rate, sample_format="float")
+    return render
+
+
+def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int = 4, decider=None,
+                separator: str | None = None, log=None, stage=None, runner=None) -> Reconstruction:
+    """Rebuild x: (frames, channels) float (1 or 2 channels) at sample_rate (22.05-96 kHz)
+    from its own stems, notes and profile, and iterate until QC reaches target_score (0-100),
+    max_rounds (1-20) have run, or the score stops rising. decider: a RuleDecider (default)
+    or LLMDecider. separator: a model folder or "dsp" (default: the shipped model, else
+    DSP). log(line): notes from the steps; stage(name): called as each stage starts (a
+    progress display). runner: a models.runtime.ModelRunner (timbre and QC embeddings)."""
+    from auracore.offline.master import master
+    from auracore.offline.profile import profile as profile_of, rt60
+    from auracore.offline.qc import qc
+    from auracore.offline.separate import separate
+    from auracore.offline.transcribe import transcribe_stems
+
+    x = _as_audio(x, sample_rate)
+    if not 0.0 <= target_score <= 100.0:
+        raise ReconstructError(f"target score {target_score}: give 0 to 100")
+    if not 1 <= max_rounds <= 20:
+        raise ReconstructError(f"max rounds {max_rounds}: give 1 to 20")
+    stage = stage or (lambda name: None)
+    log = log or (lambda line: None)
+    decider = decider or RuleDecider()
+    sr, channels, duration_s = int(sample_rate), x.shape[1], x.shape[0] / sample_rate
+    if runner is None:
+        from auracore.models.runtime import ModelRunner
+
+        runner = ModelRunner()
+
+    stage("separate")
+    stems = separate(x, sr, stems=STEMS, model=separator, log=log)
+    stage("profile")
+    prof = profile_of(x, sr)
+    stage("transcribe")
+    from auracore.offline.transcribe.notes import TempoMap
+
+    tmap = TempoMap.from_beats(prof.beats_s, prof.tempo_bpm) if len(prof.beats_s) >= 2 else TempoMap()
+    notes = transcribe_stems(stems, sr, tempo_map=tmap)
+    total = sum(float(np.sum(s ** 2)) for s in stems.values()) or 1.0
+    parts = {}
+    for track in notes.tracks:
+        tn = tuple((n.onset_s, max(n.offset_s - n.onset_s, 0.02), n.pitch, n.velocity) for n in track.notes)
+        if tn:
+            parts[track.name] = Part(track.name, track.is_drums, tn, float(np.sum(stems[track.name] ** 2)) / total)
+    if not parts:
+        raise ReconstructError("no notes were found in any stem: there is nothing to re-synthesise")
+
+    stage("programs")
+    choices = {}
+    for name, part in parts.items():
+        a, b = timbre.excerpt_window([n[0] for n in part.notes], duration_s)
+        i0, i1 = int(a * sr), int(b * sr)
+        target = stems[name][i0:i1]
+        target = np.repeat(target, 2, axis=1) if target.shape[1] == 1 else target
+        mix = x[i0:i1] if x.shape[1] == 2 else np.repeat(x[i0:i1], 2, axis=1)
+        mask = None if part.drums else timbre.note_band_mask(timbre.band_mask(target, mix, sr), [n[2] for n in part.notes], sr)
+        choice = timbre.choose(_excerpt_render(part, a, b, sr), target, sr, mask=mask, runner=runner, drums=part.drums)
+        part.ranking = tuple(p for p, _, _ in choice.candidates)
+        part.program = choice.program
+        part.choice = choice
+        choices[name] = choice.to_dict()
+        log(f"{name}: program {choice.program} ({choices[name]['family']})")
+
+    rt = rt60(x, sr)
+    synth = Synth(sr, duration_s)
+    sections = [(s.start_s, s.end_s) for s in prof.sections]
+    settings = {"reverb": False, "level_window_s": None}
+    rounds, tried, changed = [], set(), []
+    best = None  # (score, audio, stems)
+    for index in range(1, max_rounds + 1):
+        stage(f"round {index}")
+        before = synth.renders
+        rendered_now = []
+        out_stems = {}
+        for name, part in parts.items():
+            key_known = (name, part.program, part.quantise) in synth.cache
+            y = synth.render(part, quantised(part.notes, prof.beats_s) if part.quantise else part.notes, channels)
+            if not key_known:
+                rendered_now.append(name)
+            y = level_match(y, stems[name], sr, _spans(duration_s, sections, settings["level_window_s"]))
+            if settings["reverb"] and not part.drums:
+                y = room(y, sr, rt or DEFAULT_RT60_S)
+            out_stems[name] = y
+        mix = sum(out_stems.values())
+        if not np.any(mix):
+            raise ReconstructError("the re-synthesised stems are silent")
+        mastered = master(mix, x, sr).audio
+        report = qc(x, mastered, sr, runner=runner, log=log)
+        rounds.append(Round(index, report.score, dict(report.dimensions), list(report.weakest),
+                            [c.to_dict() for c in changed], rendered_now))
+        log(f"round {index}: QC {report.score:.1f} (weakest {', '.join(report.weakest)}); rendered "
+            f"{synth.renders - before} stem(s)")
+        improved = best is None or report.score > best[0]
+        if improved:
+            best = (report.score, mastered, out_stems, index, {n: p.program for n, p in parts.items()},
+                    {n: p.quantise for n, p in parts.items()})
+        if report.score >= target_score or index == max_rounds or (not improved and index > 1):
+            break
+        changed = decider.decide(report, parts, tried)
+        if not changed:
+            break
+        for c in changed:
+            tried.add((c.kind, c.stem, parts[c.stem].program if c.kind == "program" and c.stem else None))
+            if c.kind == "program" and c.stem:
+                nxt = parts[c.stem].next_program()
+                if nxt is not None:
+                    parts[c.stem].program = nxt
+            elif c.kind == "quantise" and c.stem:
+                parts[c.stem].quantise = True
+            elif c.kind == "reverb":
+                settings["reverb"] = True
+            elif c.kind == "level":
+                settings["level_window_s"] = LEVEL_WINDOW_S
+    score, audio, best_stems, best_index, programs, quant = best
+    tracks = []
+    for t in notes.tracks:
+        if t.name in programs and not t.is_drums:
+            t = replace(t, program=int(programs[t.name]))
+        if quant.get(t.name):
+            from auracore.offline.transcribe.notes import Note
+
+            snapped = quantised(tuple((n.onset_s, n.offset_s - n.onset_s, n.pitch, n.velocity) for n in t.notes),
+                                prof.beats_s)
+            t = replace(t, notes=tuple(Note(s, s + d, p, v) for s, d, p, v in snapped))
+        tracks.append(t)
+    final_notes = replace(notes, tracks=tuple(tracks))
+    prof_summary = {"tempo_bpm": prof.tempo_bpm, "key": prof.key, "sections": len(prof.sections), "rt60_s": rt}
+    return Reconstruction(audio, sr, best_stems, programs, final_notes, tuple(rounds), best_index, synth.renders,
+                          decider.name, choices, prof_summary)
