@@ -121,6 +121,12 @@ def _as_audio(x, sample_rate) -> np.ndarray:
         raise ReconstructError(f"the input is {a.shape[0] / sample_rate:.2f} s; reconstruct needs {MIN_SECONDS:g} s or more")
     if not np.all(np.isfinite(a)):
         raise ReconstructError("the input holds NaN or infinite samples")
+    from auracore.offline.chain import Meter
+
+    m = Meter(int(sample_rate), a.shape[1])
+    m.process(a)
+    if not math.isfinite(m.integrated_lufs):
+        raise ReconstructError("the input is silent (no gated loudness): there is nothing to rebuild")
     return a
 
 

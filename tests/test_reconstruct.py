@@ -1,0 +1,149 @@
+"""auracore reconstruct: the loop end to end on a FluidSynth render of known parts, program
+choice by timbre, re-rendering only what changed, the language-model adapter against a
+local server, and bad input.
+
+Tolerances: round 1 QC at least 40 (of 100) on the 8 s piece, the best round at least round
+1; a bass line rendered with GM program 33 is matched to the bass family (programs 32-39).
+"""
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import mido
+import numpy as np
+import pytest
+import soundfile as sf
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+import reconstruct as bench  # noqa: E402  (bench/reconstruct.py: pieces with known parts)
+
+from auracore.models import fluid  # noqa: E402
+from auracore.offline.reconstruct import LLMDecider, ReconstructError, reconstruct, timbre  # noqa: E402
+
+AUR = [sys.executable, "-m", "auracore.control.cli"]
+pytestmark = pytest.mark.skipif(not os.path.exists(fluid.SOUNDFONT), reason="needs FluidR3_GM (scripts/install)")
+
+
+@pytest.fixture(scope="module")
+def piece(tmp_path_factory):
+    p = bench.make_piece(2, seconds=8.0)
+    path = str(tmp_path_factory.mktemp("rc") / "piece.wav")
+    sf.write(path, p["mix"], bench.RATE, subtype="FLOAT")
+    return path, p
+
+
+@pytest.fixture(scope="module")
+def run(piece, tmp_path_factory):
+    path, _ = piece
+    out = str(tmp_path_factory.mktemp("out") / "rebuild")
+    r = subprocess.run(AUR + ["reconstruct", path, out, "--max-rounds", "3", "--json"], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return out, json.loads(r.stdout)
+
+
+def test_every_output_is_written(run):
+    out, s = run
+    assert set(s) == {"output", "stems", "midi", "programs", "rounds", "report"}
+    assert sf.info(s["output"]).duration == pytest.approx(8.0, abs=0.01)
+    assert set(s["stems"]) == set(s["programs"]) and all(os.path.exists(p) for p in s["stems"].values())
+    mid = mido.MidiFile(s["midi"])
+    programs = [m.program for t in mid.tracks for m in t if m.type == "program_change"]
+    assert sorted(p for n, p in s["programs"].items() if n != "drums") == sorted(programs)
+    page = open(s["report"], encoding="utf-8").read()
+    assert page.count("<audio") == 2 and "<svg" in page and "data:image/png;base64," in page
+    own = page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "http://" not in own and "https://" not in own  # opens offline: nothing fetched
+    report = json.load(open(os.path.join(out, "report.json"), encoding="utf-8"))
+    assert report["rounds"][0]["rendered"] and len(report["rounds"]) == len(s["rounds"])
+    assert not [n for n in os.listdir(out) if n.startswith(".auracore")]
+
+
+def test_scores_rise_or_hold_and_only_changes_are_rendered(run):
+    out, s = run
+    report = json.load(open(os.path.join(out, "report.json"), encoding="utf-8"))
+    scores = [r["qc_score"] for r in s["rounds"]]
+    assert scores[0] >= 40.0, scores
+    assert report["qc_score"] == max(scores) >= scores[0]
+    assert all(len(r["dimensions"]) == 12 for r in s["rounds"])
+    first = report["rounds"][0]
+    assert sorted(first["rendered"]) == sorted(s["programs"])  # round 1 renders every stem
+    for r in report["rounds"][1:]:
+        changed = {c["stem"] for c in r["changed"] if c["kind"] in ("program", "quantise")}
+        assert set(r["rendered"]) == changed, r  # later rounds: only the stems whose notes or program changed
+    assert report["renders"] == sum(len(r["rendered"]) for r in report["rounds"])
+
+
+def test_a_bass_line_is_matched_to_the_bass_family():
+    notes = tuple((0.25 * k, 0.22, 36 + (0, 7, 5, 3)[k % 4], 100) for k in range(24))
+    target = fluid.render_tracks(fluid.SOUNDFONT, [fluid.Track(33, 64, notes)], 6.0, sample_rate=44100,
+                                 sample_format="float")
+
+    def render(program):
+        return fluid.render_tracks(fluid.SOUNDFONT, [fluid.Track(program, 64, notes)], 6.0, sample_rate=44100,
+                                   sample_format="float")
+
+    choice = timbre.choose(render, target, 44100)
+    assert choice.family == 4, choice.to_dict()  # GM family 4: basses (32-39)
+
+
+class _FakeLLM(http.server.BaseHTTPRequestHandler):
+    received = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).received.append((self.path, body))
+        reply = {"choices": [{"message": {"role": "assistant", "content": json.dumps(
+            {"changes": [{"kind": "reverb", "stem": None, "reason": "the room is missing"}]})}}]}
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a):
+        pass
+
+
+def test_the_language_model_adapter_is_asked_and_obeyed(piece):
+    _, p = piece
+    server = http.server.HTTPServer(("127.0.0.1", 0), _FakeLLM)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        decider = LLMDecider(url, model="test-model")
+        r = reconstruct(p["mix"][: 5 * bench.RATE], bench.RATE, target_score=100.0, max_rounds=2, decider=decider)
+    finally:
+        server.shutdown()
+    assert decider.requests == 1 and len(_FakeLLM.received) == 1
+    path, body = _FakeLLM.received[0]
+    assert path == "/v1/chat/completions" and body["model"] == "test-model"
+    facts = json.loads(body["messages"][-1]["content"])
+    assert set(facts["dimensions"]) == set(r.rounds[0].dimensions) and set(facts["stems"]) == set(r.programs)
+    assert r.rounds[1].changed == [{"kind": "reverb", "stem": None, "reason": "the room is missing"}]
+    assert r.rounds[1].rendered == []  # a room changes no notes: nothing is rendered again
+    assert r.decider == "llm"
+
+
+def test_bad_input(tmp_path, piece):
+    path, _ = piece
+    sf.write(str(tmp_path / "silent.wav"), np.zeros((3 * 44100, 2)), 44100)
+    for args, words in (([str(tmp_path / "missing.wav")], "no such file"),
+                        ([str(tmp_path / "silent.wav")], "silent")):
+        r = subprocess.run(AUR + ["reconstruct"] + args + [str(tmp_path / "o")], capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 1 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+        assert not os.path.exists(tmp_path / "o")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "keep.txt").write_text("mine")
+    r = subprocess.run(AUR + ["reconstruct", path, str(tmp_path / "busy")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "not empty" in r.stderr
+    assert os.listdir(tmp_path / "busy") == ["keep.txt"]
+    with pytest.raises(ReconstructError):
+        reconstruct(np.zeros((100, 2)), 44100)
