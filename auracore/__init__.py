@@ -9,8 +9,10 @@
 
 The offline steps on whole arrays: ``separate`` (stems that add back to the mix),
 ``transcribe`` (-> ``Notes``, ``.to_midi()``), ``profile`` (-> ``Profile``: tempo, key,
-chords, sections, elements), ``master`` (by reference -> ``Mastered``) and ``qc`` (the
-12-dimension A/B score -> ``QCReport``).
+chords, sections, elements), ``master`` (by reference -> ``Mastered``), ``qc`` (the
+12-dimension A/B score -> ``QCReport``), ``fingerprint`` (64 named floats ->
+``Fingerprint``) and ``reconstruct`` (the track rebuilt through FluidSynth and iterated on
+QC -> ``Reconstruction``).
 
 Arrays are (frames, channels) float32 or float64 in [-1, 1] ((frames,) is mono); rates in
 Hz; every error AuraCore raises on purpose is an ``AuraCoreError``. Names load on first
@@ -42,6 +44,10 @@ _EXPORTS = {
     "Mastered": "auracore.offline.master",
     "qc": "auracore.offline.qc",
     "QCReport": "auracore.offline.qc",
+    "reconstruct": "auracore.offline.reconstruct",
+    "Reconstruction": "auracore.offline.reconstruct",
+    "fingerprint": "auracore.offline.fingerprint",
+    "Fingerprint": "auracore.offline.fingerprint",
     "AuraCoreError": "auracore.errors",
     "AudioFileError": "auracore.errors",
     "AudioArrayError": "auracore.errors",
@@ -65,6 +71,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from auracore.offline.params import Params, preset_names
     from auracore.offline.profile import Profile, profile
     from auracore.offline.qc import QCReport, qc
+    from auracore.offline.fingerprint import Fingerprint, fingerprint
+    from auracore.offline.reconstruct import Reconstruction, reconstruct
     from auracore.offline.render import RenderResult
     from auracore.offline.render import render_file as render
     from auracore.offline.separate import separate

@@ -378,6 +378,19 @@ def fingerprint_options(rng, presets):
     return opts
 
 
+def reconstruct_argv(inp, out, opts):
+    return ["reconstruct", inp, os.path.splitext(out)[0] + "_rebuild"] + opts
+
+
+def reconstruct_options(rng, presets):
+    pool = [["--target-score", rng.choice(["85", "0", "101", "nan"])], ["--separator", rng.choice(["dsp", "/nonexistent"])],
+            ["--llm-url", rng.choice(["http://127.0.0.1:1", "not a url"])], ["--json"], ["--force"]]
+    opts = ["--max-rounds", rng.choice(["1", "1", "0", "x"])]
+    for o in rng.sample(pool, rng.randint(0, 2)):
+        opts += o
+    return opts
+
+
 # name: (argv builder, option generator, the CLI module that must be registered)
 ALL_COMMANDS = {
     "render": (render_argv, render_options, "cmd_render"),
@@ -392,6 +405,7 @@ ALL_COMMANDS = {
     "batch": (batch_argv, batch_options, "cmd_batch"),
     "normalize": (normalize_argv, normalize_options, "cmd_fingerprint"),
     "fingerprint": (fingerprint_argv, fingerprint_options, "cmd_fingerprint"),
+    "reconstruct": (reconstruct_argv, reconstruct_options, "cmd_reconstruct"),
 }
 
 
