@@ -543,6 +543,16 @@ def make_piece(job: dict) -> tuple[dict, np.ndarray | None, str]:
     return {**job, "desc": desc}, np.ascontiguousarray(q.transpose(0, 2, 1)), ""
 
 
+def _worker_signals() -> None:
+    """A forked worker dies quietly on the SIGTERM with which the pool ends it: the parent's
+    handlers (the CLI's, which raise to unwind) must not print a traceback from each worker;
+    Ctrl-C is the parent's to handle."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def build(work_dir: str, scale: float = 1.0, seed: int = 1, jobs: int = 2, log=print) -> dict:
     """Render every piece of plan() into work_dir/separation-data/{split}.npy (pieces, 6, 2,
     frames) int16 and index.json; returns a summary."""
@@ -555,7 +565,7 @@ def build(work_dir: str, scale: float = 1.0, seed: int = 1, jobs: int = 2, log=p
     t0 = time.time()
     results = {"train": [], "test": [], "ood": []}
     arrays = {"train": [], "test": [], "ood": []}
-    with get_context("fork").Pool(max(1, jobs)) as pool:
+    with get_context("fork").Pool(max(1, jobs), initializer=_worker_signals) as pool:
         for k, (job, q, msg) in enumerate(pool.imap(make_piece, todo, chunksize=2)):
             if q is None:
                 log(f"data: {msg}")
