@@ -27,6 +27,8 @@ from .decide import RuleDecider
 
 STEMS = ("drums", "bass", "vocals", "other")
 STEM_TYPES = {"drums": "drums", "bass": "bass", "vocals": "pitched", "other": "pitched"}
+# what the separator's label already says: the bass stem is played by a bass (GM family 4)
+STEM_FAMILIES = {"bass": (4,)}
 LEVEL_WINDOW_S = 2.0
 MAX_GAIN_DB = 24.0
 RAMP_S = 0.02
@@ -274,7 +276,8 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
         target = np.repeat(target, 2, axis=1) if target.shape[1] == 1 else target
         mix = x[i0:i1] if x.shape[1] == 2 else np.repeat(x[i0:i1], 2, axis=1)
         mask = None if part.drums else timbre.note_band_mask(timbre.band_mask(target, mix, sr), [n[2] for n in part.notes], sr)
-        choice = timbre.choose(_excerpt_render(part, a, b, sr), target, sr, mask=mask, runner=runner, drums=part.drums)
+        choice = timbre.choose(_excerpt_render(part, a, b, sr), target, sr, mask=mask, runner=runner, drums=part.drums,
+                               families=STEM_FAMILIES.get(name))
         part.ranking = tuple(p for p, _, _ in choice.candidates)
         part.program = choice.program
         part.choice = choice

@@ -212,9 +212,11 @@ class Choice:
                                for p, c, d in self.candidates[:8]]}
 
 
-def choose(render, target: np.ndarray, sample_rate: int, mask=None, runner=None, drums: bool = False) -> Choice:
+def choose(render, target: np.ndarray, sample_rate: int, mask=None, runner=None, drums: bool = False,
+           families=None) -> Choice:
     """Choose a program: render(program) -> (frames, 2) the candidate over the excerpt;
-    target the stem over the same excerpt. Family first, then the program (drums: the kit)."""
+    target the stem over the same excerpt. Family first, then the program (drums: the kit).
+    families: the GM families (0-15) to choose among (default all but sound effects)."""
     ref = features(apply_mask(target, sample_rate, mask), sample_rate, runner)
     tried = {}
 
@@ -230,7 +232,8 @@ def choose(render, target: np.ndarray, sample_rate: int, mask=None, runner=None,
         for kit in DRUM_KITS:
             score(kit)
     else:
-        fam_cost = {f: min(score(p) for p in reps) for f, reps in FAMILY_REPRESENTATIVES.items()}
+        fam_cost = {f: min(score(p) for p in reps) for f, reps in FAMILY_REPRESENTATIVES.items()
+                    if families is None or f in families}
         for f in sorted(fam_cost, key=fam_cost.get)[:TOP_FAMILIES]:
             for p in range(8 * f, 8 * f + 8):
                 score(p)

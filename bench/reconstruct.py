@@ -1,0 +1,269 @@
+"""Quality and speed of ``auracore reconstruct`` on material with known parts, beside the oracle.
+
+The material (made here, FluidR3_GM only): pieces of drums, a bass line, a chord part and a
+lead, MIDI written here with a tempo, a key, a chord progression and sections of their own
+density and level, each part with a GM program drawn from a pool (drum kits too), then
+effects the reconstruction is not told: an EQ shelf and a peak per part, a convolution
+reverb of known RT60 and wet level, a pan and a width, per-section levels, a bus
+compressor. Pieces are held out: nothing in reconstruct was fitted to them (seeds 1000+).
+
+Rows:
+- ``reconstruct``: ``auracore.reconstruct`` on the mix (separation, transcription, program
+  choice, mix, master by reference, QC, the rule-based decisions), its final QC score;
+- ``oracle``: the true MIDI with the true programs, rendered dry (no EQ, reverb or width),
+  mixed at the true per-part levels and mastered by reference to the mix, the same QC;
+- program family accuracy: per separated pitched stem (bass, vocals, other), whether the
+  chosen program's GM family (program // 8) is the family of the part the stem mostly holds
+  (bass -> the bass part, vocals -> the lead, other -> the chords: the DSP separator's
+  split of this material); drums are counted apart (a kit is always chosen for drums);
+- speed: seconds per second of input, one 3-minute piece with --long-s 180 (2 cores).
+
+    nice -n 5 .venv/bin/python bench/reconstruct.py [--pieces N] [--seconds S] [--rounds R] [--long-s S] [--json]
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+from scipy.signal import fftconvolve, sosfilt
+
+RATE = 44100
+PARTS = ("drums", "bass", "chords", "lead")
+KITS = (0, 8, 16, 24, 25, 32, 40)
+BASS_POOL = (32, 33, 34, 35, 36, 37, 38, 39)
+CHORD_POOL = (0, 1, 2, 4, 5, 16, 17, 19, 24, 25, 26, 48, 49, 50, 88, 89, 90, 91)
+LEAD_POOL = (56, 57, 60, 64, 65, 66, 68, 71, 72, 73, 74, 80, 81, 82, 40, 41)
+MAJOR = (0, 2, 4, 5, 7, 9, 11)
+MINOR = (0, 2, 3, 5, 7, 8, 10)
+PROGRESSIONS_MAJOR = ((0, 5, 3, 4), (0, 3, 4, 0), (0, 4, 5, 3), (5, 3, 0, 4))
+PROGRESSIONS_MINOR = ((0, 5, 2, 6), (0, 3, 4, 0), (0, 6, 5, 4), (0, 2, 5, 4))
+STEM_PART = {"drums": "drums", "bass": "bass", "vocals": "lead", "other": "chords"}
+
+
+def family(program: int) -> int:
+    """The GM family (0..15) of a program 0..127."""
+    return int(program) // 8
+
+
+def _shelf_peak(rng, rate):
+    """An EQ of a high shelf and a peak (scipy second-order sections), random but mild."""
+    from auracore.kernels import biquad
+
+    rows = []
+    for shape, f0, gain_db, q in ((biquad.SHAPE_HIGHSHELF, rng.uniform(2500, 8000), rng.uniform(-5, 4), 0.7),
+                                  (biquad.SHAPE_PEAKING, math.exp(rng.uniform(math.log(150), math.log(5000))),
+                                   rng.uniform(-5, 5), rng.uniform(0.6, 2.0))):
+        c = np.zeros(5)
+        biquad.design_biquad(shape, float(rate), float(f0), float(gain_db), float(q), c)
+        rows.append([c[0], c[1], c[2], 1.0, c[3], c[4]])
+    return np.array(rows)
+
+
+def _reverb(rng, x, rate, rt60_s, wet_db):
+    """x plus a stereo convolution reverb: exponentially decaying noise of rt60_s."""
+    n = int(min(1.5 * rt60_s, 3.0) * rate)
+    t = np.arange(n) / rate
+    decay = np.exp(-6.91 * t / rt60_s)
+    y = x.copy()
+    mono = x.mean(axis=1)
+    for c in range(2):
+        ir = rng.standard_normal(n) * decay
+        ir *= 10 ** (wet_db / 20) / np.sqrt(np.sum(ir ** 2))
+        y[:, c] += fftconvolve(mono, ir)[:x.shape[0]]
+    return y
+
+
+def _width(x, amount):
+    mid = x.mean(axis=1, keepdims=True)
+    return mid + amount * (x - mid)
+
+
+def make_piece(seed: int, seconds: float = 12.0, rate: int = RATE, effects: bool = True) -> dict:
+    """A piece with known parts: {"mix": (frames, 2), "stems": {part: (frames, 2)}, "parts":
+    {part: {"program", "notes", "pan", "level_db", ...}}, "tempo_bpm", "sections"}. Notes
+    are (start_s, duration_s, pitch, velocity); drums' program is the kit."""
+    from auracore.models import fluid
+
+    rng = np.random.default_rng(seed)
+    bpm = float(rng.uniform(88, 132))
+    beat = 60.0 / bpm
+    tonic = int(rng.integers(0, 12))
+    minor = bool(rng.integers(2))
+    scale = MINOR if minor else MAJOR
+    prog = (PROGRESSIONS_MINOR if minor else PROGRESSIONS_MAJOR)[int(rng.integers(4))]
+    bars = int(math.ceil(seconds / (4 * beat)))
+    # two or three sections: each with its own density and level offset (dB)
+    n_sec = 2 if bars < 8 else 3
+    bounds = np.linspace(0, bars, n_sec + 1).round().astype(int)
+    sec_gain = [0.0] + [float(rng.uniform(-6, 4)) for _ in range(n_sec - 1)]
+    programs = {"drums": int(rng.choice(KITS)), "bass": int(rng.choice(BASS_POOL)),
+                "chords": int(rng.choice(CHORD_POOL)), "lead": int(rng.choice(LEAD_POOL))}
+    notes = {p: [] for p in PARTS}
+    kick_pattern = ((0, 8), (0, 6, 8), (0, 8, 10), (0, 3, 8, 11))[int(rng.integers(4))]
+    for bar in range(bars):
+        sec = int(np.searchsorted(bounds, bar, side="right") - 1)
+        dense = sec % 2 == 1
+        b0 = bar * 4 * beat
+        degree = prog[bar % 4]
+        root = tonic + scale[degree]
+        chord = [root + scale[(degree + k) % 7] - scale[degree] + 12 * ((degree + k) // 7) for k in (0, 2, 4)]
+        # drums: kick pattern, snare on 2 and 4, hats in eighths (sixteenths when dense)
+        for s in range(16):
+            t = b0 + s * beat / 4
+            if s in kick_pattern:
+                notes["drums"].append((t, 0.1, 36, int(rng.integers(95, 120))))
+            if s in (4, 12):
+                notes["drums"].append((t, 0.1, 38, int(rng.integers(90, 115))))
+            if s % (1 if dense else 2) == 0:
+                notes["drums"].append((t, 0.05, 42, int(rng.integers(55, 85))))
+        # bass: the root in quarters (eighths when dense), an octave around E1-E2
+        base = 36 + (root % 12)
+        step = beat / 2 if dense else beat
+        for k in range(int(4 * beat / step)):
+            p = base + (12 if dense and k % 2 else 0)
+            notes["bass"].append((b0 + k * step, step * 0.85, p, int(rng.integers(85, 110))))
+        # chords: the triad around C4, held for the bar (struck per half bar when dense)
+        voicing = [60 + ((c - 60) % 12) if c < 60 else c for c in [48 + (c % 12) for c in chord]]
+        voicing = sorted(v if v >= 55 else v + 12 for v in voicing)
+        hits = (0, 2) if dense else (0,)
+        for h in hits:
+            dur = (2 if dense else 4) * beat * 0.95
+            for v in voicing:
+                notes["chords"].append((b0 + h * beat, dur, v, int(rng.integers(65, 85))))
+        # lead: chord tones and scale steps in eighths, some rests
+        for k in range(8):
+            if rng.random() < 0.3:
+                continue
+            pc = int(rng.choice(chord)) if k % 2 == 0 else tonic + int(rng.choice(scale))
+            pitch = 72 + (pc % 12) if (pc % 12) < 7 else 60 + (pc % 12)
+            notes["lead"].append((b0 + k * beat / 2, beat / 2 * 0.9, pitch, int(rng.integers(80, 105))))
+    pans = {"drums": 64, "bass": 64, "chords": int(rng.choice([int(rng.integers(20, 44)), int(rng.integers(84, 108))])),
+            "lead": 64}
+    levels = {"drums": 0.0, "bass": float(rng.uniform(-3, 2)), "chords": float(rng.uniform(-6, 0)),
+              "lead": float(rng.uniform(-4, 1))}
+    stems, parts = {}, {}
+    sec_s = [(bounds[i] * 4 * beat, bounds[i + 1] * 4 * beat) for i in range(n_sec)]
+    n = int(round(seconds * rate))
+    for part in PARTS:
+        tr = fluid.Track(programs[part], pans[part], tuple(notes[part]))
+        x = fluid.render_tracks(fluid.SOUNDFONT, [tr], seconds, drums=part == "drums", sample_rate=rate,
+                                sample_format="float")
+        info = {"program": programs[part], "pan": pans[part], "notes": notes[part], "level_db": levels[part]}
+        if effects:
+            x = sosfilt(_shelf_peak(rng, rate), x, axis=0)
+            rt60, wet = float(rng.uniform(0.3, 1.6)), float(rng.uniform(-20, -9))
+            x = _reverb(rng, x, rate, rt60, wet)
+            width = float(rng.uniform(0.6, 1.4)) if part in ("chords", "lead") else 1.0
+            x = _width(x, width)
+            info.update(rt60_s=rt60, wet_db=wet, width=width)
+        rms = np.sqrt(np.mean(x ** 2))
+        x = x * (0.1 / max(rms, 1e-9)) * 10 ** (levels[part] / 20)
+        gains = np.ones(n)
+        for (a, b), g in zip(sec_s, sec_gain):
+            gains[int(a * rate):int(b * rate)] = 10 ** (g / 20)
+        stems[part] = x[:n] * gains[:x.shape[0], None]
+        parts[part] = info
+    mix = sum(stems.values())
+    if effects:  # a gentle bus compressor (RMS, 4:1 over the 70th percentile)
+        env = np.sqrt(sosfilt(np.array([[0.0005, 0, 0, 1, -0.9995, 0]]), np.mean(mix ** 2, axis=1)) + 1e-12)
+        level = 20 * np.log10(env)
+        thr = np.percentile(level, 70)
+        g = 10 ** (np.minimum(0.0, (thr - level) * 0.75) / 20)
+        mix = mix * g[:, None]
+        stems = {k: v * g[:, None] for k, v in stems.items()}
+    peak = np.max(np.abs(mix))
+    scale_lin = 10 ** (-1.0 / 20) / max(peak, 1e-9)
+    return {"mix": mix * scale_lin, "stems": {k: v * scale_lin for k, v in stems.items()}, "parts": parts,
+            "tempo_bpm": bpm, "sections": sec_s, "section_gain_db": sec_gain, "rate": rate, "seed": seed,
+            "key": (tonic, minor)}
+
+
+def oracle(piece: dict, runner=None) -> float:
+    """The true MIDI with the true programs rendered dry, each part at its true level section
+    by section, summed, mastered by reference to the mix: its QC score against the mix."""
+    from auracore.models import fluid
+    from auracore.offline.master import master
+    from auracore.offline.qc import qc
+    from auracore.offline.reconstruct.core import _spans, level_match
+
+    rate, mix = piece["rate"], piece["mix"]
+    seconds = mix.shape[0] / rate
+    total = 0
+    for part, info in piece["parts"].items():
+        y = fluid.render_tracks(fluid.SOUNDFONT, [fluid.Track(info["program"], info["pan"], tuple(info["notes"]))],
+                                seconds, drums=part == "drums", sample_rate=rate, sample_format="float")
+        total = total + level_match(y, piece["stems"][part], rate, _spans(seconds, piece["sections"], None))
+    return qc(mix, master(total, mix, rate).audio, rate, runner=runner).score
+
+
+def family_hits(programs: dict, piece: dict) -> list:
+    """(stem, chosen family, true family, right?) for the pitched stems."""
+    out = []
+    for stem, part in STEM_PART.items():
+        if stem == "drums" or stem not in programs:
+            continue
+        chosen, true = family(programs[stem]), family(piece["parts"][part]["program"])
+        out.append((stem, chosen, true, chosen == true))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pieces", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=12.0)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--long-s", type=float, default=0.0, help="also time one piece this long (s), e.g. 180")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    from auracore.models.runtime import ModelRunner
+    from auracore.offline.reconstruct import reconstruct
+
+    runner = ModelRunner()
+    rows = []
+    for k in range(args.pieces):
+        piece = make_piece(1000 + k, args.seconds)
+        t0 = time.time()
+        r = reconstruct(piece["mix"], piece["rate"], max_rounds=args.rounds, runner=runner)
+        took = time.time() - t0
+        o = oracle(piece, runner)
+        hits = family_hits(r.programs, piece)
+        rows.append({"seed": 1000 + k, "qc_round1": r.rounds[0].qc_score, "qc": r.qc_score, "rounds": len(r.rounds),
+                     "oracle_qc": o, "family_hits": [h[3] for h in hits],
+                     "families": {h[0]: [GM_FAMILY_NAMES[h[1]], GM_FAMILY_NAMES[h[2]]] for h in hits},
+                     "seconds": took, "x_duration": took / args.seconds})
+        if not args.json:
+            print(f"piece {1000 + k}: QC {r.rounds[0].qc_score:.1f} -> {r.qc_score:.1f} in {len(r.rounds)} rounds, "
+                  f"oracle {o:.1f}; families " + ", ".join(f"{h[0]} {GM_FAMILY_NAMES[h[1]]}/{GM_FAMILY_NAMES[h[2]]}"
+                                                        for h in hits) + f"; {took:.1f} s", file=sys.stderr)
+    res = {"pieces": len(rows), "seconds": args.seconds,
+           "qc_mean": float(np.mean([r["qc"] for r in rows])), "qc_round1_mean": float(np.mean([r["qc_round1"] for r in rows])),
+           "oracle_qc_mean": float(np.mean([r["oracle_qc"] for r in rows])),
+           "family_accuracy": float(np.mean([h for r in rows for h in r["family_hits"]])),
+           "x_duration_mean": float(np.mean([r["x_duration"] for r in rows])), "rows": rows}
+    if args.long_s:
+        piece = make_piece(2000, args.long_s)
+        t0 = time.time()
+        reconstruct(piece["mix"], piece["rate"], max_rounds=args.rounds, runner=runner)
+        res["long"] = {"seconds": args.long_s, "wall_s": time.time() - t0, "x_duration": (time.time() - t0) / args.long_s}
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(f"| row | QC (mean of {len(rows)}) | program family right | time / duration |")
+        print("|---|---|---|---|")
+        print(f"| reconstruct, round 1 | {res['qc_round1_mean']:.1f} | | |")
+        print(f"| reconstruct, best round | {res['qc_mean']:.1f} | {res['family_accuracy']:.0%} | {res['x_duration_mean']:.2f}x |")
+        print(f"| oracle (true MIDI and programs) | {res['oracle_qc_mean']:.1f} | 100% | |")
+        if "long" in res:
+            print(f"{args.long_s:.0f} s piece: {res['long']['wall_s']:.0f} s wall, {res['long']['x_duration']:.2f}x its duration")
+    return 0
+
+
+GM_FAMILY_NAMES = ("piano", "chromatic", "organ", "guitar", "bass", "strings", "ensemble", "brass", "reed", "pipe",
+                   "lead", "pad", "fx", "ethnic", "percussive", "sfx")
+
+if __name__ == "__main__":
+    sys.exit(main())
