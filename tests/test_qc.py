@@ -333,3 +333,17 @@ def test_reverb_dimension_follows_rt60():
     assert scores[0] >= 95.0
     assert scores[0] > scores[1] > scores[2] > scores[3], scores
     assert D.reverb(None, 0.5)[0] is None
+
+
+def test_a_cache_reuses_the_original_analysis_and_changes_nothing(a):
+    """qc(a, b, cache=d): the same report as without a cache; a second candidate against the
+    same original adds no new A-side entry (A's stems, notes, profile, RT60, embedding)."""
+    b1, b2 = tilt(a, 2.0), narrow(a, 0.5)
+    cache = {}
+    r1 = qc(a, b1, FS, cache=cache)
+    kept = len(cache)
+    assert kept >= 5
+    r2 = qc(a, b2, FS, cache=cache)
+    assert len(cache) == kept
+    assert r1.to_dict() == qc(a, b1, FS).to_dict()
+    assert r2.to_dict() == qc(a, b2, FS).to_dict()

@@ -69,33 +69,57 @@ def _optional(module: str):
         return None
 
 
-def _timbre(al, runner=None) -> tuple[float, dict]:
+def _timbre(al, runner=None, memo=None) -> tuple[float, dict]:
     """The project's embedding (extractor: 1024-sample mono blocks -> 32 numbers), both
     signals at the models' rate and reference loudness, block by block: score
     100 (s - EMBED_FLOOR) / (1 - EMBED_FLOOR), s the mean cosine similarity of paired blocks."""
     from auracore.models.runtime import ModelRunner
 
     runner = runner or ModelRunner()
-    embs = []
-    for x in (al.a, al.b):
+
+    def embed(x):
         y = to_rate(x, al.sample_rate, runner.sample_rate).mean(axis=1, keepdims=True)
         lufs = integrated_lufs(y, runner.sample_rate)
         if math.isfinite(lufs):
             y = y * 10 ** ((runner.reference_lufs - lufs) / 20)
         n = y.shape[0] // runner.block
-        embs.append(runner.embed_batch(y[:n * runner.block, 0].reshape(n, runner.block).astype(np.float32)))
+        return runner.embed_batch(y[:n * runner.block, 0].reshape(n, runner.block).astype(np.float32))
+
+    embs = [embed(al.a) if memo is None else memo("embedding", lambda: embed(al.a)), embed(al.b)]
     s = D.embedding_similarity(*embs)
     return 100.0 * min(max((s - D.EMBED_FLOOR) / (1.0 - D.EMBED_FLOOR), 0.0), 1.0), {"cosine": s, "blocks": int(embs[0].shape[0])}
 
 
-def _stems(al, log) -> tuple[dict, dict] | None:
+class _Memo:
+    """A-side analyses kept in the caller's cache dict, keyed by what A is once aligned (its
+    rate, shape and a digest of its samples): a caller scoring many candidates against one
+    original (reconstruct's rounds) analyses the original once. No cache: computed each time."""
+
+    def __init__(self, cache, a: np.ndarray, sample_rate: int):
+        self.cache = cache
+        if cache is not None:
+            import hashlib
+
+            self.key = (sample_rate, a.shape, hashlib.blake2b(np.ascontiguousarray(a).view(np.uint8), digest_size=16).hexdigest())
+
+    def __call__(self, name: str, fn):
+        if self.cache is None:
+            return fn()
+        k = (self.key, name)
+        if k not in self.cache:
+            self.cache[k] = fn()
+        return self.cache[k]
+
+
+def _stems(al, log, memo) -> tuple[dict, dict] | None:
     sep = _optional("auracore.offline.separate")
     if sep is None:
         return None
-    out = []
-    for x in (al.a, al.b):
-        out.append(sep.separate(x, al.sample_rate, stems=("drums", "bass", "other"), model=QC_SEPARATOR, log=log))
-    return out[0], out[1]
+
+    def split(x):
+        return sep.separate(x, al.sample_rate, stems=("drums", "bass", "other"), model=QC_SEPARATOR, log=log)
+
+    return memo("stems", lambda: split(al.a)), split(al.b)
 
 
 def bass_line(notes, cluster_s: float = D.NOTE_ONSET_TOLERANCE_S) -> list:
@@ -117,20 +141,21 @@ def _notes(x, sample_rate, kind):
     return transcribe(x, sample_rate, kind).notes
 
 
-def _profile_dimensions(al, profile, scores: dict, details: dict) -> None:
+def _profile_dimensions(al, profile, scores: dict, details: dict, memo) -> None:
     """RMS per section, chords, reverb, BPM and arrangement from the profiles of the aligned
     A and B (``auracore.offline.profile``)."""
     duration_s = al.a.shape[0] / al.sample_rate
-    pa, pb = profile.profile(al.a, al.sample_rate), profile.profile(al.b, al.sample_rate)
+    pa, pb = memo("profile", lambda: profile.profile(al.a, al.sample_rate)), profile.profile(al.b, al.sample_rate)
     scores["rms_per_section"], details["rms_per_section"] = D.rms_per_section(al, pa)
     scores["harmonic_progression"], details["harmonic_progression"] = D.harmonic_progression(pa, pb, duration_s)
-    scores["reverb"], details["reverb"] = D.reverb(profile.rt60(al.a, al.sample_rate), profile.rt60(al.b, al.sample_rate))
+    scores["reverb"], details["reverb"] = D.reverb(memo("rt60", lambda: profile.rt60(al.a, al.sample_rate)),
+                                                   profile.rt60(al.b, al.sample_rate))
     scores["bpm"], details["bpm"] = D.bpm(pa.tempo_bpm, pb.tempo_bpm)
     scores["arrangement"], details["arrangement"] = D.arrangement(pa, pb, duration_s)
 
 
 def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None, runner=None,
-       log=None) -> QCReport:
+       log=None, cache: dict | None = None) -> QCReport:
     """Score candidate b against original a.
 
     Bass notes: the lowest line of the transcription, in the bass range, of each signal
@@ -141,7 +166,9 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
     a: (frames, channels) float64 at sample_rate Hz; b: (frames, channels) at b_rate
     (default sample_rate); 1 or 2 channels each. runner: a models.runtime.ModelRunner for
     the timbre dimension (default: the shipped models). log(line): where the steps' notes
-    (a fallback taken) go. Raises AudioFileError when either is silent or shorter than 1 s
+    (a fallback taken) go. cache: a dict the caller keeps between calls: A's stems,
+    transcriptions, profile, RT60 and embedding are kept in it and reused while A (as
+    aligned) is the same, so scoring many candidates against one original analyses it once. Raises AudioFileError when either is silent or shorter than 1 s
     of common audio."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -159,6 +186,7 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
         raise AudioFileError("A and B overlap by less than 1 s once aligned")
     notes = []
     scores, details = {}, {}
+    memo = _Memo(cache, al.a, al.sample_rate)
 
     def unavailable(name, why):
         scores[name] = None
@@ -168,21 +196,22 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
                      ("dynamic_range", D.dynamics)):
         scores[name], details[name] = fn(al)
     try:
-        scores["timbre"], details["timbre"] = _timbre(al, runner)
+        scores["timbre"], details["timbre"] = _timbre(al, runner, memo)
     except AuraCoreError as exc:
         unavailable("timbre", str(exc))
-    stems = _stems(al, notes.append)
+    stems = _stems(al, notes.append, memo)
     if stems is None:
         unavailable("bass_notes", "needs auracore.offline.separate (not in this build)")
         unavailable("kick_pattern", "needs auracore.offline.separate (not in this build)")
     else:
         sa, sb = stems
-        na = bass_line(_notes(al.a - sa["drums"], al.sample_rate, "bass"))
+        na = memo("bass_line", lambda: bass_line(_notes(al.a - sa["drums"], al.sample_rate, "bass")))
         nb = bass_line(_notes(al.b - sb["drums"], al.sample_rate, "bass"))
         f1 = D.note_f1(na, nb)
         scores["bass_notes"] = 100.0 * f1
         details["bass_notes"] = {"f1": f1, "a_notes": len(na), "b_notes": len(nb)}
-        ka = [(n.onset_s, 0) for n in _notes(sa["drums"], al.sample_rate, "drums") if n.pitch in (35, 36)]
+        ka = memo("kicks", lambda: [(n.onset_s, 0) for n in _notes(sa["drums"], al.sample_rate, "drums")
+                                    if n.pitch in (35, 36)])
         kb = [(n.onset_s, 0) for n in _notes(sb["drums"], al.sample_rate, "drums") if n.pitch in (35, 36)]
         f1 = D.note_f1(ka, kb, pitch=False)
         scores["kick_pattern"] = 100.0 * f1
@@ -192,7 +221,7 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
         for name in ("rms_per_section", "harmonic_progression", "reverb", "bpm", "arrangement"):
             unavailable(name, "needs auracore.offline.profile (sections, chords, RT60, tempo), not in this build")
     else:
-        _profile_dimensions(al, profile, scores, details)
+        _profile_dimensions(al, profile, scores, details, memo)
     if notes:
         details["notes"] = notes
     avail = {k: v for k, v in scores.items() if v is not None}

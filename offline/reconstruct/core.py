@@ -289,6 +289,7 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
     sections = [(s.start_s, s.end_s) for s in prof.sections]
     settings = {"reverb": False, "level_window_s": None}
     rounds, tried, changed = [], set(), []
+    qc_cache = {}  # the input's QC analyses (stems, notes, profile, embedding), made once for every round
     best = None  # (score, audio, stems)
     for index in range(1, max_rounds + 1):
         stage(f"round {index}")
@@ -308,7 +309,7 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
         if not np.any(mix):
             raise ReconstructError("the re-synthesised stems are silent")
         mastered = master(mix, x, sr).audio
-        report = qc(x, mastered, sr, runner=runner, log=log)
+        report = qc(x, mastered, sr, runner=runner, log=log, cache=qc_cache)
         rounds.append(Round(index, report.score, dict(report.dimensions), list(report.weakest),
                             [c.to_dict() for c in changed], rendered_now))
         log(f"round {index}: QC {report.score:.1f} (weakest {', '.join(report.weakest)}); rendered "
