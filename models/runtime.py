@@ -237,3 +237,16 @@ def open_session(path: str, threads: int = 0, providers: list[str] | None = None
     except Exception as exc:  # ONNX Runtime raises its own exception types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"model file unreadable: {path}: {first[:200]}") from None
+
+
+_SHARED = None
+
+
+def shared_runner() -> "ModelRunner":
+    """One ModelRunner on the shipped models for the whole process, made on first use (the
+    offline steps that need the models' view of a signal share it). ModelError as
+    ModelRunner raises it."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = ModelRunner()
+    return _SHARED

@@ -68,16 +68,10 @@ def fingerprint(x: np.ndarray, sample_rate: int) -> dict:
     return {"values": [float(v) for v in np.asarray(fp.values, dtype=np.float32)]}
 
 
-_RUNNER = None
-
-
 def _runner():
-    global _RUNNER
-    if _RUNNER is None:
-        from auracore.models.runtime import ModelRunner
+    from auracore.models.runtime import shared_runner
 
-        _RUNNER = ModelRunner()
-    return _RUNNER
+    return shared_runner()
 
 
 def mono_48k(x: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -293,16 +293,10 @@ def model_view(excerpts: list, sample_rate: int) -> dict:
     return out
 
 
-_RUNNER = None
-
-
 def _runner():
-    global _RUNNER
-    if _RUNNER is None:
-        from auracore.models.runtime import ModelRunner
+    from auracore.models.runtime import shared_runner
 
-        _RUNNER = ModelRunner()
-    return _RUNNER
+    return shared_runner()
 
 
 def excerpt_starts(frames: int, excerpt_frames: int, count: int = MODEL_EXCERPTS) -> list[int]:
