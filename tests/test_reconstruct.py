@@ -7,6 +7,7 @@ Tolerances: round 1 QC at least 40 (of 100) on the 8 s piece, the best round at 
 """
 
 import http.server
+import importlib.util
 import json
 import os
 import subprocess
@@ -18,11 +19,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
-import reconstruct as bench  # noqa: E402  (bench/reconstruct.py: pieces with known parts)
+from auracore.models import fluid
+from auracore.offline.reconstruct import LLMDecider, ReconstructError, reconstruct, timbre
 
-from auracore.models import fluid  # noqa: E402
-from auracore.offline.reconstruct import LLMDecider, ReconstructError, reconstruct, timbre  # noqa: E402
+# bench/reconstruct.py makes the pieces with known parts; loaded by path, not through
+# sys.path (bench/profile.py would shadow the standard library's profile module)
+_spec = importlib.util.spec_from_file_location(
+    "auracore_bench_reconstruct", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                               "bench", "reconstruct.py"))
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
 
 AUR = [sys.executable, "-m", "auracore.control.cli"]
 pytestmark = pytest.mark.skipif(not os.path.exists(fluid.SOUNDFONT), reason="needs FluidR3_GM (scripts/install)")
