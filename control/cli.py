@@ -84,6 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop_in_chain(exc: BaseException):
+    """The KeyboardInterrupt or Terminated behind an exception, if any. A signal that lands
+    while a compiled (Numba) function is being dispatched surfaces as "SystemError: ...
+    returned a result with an exception set", with the stop as its cause."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (KeyboardInterrupt, Terminated)):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def main(argv=None) -> int:
     """Parse argv (default sys.argv[1:]) and run the command; returns the exit code."""
     name = "auracore"
@@ -109,6 +122,13 @@ def main(argv=None) -> int:
     except BrokenPipeError:
         return 1
     except Exception as exc:  # a bug: one line by default, the traceback on request
+        stop = _stop_in_chain(exc)
+        if isinstance(stop, Terminated):
+            print(f"{name}: stopped by {stop.name}; nothing was written", file=sys.stderr)
+            return stop.exit_code
+        if isinstance(stop, KeyboardInterrupt):
+            print(f"{name}: interrupted; nothing was written", file=sys.stderr)
+            return 130
         if os.environ.get("AURACORE_DEBUG"):
             raise
         print(f"{name}: internal error: {type(exc).__name__}: {clip_text(exc, 200)} "

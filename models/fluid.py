@@ -12,7 +12,9 @@ which FluidSynth adds to every voice the channel starts: this is how a render fo
 envelope other than the SoundFont's own.
 """
 
+import contextlib
 import ctypes
+import io
 import os
 from dataclasses import dataclass, field
 
@@ -71,7 +73,7 @@ def synth(font: str = SOUNDFONT, sample_rate: int = 44100):
         if not os.path.isfile(font):
             raise SynthError(f"SoundFont {font} is missing (Debian package fluid-soundfont-gm)")
         try:
-            import fluidsynth
+            fluidsynth = _module()
         except (ImportError, OSError) as exc:
             raise SynthError(f"FluidSynth is not usable ({exc}); install pyfluidsynth and Debian's "
                              "libfluidsynth3") from None
@@ -85,10 +87,17 @@ def synth(font: str = SOUNDFONT, sample_rate: int = 44100):
     return _SYNTHS[key]
 
 
-def _c_functions():
-    import fluidsynth
+def _module():
+    """pyfluidsynth, imported with its stdout held: when the environment variable CI is set
+    (as it is on most CI services) its import prints "'fluidsynth' was found at ...", which
+    would land in the middle of a command's --json output."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        import fluidsynth
+    return fluidsynth
 
-    lib = fluidsynth._fl
+
+def _c_functions():
+    lib = _module()._fl
     return (_bind(lib, "fluid_synth_set_gen", [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_float]),
             _bind(lib, "fluid_synth_write_float", [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
                                                    ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]))
