@@ -16,40 +16,55 @@ the last note of a file is kept.
 import numpy as np
 from numba import njit
 
-# note rows: pitch index, start frame, end frame (exclusive), activation sum, frames, peak magnitude
-NOTE_FIELDS = 6
-# per-pitch state columns
-S_ACTIVE, S_START, S_LAST, S_BELOW, S_SUM, S_COUNT, S_PEAK, S_RUN, S_RUNPEAK, S_RUNSUM, S_PREV_C, S_PEAK_A = range(12)
-STATE_FIELDS = 12
+# one decoded note: pitch index, start frame, end frame (exclusive), activation sum over its
+# frames, its frame count, its peak magnitude (the model's pitch-bend-free level)
+NOTE_DTYPE = np.dtype([("pitch", "f8"), ("start", "f8"), ("end", "f8"), ("act_sum", "f8"), ("frames", "f8"),
+                       ("peak", "f8")])
+# one pitch's decoder state
+STATE_DTYPE = np.dtype([
+    ("active", "f8"),      # 1 while a note sounds
+    ("start", "f8"),       # the sounding note's first frame
+    ("last", "f8"),        # ... and its last frame at or above the thresholds
+    ("below", "f8"),       # frames below them since (the gap so far)
+    ("act_sum", "f8"),     # activation summed over the note's frames
+    ("count", "f8"),       # ... and their count
+    ("peak", "f8"),        # peak magnitude in the note's first ATTACK_FRAMES
+    ("run", "f8"),         # with no onset: the first frame of the current run of activation (-1: none)
+    ("run_peak", "f8"),    # ... its peak activation
+    ("run_sum", "f8"),     # ... its activation sum
+    ("prev_onset", "f8"),  # the previous frame's onset activation (the peak test)
+    ("peak_act", "f8"),    # the note's peak activation (the release test)
+])
 ATTACK_FRAMES = 4  # frames after an onset in which the note's peak magnitude is taken
 
 
 @njit(cache=True, nogil=True)
 def _close(state, p, notes, n_notes, min_frames):
-    start = state[p, S_START]
-    end = state[p, S_LAST] + 1.0
+    start = state[p].start
+    end = state[p].last + 1.0
     if end - start >= min_frames:
-        notes[n_notes, 0] = p
-        notes[n_notes, 1] = start
-        notes[n_notes, 2] = end
-        notes[n_notes, 3] = state[p, S_SUM]
-        notes[n_notes, 4] = state[p, S_COUNT]
-        notes[n_notes, 5] = state[p, S_PEAK]
+        note = notes[n_notes]
+        note.pitch = p
+        note.start = start
+        note.end = end
+        note.act_sum = state[p].act_sum
+        note.frames = state[p].count
+        note.peak = state[p].peak
         n_notes += 1
-    state[p, S_ACTIVE] = 0.0
+    state[p].active = 0.0
     return n_notes
 
 
 @njit(cache=True, nogil=True)
 def _start(state, p, t, a, mag):
-    state[p, S_ACTIVE] = 1.0
-    state[p, S_START] = t
-    state[p, S_LAST] = t
-    state[p, S_BELOW] = 0.0
-    state[p, S_SUM] = a
-    state[p, S_COUNT] = 1.0
-    state[p, S_PEAK] = mag
-    state[p, S_PEAK_A] = a
+    state[p].active = 1.0
+    state[p].start = t
+    state[p].last = t
+    state[p].below = 0.0
+    state[p].act_sum = a
+    state[p].count = 1.0
+    state[p].peak = mag
+    state[p].peak_act = a
 
 
 @njit(cache=True, nogil=True)
@@ -57,12 +72,12 @@ def decode_block(note_act, onset_act, mag, t0, state, onset_threshold, frame_thr
                  min_frames, gap_frames, release_ratio, lo, hi, final):
     """Decode frames of one block. note_act, onset_act, mag: (T + 1, P) float32, the last row
     being the next block's first frame (the onset peak test looks one frame ahead; with final
-    it is a row of zeros past the end). t0: the global index of row 0. state: (P, STATE_FIELDS)
-    float64, carried between blocks. Pitches outside lo..hi-1 are ignored. Returns (notes
-    (n, NOTE_FIELDS) float64, n)."""
+    it is a row of zeros past the end). t0: the global index of row 0. state: (P,) STATE_DTYPE
+    records, carried between blocks. Pitches outside lo..hi-1 are ignored. Returns (notes, NOTE_DTYPE
+    records, n)."""
     T = note_act.shape[0] - 1
     P = note_act.shape[1]
-    notes = np.zeros((P * (T + 2), NOTE_FIELDS))
+    notes = np.zeros(P * (T + 2), dtype=NOTE_DTYPE)
     n = 0
     for i in range(T):
         t = float(t0 + i)
@@ -70,63 +85,63 @@ def decode_block(note_act, onset_act, mag, t0, state, onset_threshold, frame_thr
             a = note_act[i, p]
             c = onset_act[i, p]
             c_next = onset_act[i + 1, p]
-            onset = c >= onset_threshold and c > state[p, S_PREV_C] and c >= c_next
-            state[p, S_PREV_C] = c
+            onset = c >= onset_threshold and c > state[p].prev_onset and c >= c_next
+            state[p].prev_onset = c
             m = mag[i, p]
-            if state[p, S_ACTIVE] > 0.0:
-                if onset and t - state[p, S_START] >= 2.0:
+            if state[p].active > 0.0:
+                if onset and t - state[p].start >= 2.0:
                     n = _close(state, p, notes, n, min_frames)
                     _start(state, p, t, a, m)
                     continue
-                if t - state[p, S_START] < ATTACK_FRAMES and m > state[p, S_PEAK]:
-                    state[p, S_PEAK] = m
-                if a > state[p, S_PEAK_A]:
-                    state[p, S_PEAK_A] = a
-                if a >= max(frame_threshold, release_ratio * state[p, S_PEAK_A]):
-                    state[p, S_LAST] = t
-                    state[p, S_BELOW] = 0.0
-                    state[p, S_SUM] += a
-                    state[p, S_COUNT] += 1.0
+                if t - state[p].start < ATTACK_FRAMES and m > state[p].peak:
+                    state[p].peak = m
+                if a > state[p].peak_act:
+                    state[p].peak_act = a
+                if a >= max(frame_threshold, release_ratio * state[p].peak_act):
+                    state[p].last = t
+                    state[p].below = 0.0
+                    state[p].act_sum += a
+                    state[p].count += 1.0
                 else:
-                    state[p, S_BELOW] += 1.0
-                    if state[p, S_BELOW] > gap_frames:
+                    state[p].below += 1.0
+                    if state[p].below > gap_frames:
                         n = _close(state, p, notes, n, min_frames)
                 continue
             if onset:
                 _start(state, p, t, a, m)
-                state[p, S_RUN] = -1.0
+                state[p].run = -1.0
                 continue
             # no onset: a sustained run of activation becomes a note from the run's start
             if a >= frame_threshold:
-                if state[p, S_RUN] < 0.0:
-                    state[p, S_RUN] = t
-                    state[p, S_RUNPEAK] = 0.0
-                    state[p, S_RUNSUM] = 0.0
-                state[p, S_RUNPEAK] = max(state[p, S_RUNPEAK], a)
-                state[p, S_RUNSUM] += a
-                length = t - state[p, S_RUN] + 1.0
-                neighbour = (p > 0 and state[p - 1, S_ACTIVE] > 0.0) or (p + 1 < P and state[p + 1, S_ACTIVE] > 0.0)
-                if length >= min_frames and state[p, S_RUNPEAK] >= sustain_threshold and not neighbour:
-                    state[p, S_ACTIVE] = 1.0
-                    state[p, S_START] = state[p, S_RUN]
-                    state[p, S_LAST] = t
-                    state[p, S_BELOW] = 0.0
-                    state[p, S_SUM] = state[p, S_RUNSUM]
-                    state[p, S_COUNT] = length
-                    state[p, S_PEAK] = m
-                    state[p, S_PEAK_A] = state[p, S_RUNPEAK]
-                    state[p, S_RUN] = -1.0
+                if state[p].run < 0.0:
+                    state[p].run = t
+                    state[p].run_peak = 0.0
+                    state[p].run_sum = 0.0
+                state[p].run_peak = max(state[p].run_peak, a)
+                state[p].run_sum += a
+                length = t - state[p].run + 1.0
+                neighbour = (p > 0 and state[p - 1].active > 0.0) or (p + 1 < P and state[p + 1].active > 0.0)
+                if length >= min_frames and state[p].run_peak >= sustain_threshold and not neighbour:
+                    state[p].active = 1.0
+                    state[p].start = state[p].run
+                    state[p].last = t
+                    state[p].below = 0.0
+                    state[p].act_sum = state[p].run_sum
+                    state[p].count = length
+                    state[p].peak = m
+                    state[p].peak_act = state[p].run_peak
+                    state[p].run = -1.0
             else:
-                state[p, S_RUN] = -1.0
+                state[p].run = -1.0
     if final:
         for p in range(lo, hi):
-            if state[p, S_ACTIVE] > 0.0:
+            if state[p].active > 0.0:
                 n = _close(state, p, notes, n, min_frames)
     return notes, n
 
 
 def new_state(pitches: int) -> np.ndarray:
-    """A fresh decoder state: (pitches, STATE_FIELDS) float64."""
-    state = np.zeros((pitches, STATE_FIELDS))
-    state[:, S_RUN] = -1.0
+    """A fresh decoder state: (pitches,) STATE_DTYPE records."""
+    state = np.zeros(pitches, dtype=STATE_DTYPE)
+    state["run"] = -1.0
     return state

@@ -417,10 +417,10 @@ class PitchedTranscriber:
             self.levels_db.append(level_db)
 
     def _note(self, row) -> Note:
-        p, start, end = int(row[0]), int(row[1]), int(row[2])
+        p, start, end = int(row["pitch"]), int(row["start"]), int(row["end"])
         onset_s = max(0.0, (start * HOP + FRAME_LAG_SAMPLES) / MODEL_RATE)  # frame 0 lies just before time 0
         offset_s = (end * HOP + FRAME_LAG_SAMPLES) / MODEL_RATE
-        level_db = 20.0 * math.log10(max(row[5], 1e-9))
+        level_db = 20.0 * math.log10(max(row["peak"], 1e-9))
         # the velocity is set in finish, relative to the loudest notes; the level rides along until then
         return Note(onset_s, offset_s, p + LOWEST_PITCH, 0, self._bends(p, start, end)), level_db
 
