@@ -113,11 +113,11 @@ def fan_out(daemon: Daemon, clients: int, seconds: float) -> dict:
                 n += m["type"] == "meters" and now >= start
 
         start = time.monotonic() + 0.5
-        blocks0, dropped0 = engine.status[E.ST_CALLBACKS], daemon.surface.ws.meter_frames_dropped
+        blocks0, dropped0 = engine.stats["callbacks"], daemon.surface.ws.meter_frames_dropped
         cpu0 = time.process_time()
         counts = await asyncio.gather(*(count(c, start, start + seconds) for c in conns))
         cpu_s = time.process_time() - cpu0
-        blocks = engine.status[E.ST_CALLBACKS] - blocks0
+        blocks = engine.stats["callbacks"] - blocks0
         await asyncio.gather(*(c.close() for c in conns))
         return counts, blocks, daemon.surface.ws.meter_frames_dropped - dropped0, cpu_s
 

@@ -23,6 +23,7 @@ Usage:
 """
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -38,42 +39,28 @@ from auracore.kernels import chain
 from auracore.kernels import params as P
 from auracore.kernels.biquad import (SHAPE_HIGHSHELF, SHAPE_LOWSHELF, SHAPE_PEAKING, cascade_process,
                                      design_biquad)
-from auracore.kernels.compressor import RMS_WINDOW_MS, compressor_process, compressor_work, time_coef
+from auracore.kernels.compressor import RMS_WINDOW_MS, compressor_process, compressor_state, compressor_work, time_coef
 from auracore.kernels.kweighting import design_kweighting
 from auracore.kernels.limiter import LimiterState, limiter_process
 from auracore.kernels.truepeak import TruePeakState, truepeak_process
 
-FS = 48000
-BLOCK = 1024
-EQ_GAINS_DB = (2.0, -1.5, 1.0, -2.0, 1.5, -1.0, 2.0, 1.5)
-COMP = {"threshold_db": -20.0, "ratio": 3.0, "attack_ms": 10.0, "release_ms": 150.0, "knee_db": 6.0}
-CEILING_DBTP = -1.0
-LIMITER_RELEASE_MS = 100.0
-LOUD_MAKEUP_DB = 8.0
+
+def _material():
+    """bench/dsp_material.py, loaded by path (bench/ never goes on sys.path: bench/profile.py
+    would shadow the standard library's profile)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dsp_material.py")
+    spec = importlib.util.spec_from_file_location("auracore_bench_dsp_material", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_M = _material()
+BLOCK, CEILING_DBTP, COMP, EQ_GAINS_DB, FS = _M.BLOCK, _M.CEILING_DBTP, _M.COMP, _M.EQ_GAINS_DB, _M.FS
+LIMITER_RELEASE_MS, LOUD_MAKEUP_DB = _M.LIMITER_RELEASE_MS, _M.LOUD_MAKEUP_DB
+blocks_of, chain_params, music_like = _M.blocks_of, _M.chain_params, _M.music_like
+
 TARGETS = {"chain_x_realtime": 300.0, "chain_vs_pedalboard": 1.5, "warm_start_s": 2.0}
-
-
-def music_like(seconds, fs=FS, seed=2024):
-    """(frames, 2) float64: enveloped harmonic tones and noise drum hits, peak -3 dBFS."""
-    rng = np.random.default_rng(seed)
-    frames = int(seconds * fs)
-    t = np.arange(frames) / fs
-    out = np.zeros((frames, 2))
-    for k, f0 in enumerate((55.0, 110.0, 164.8, 220.0, 329.6, 440.0, 659.3)):
-        env = 0.5 + 0.5 * np.sin(2.0 * np.pi * (0.13 + 0.07 * k) * t + k) ** 2
-        tone = np.zeros(frames)
-        for h in range(1, 20):
-            if f0 * h < 0.45 * fs:
-                tone += np.sin(2.0 * np.pi * f0 * h * t + rng.uniform(0.0, 2.0 * np.pi)) / h ** 1.2
-        pan = (k + 0.5) / 7.0
-        out[:, 0] += (1.0 - pan) * env * tone
-        out[:, 1] += pan * env * tone
-    kick_sos = ss.butter(2, [40.0, 180.0], btype="bandpass", fs=fs, output="sos")
-    snare_sos = ss.butter(2, [300.0, 9000.0], btype="bandpass", fs=fs, output="sos")
-    kick = ss.sosfilt(kick_sos, rng.standard_normal(frames)) * np.exp(-np.mod(t, 0.5) / 0.08)
-    snare = ss.sosfilt(snare_sos, rng.standard_normal(frames)) * np.exp(-np.mod(t + 0.25, 0.5) / 0.05)
-    out += 12.0 * kick[:, None] + 3.0 * np.column_stack([snare, 0.8 * snare])
-    return out * (10.0 ** (-3.0 / 20.0) / np.abs(out).max())
 
 
 def eq_coefs(fs=FS):
@@ -85,20 +72,6 @@ def eq_coefs(fs=FS):
     return coefs
 
 
-def chain_params(makeup_db=0.0):
-    p = P.default_vector()
-    p[P.INDEX["comp.makeup_db"]] = makeup_db
-    for b in range(P.EQ_BANDS):
-        p[P.INDEX[f"eq.{b + 1}.gain_db"]] = EQ_GAINS_DB[b]
-    for k, v in COMP.items():
-        p[P.INDEX[f"comp.{k}"]] = v
-    p[P.P_CEILING] = CEILING_DBTP
-    p[P.P_LIM_RELEASE] = LIMITER_RELEASE_MS
-    return p
-
-
-def blocks_of(frames):
-    return [(i, min(i + BLOCK, frames)) for i in range(0, frames, BLOCK)]
 
 
 # Each runner takes the input and returns a function that makes fresh state and processes
@@ -131,7 +104,7 @@ def run_compressor(x):
 
     def setup():
         y = x.copy()
-        st = np.zeros(2)
+        st = compressor_state()
         work = compressor_work()
 
         def go():
@@ -169,7 +142,7 @@ def run_limiter(x):
             for lo, hi in blocks_of(len(y)):
                 # the dry input feeds the bypass mix; with bypass 0 any rows of the block do
                 limiter_process(y[lo:hi], y[lo:hi], x[lo:hi], hi - lo, ceiling, ceiling, rel, 0.0, 0.0, 0, hi - lo,
-                                lim.latency, *arrays)
+                                lim.latency, arrays)
         return go
     return setup
 

@@ -78,23 +78,23 @@ def run_daemon(name, env, size, seconds, loaded, callback="native"):
         t.start()
     daemon.engine.durations[:] = 0.0
     daemon.engine.duration_idx[0] = 0
-    status0 = daemon.engine.status.copy()
+    status0 = daemon.engine.status.copy()[0]
     graph_xruns = peer(env, name, "count", "--seconds", str(seconds))["xruns"]
-    status = daemon.engine.status.copy()
+    status = daemon.engine.status.copy()[0]
     times = daemon.engine.callback_times_us()
     inference = daemon.inference.stats() if daemon.inference is not None else None
     stop.set()
     daemon.stop_event.set()
     daemon.close()
     deadline_us = size / RATE * 1e6
-    flags = sum(status[k] - status0[k] for k in (E.ST_INPUT_UNDERFLOW, E.ST_INPUT_OVERFLOW,
-                                                 E.ST_OUTPUT_UNDERFLOW, E.ST_OUTPUT_OVERFLOW))
+    flags = sum(status[k] - status0[k] for k in ("input_underflow", "input_overflow",
+                                                 "output_underflow", "output_overflow"))
     out = {"p50_pct": float(np.percentile(times, 50) / deadline_us * 100),
            "p99_pct": float(np.percentile(times, 99) / deadline_us * 100),
            "max_pct": float(times.max() / deadline_us * 100), "graph_xruns": graph_xruns,
-           "portaudio_flags": int(flags), "blocks": int(status[E.ST_CALLBACKS] - status0[E.ST_CALLBACKS])}
+           "portaudio_flags": int(flags), "blocks": int(status["callbacks"] - status0["callbacks"])}
     if callback == "python":
-        out["gil_wait_max_us"] = float(status[E.ST_WAIT_US_MAX])
+        out["gil_wait_max_us"] = float(status["wait_us_max"])
     if inference is not None:
         out["inference_p50_ms"] = inference["latency_ms_p50"]
         out["inference_p99_ms"] = inference["latency_ms_p99"]

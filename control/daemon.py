@@ -115,19 +115,19 @@ def _type_text(annotation) -> str:
 
 def status_line(engine: Engine, blocksize: int, inference=None) -> str:
     """One line of the engine's health: xruns, callback time, drops, faults, inference."""
-    st = engine.status
+    st = engine.stats
     times = engine.callback_times_us()
     deadline_us = blocksize / engine.sample_rate * 1e6 if blocksize else float("nan")
     if times.size:
         p50, p99 = np.percentile(times, [50, 99])
-        cb = f"callback p50 {p50:.0f} us p99 {p99:.0f} us max {st[E.ST_MAX_US]:.0f} us"
+        cb = f"callback p50 {p50:.0f} us p99 {p99:.0f} us max {st['max_us']:.0f} us"
         if blocksize:
             cb += f" ({100 * p99 / deadline_us:.1f}% of {deadline_us:.0f} us)"
     else:
         cb = "no callbacks yet"
     xruns = engine.xruns()
-    line = (f"up {engine.uptime_s():.0f} s | blocks {int(st[E.ST_CALLBACKS])} | xruns {xruns} | {cb} | "
-            f"ring drops {engine.ring.dropped} | faults {int(st[E.ST_FAULTS])} | sanitised {int(st[E.ST_SANITISED])}")
+    line = (f"up {engine.uptime_s():.0f} s | blocks {int(st['callbacks'])} | xruns {xruns} | {cb} | "
+            f"ring drops {engine.ring.dropped} | faults {int(st['faults'])} | sanitised {int(st['sanitised'])}")
     if inference is not None:
         s = inference.stats()
         line += (f" | inference p50 {s['latency_ms_p50']:.2f} ms p99 {s['latency_ms_p99']:.2f} ms "
@@ -196,7 +196,7 @@ class Daemon:
         backend = FileBackend(self._make_engine, cfg.input, cfg.output, cfg.blocksize, cfg.subtype,
                               realtime=cfg.realtime)
         self.engine = backend.engine
-        self.filestream = backend.__enter__()  # close() exits it: OUT is kept only if complete
+        self.filestream = backend.open()  # close() finishes it: OUT is kept only if complete
         self._start_models()
         self.loop = backend.loop
         self.loop.start()
@@ -248,7 +248,7 @@ class Daemon:
         """Poison the chain once (the callback falls back to the dry input, counts it and resets
         the chain) or make the inference thread raise (the watchdog restarts it)."""
         if where == "chain" and self.engine is not None:
-            self.engine.status[E.ST_INJECT_FAULT] = 1.0
+            self.engine.stats["inject_fault"] = 1.0
         elif where == "inference" and self.inference is not None:
             self.inference.inject_fault("raise")
 
@@ -276,7 +276,7 @@ class Daemon:
                     code = 1
                 break
             if self.stream is not None:
-                count = self.engine.status[E.ST_CALLBACKS]
+                count = self.engine.stats["callbacks"]
                 if count != last_count:
                     last_count, last_progress = count, now
                 elif now - last_progress > STALL_S or not self.stream.active:
@@ -318,7 +318,7 @@ class Daemon:
         if self.inference is not None:
             self.inference.stop(0.3)
         if self.filestream is not None:
-            self.filestream.__exit__(None, None, None)
+            self.filestream.finish()
             self.filestream = None
         if self.engine is not None:
             self.log("stopped; " + status_line(self.engine, self.cfg.blocksize, self.inference))

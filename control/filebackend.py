@@ -56,7 +56,8 @@ class FileBackend:
         except (sf.LibsndfileError, OSError) as exc:
             raise AudioFileError(f"{self.out_path}: writing failed ({exc}; is the disk full?)") from None
 
-    def __enter__(self):
+    def open(self) -> "FileBackend":
+        """Open OUT (a temporary file beside it until ``finish``)."""
         try:
             self._ctx = atomic_output(self.out_path, self.sample_rate, self.channels, self.subtype,
                                       inputs=(self.in_path,))
@@ -66,12 +67,21 @@ class FileBackend:
             raise
         return self
 
-    def __exit__(self, *exc):
+    def finish(self, *exc) -> bool:
         """Stop the loop; rename OUT into place only if the stream is complete and no
-        exception is passing, else remove it."""
+        exception is passing (exc: an exception's type, value and traceback, as __exit__
+        takes them), else remove it."""
+        if not exc:
+            exc = (None, None, None)
         self.loop.stop()
         self._in.close()
         if exc[0] is None and not (self.complete and self.loop.error is None):
             exc = (Incomplete, Incomplete(), None)
         ctx, self._ctx = self._ctx, None
         return ctx.__exit__(*exc) if ctx is not None else False
+
+    def __enter__(self):
+        return self.open()
+
+    def __exit__(self, *exc):
+        return self.finish(*exc)

@@ -250,7 +250,7 @@ class Hub:
         """One meters message (see control/schema/messages.schema.json, "meters"). Call it
         from the meter thread only: it consumes the output ring."""
         engine = self.engine
-        st = engine.status
+        st = engine.stats
         comp_gr, lim_gr = engine.take_gain_reduction()
         peak = self._spectrum.feed(engine.out_ring)
         r = engine.meter.readings()
@@ -269,18 +269,18 @@ class Hub:
             "output_peak_dbfs": finite_or_none(20.0 * math.log10(peak)) if peak > 0.0 else None,
             "comp_gr_db": round(-comp_gr, 2),
             "limiter_gr_db": round(-lim_gr, 2),
-            "loudness_gain_db": finite_or_none(st[E.ST_LOUDNESS_GAIN_DB]),
+            "loudness_gain_db": finite_or_none(st["loudness_gain_db"]),
             "spectrum_db": [round(float(v), 1) for v in self._spectrum.levels_db()],
             "ai": self._ai_view(),
             "status": {
-                "blocks": int(st[E.ST_CALLBACKS]),
+                "blocks": int(st["callbacks"]),
                 "xruns": engine.xruns(),
                 "callback_us_p50": finite_or_none(p50, 1),
                 "callback_us_p99": finite_or_none(p99, 1),
-                "callback_us_max": finite_or_none(st[E.ST_MAX_US], 1),
+                "callback_us_max": finite_or_none(st["max_us"], 1),
                 "ring_drops": engine.ring.dropped,
-                "sanitised": int(st[E.ST_SANITISED]),
-                "faults": int(st[E.ST_FAULTS]),
+                "sanitised": int(st["sanitised"]),
+                "faults": int(st["faults"]),
                 "control_rejected": engine.control.rejected,
             },
         }

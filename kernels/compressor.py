@@ -42,6 +42,16 @@ def time_coef(time_ms, sample_rate):
 WORK_FRAMES = 128
 
 
+# the detector's state: one record (a one-element structured array)
+STATE = np.dtype([("ms", "f8"),   # the RMS detector's mean square
+                  ("gr", "f8")])  # the gain the ballistics reached (dB)
+
+
+def compressor_state():
+    """A fresh detector state for ``compressor_process``: (1,) STATE."""
+    return np.zeros(1, dtype=STATE)
+
+
 def compressor_work():
     """Scratch for ``compressor_process``: (2, WORK_FRAMES) float64."""
     return np.zeros((2, WORK_FRAMES))
@@ -54,7 +64,7 @@ def compressor_process(x, start, stop, threshold_db, ratio, knee_db, attack_coef
 
     Ballistics act on the gain in dB (attack when it falls, release when it rises).
     makeup glides linearly from makeup0_db to makeup1_db across a tick of `tick` samples,
-    tick_pos being the position of row `start` in it. st: [mean square, gain dB];
+    tick_pos being the position of row `start` in it. st: ``compressor_state()``;
     work: scratch from ``compressor_work``. Returns the smallest gain (dB) applied in the
     range, for the meters.
 
@@ -65,8 +75,8 @@ def compressor_process(x, start, stop, threshold_db, ratio, knee_db, attack_coef
     channels = x.shape[1]
     target = work[0]
     gain_db = work[1]
-    ms = st[0]
-    gr = st[1]
+    ms = st[0].ms
+    gr = st[0].gr
     lowest = 0.0
     # levels below the knee's foot leave the static curve at 0 dB
     floor_lin = math.exp((threshold_db - 0.5 * knee_db) / DB_PER_LN)
@@ -124,6 +134,6 @@ def compressor_process(x, start, stop, threshold_db, ratio, knee_db, attack_coef
                 x[lo + i, c] *= gain_db[i]
     if abs(ms) < 1e-30:
         ms = 0.0
-    st[0] = ms
-    st[1] = gr
+    st[0].ms = ms
+    st[0].gr = gr
     return lowest

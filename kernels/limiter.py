@@ -26,6 +26,8 @@ per-frame gain computer is skipped and only the delay lines move.
 """
 
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -45,18 +47,38 @@ REST_SNAP = 1.0 - 1e-6
 REST_SLACK = 1.0 - 1e-12
 HF_CUTOFF = 0.9
 HF_MARGIN = 0.8
-# integer state slots
-I_POS = 0      # delay-line write position
-I_HEAD = 1     # deque head
-I_TAIL = 2     # deque tail (one past last)
-I_BPOS = 3     # box ring position
-I_FRAME = 4    # frames seen
-# float state slots
-F_EREL = 0     # release follower
-F_BOXSUM = 1   # box filter running sum
-F_GAIN = 2     # last gain applied (linear)
-F_HF_PREV = 3  # near-Nyquist peak of the previous tick
-F_HF_CUR = 4   # ... of the current tick so far
+# the limiter's scalar state: one record (a one-element structured array, which Numba reads
+# and writes by field name)
+SCALARS = np.dtype([
+    ("pos", "i8"),       # delay-line write position
+    ("head", "i8"),      # deque head
+    ("tail", "i8"),      # deque tail (one past last)
+    ("bpos", "i8"),      # box ring position
+    ("frame", "i8"),     # frames seen
+    ("erel", "f8"),      # release follower
+    ("boxsum", "f8"),    # box filter running sum
+    ("gain", "f8"),      # last gain applied (linear)
+    ("hf_prev", "f8"),   # near-Nyquist peak of the previous tick
+    ("hf_cur", "f8"),    # ... of the current tick so far
+])
+
+
+class LimiterArrays(NamedTuple):
+    """The limiter's state as Numba kernels take it: arrays by name."""
+    delay: np.ndarray      # (channels, ring) the frames in flight
+    dry: np.ndarray        # (channels, ring) the dry input, delayed alike (bypass)
+    dq_val: np.ndarray     # running-minimum deque: values ...
+    dq_idx: np.ndarray     # ... and their frame indices
+    box: np.ndarray        # (attack,) the moving average's ring
+    scalars: np.ndarray    # (1,) SCALARS
+    hf_coefs: np.ndarray   # the near-Nyquist high-pass (2 biquads) ...
+    hf_state: np.ndarray
+    hf_work: np.ndarray
+    tp_coefs: np.ndarray   # the true-peak estimator (kernels/truepeak.py)
+    tp_hist: np.ndarray
+    tp_prev3: np.ndarray
+    tp_work: np.ndarray
+    tp_out: np.ndarray     # (max_block, channels) the estimates of the current call
 
 
 def latency_for(sample_rate: float, lookahead_ms: float) -> tuple[int, int]:
@@ -84,8 +106,7 @@ class LimiterState:
         self.dq_val = np.ones(cap)
         self.dq_idx = np.zeros(cap, dtype=np.int64)
         self.box = np.ones(self.attack)
-        self.ints = np.zeros(5, dtype=np.int64)
-        self.floats = np.zeros(5)
+        self.scalars = np.zeros(1, dtype=SCALARS)
         self.hf_coefs = np.zeros((2, 5))
         for k, q in enumerate((0.5411961, 1.3065630)):  # 4th-order Butterworth
             design_biquad(SHAPE_HIGHPASS, sample_rate, HF_CUTOFF * sample_rate / 2, 0.0, q, self.hf_coefs[k])
@@ -93,24 +114,22 @@ class LimiterState:
         self.hf_work = np.zeros((max_block, channels))
         self.tp = TruePeakState(channels)
         self.tp_out = np.zeros((max_block, channels))
-        limiter_reset(self.delay, self.dry, self.dq_val, self.dq_idx, self.box, self.ints, self.floats,
-                      self.hf_state, self.tp.hist, self.tp.prev3, self.tp.work, self.tp_out)
-
-    @property
-    def arrays(self):
-        return (self.delay, self.dry, self.dq_val, self.dq_idx, self.box, self.ints, self.floats,
-                self.hf_coefs, self.hf_state, self.hf_work,
-                self.tp.coefs, self.tp.hist, self.tp.prev3, self.tp.work, self.tp_out)
+        self.arrays = LimiterArrays(self.delay, self.dry, self.dq_val, self.dq_idx, self.box, self.scalars,
+                                    self.hf_coefs, self.hf_state, self.hf_work,
+                                    self.tp.coefs, self.tp.hist, self.tp.prev3, self.tp.work, self.tp_out)
+        limiter_reset(self.arrays)
 
 
 @njit(cache=True, nogil=True)
-def _at_rest(dq_val, ints, floats, box):
+def _at_rest(lim):
     """The gain computer holds unity everywhere: one deque entry of 1, the release at 1,
     the box full of ones with an exact sum."""
+    st = lim.scalars[0]
+    dq_val, box = lim.dq_val, lim.box
     qmask = dq_val.shape[0] - 1
-    if ints[I_TAIL] - ints[I_HEAD] != 1 or dq_val[ints[I_HEAD] & qmask] != 1.0:
+    if st.tail - st.head != 1 or dq_val[st.head & qmask] != 1.0:
         return False
-    if floats[F_EREL] != 1.0 or floats[F_BOXSUM] != float(box.shape[0]):
+    if st.erel != 1.0 or st.boxsum != float(box.shape[0]):
         return False
     for k in range(box.shape[0]):
         if box[k] != 1.0:
@@ -129,16 +148,41 @@ def _peak_bound(tp_out, n, hf_prev, hf_top):
 
 
 @njit(cache=True, nogil=True)
-def _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, delay, dry, dq_idx, attack,
-                  ints, floats):
+def _near_nyquist(x, n, tick_pos, lim):
+    """High-pass rows 0..n-1 of x into hf_work, roll the per-tick peaks at a tick's start,
+    and return (the previous tick's peak, this tick's so far, this call's)."""
+    hf_work, st = lim.hf_work, lim.scalars[0]
+    for c in range(x.shape[1]):
+        for i in range(n):
+            hf_work[i, c] = x[i, c]
+    cascade_process(hf_work, 0, n, lim.hf_coefs, lim.hf_state)
+    # the near-Nyquist level a frame's margin covers: the peak of this tick so far and of the
+    # whole previous tick (at least a tick back, more than the estimator's reach), kept on
+    # the stream's tick grid so that it does not depend on the block size
+    if tick_pos == 0:
+        st.hf_prev = st.hf_cur
+        st.hf_cur = 0.0
+    top = 0.0
+    for c in range(x.shape[1]):
+        for i in range(n):
+            v = abs(hf_work[i, c])
+            top = v if v > top else top
+    flush_denormals(lim.hf_state)
+    return st.hf_prev, st.hf_cur, top
+
+
+@njit(cache=True, nogil=True)
+def _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, lim):
     """What the per-frame loop of ``limiter_process`` does when every r is 1 and it starts at
     rest, with the same arithmetic: the delay lines move, the gain stays, the one deque
     entry takes the newest frame index, the box position advances. Returns the gain."""
     channels = x.shape[1]
+    delay, dry, dq_idx, st = lim.delay, lim.dry, lim.dq_idx, lim.scalars[0]
+    attack = lim.box.shape[0]
     mask = delay.shape[1] - 1
     qmask = dq_idx.shape[0] - 1
-    pos = ints[I_POS]
-    gain = floats[F_BOXSUM] * (1.0 / attack)
+    pos = st.pos
+    gain = st.boxsum * (1.0 / attack)
     if bypass0 == 0.0 and bypass1 == 0.0:
         for i in range(n):
             rd = (pos - latency) & mask
@@ -157,80 +201,37 @@ def _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, 
                 dry[c, pos] = dry_in[i, c]
                 out[i, c] = (1.0 - b) * gain * delay[c, rd] + b * dry[c, rd]
             pos = (pos + 1) & mask
-    frame = ints[I_FRAME] + n
-    dq_idx[ints[I_HEAD] & qmask] = frame - 1 - TP_DELAY
-    ints[I_POS] = pos
-    ints[I_BPOS] = (ints[I_BPOS] + n) % attack
-    ints[I_FRAME] = frame
-    floats[F_GAIN] = gain
+    frame = st.frame + n
+    dq_idx[st.head & qmask] = frame - 1 - TP_DELAY
+    st.pos = pos
+    st.bpos = (st.bpos + n) % attack
+    st.frame = frame
+    st.gain = gain
     return gain
 
 
 @njit(cache=True, nogil=True)
-def limiter_process(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0, bypass1,
-                    tick_pos, tick, latency, delay, dry, dq_val, dq_idx, box, ints, floats,
-                    hf_coefs, hf_state, hf_work, tp_coefs, tp_hist, tp_prev3, tp_work, tp_out, shortcuts=True):
-    """Limit rows 0..n-1 of x: (frames, channels) into rows 0..n-1 of out (which may be x):
-    they come out `latency` frames late, mixed with the equally delayed dry_in rows by the
-    bypass weight. ceiling and bypass glide linearly across the tick. Returns the lowest
-    gain (linear).
-
-    shortcuts: when the input alone proves that no estimate can reach the ceiling
-    (``truepeak_quiet``), the estimator is skipped; when, besides, the gain computer is at
-    rest (unity everywhere), the per-frame gain computer is skipped too. Both give the same
-    samples and the same state as the full path (shortcuts=False, for tests).
-    """
+def _gain_computer(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0, bypass1, tick_pos, tick,
+                   latency, hf_prev, hf_cur, lim):
+    """The per-frame path: each frame's margined estimate -> r, the running minimum over the
+    window, the release, the box average -> the gain; the delayed frames out. Returns the
+    lowest gain."""
     channels = x.shape[1]
-    for c in range(channels):
-        for i in range(n):
-            hf_work[i, c] = x[i, c]
-    cascade_process(hf_work, 0, n, hf_coefs, hf_state)
-    # the near-Nyquist level a frame's margin covers: the peak of this tick so far and of the
-    # whole previous tick (at least a tick back, more than the estimator's reach), kept on
-    # the stream's tick grid so that it does not depend on the block size
-    if tick_pos == 0:
-        floats[F_HF_PREV] = floats[F_HF_CUR]
-        floats[F_HF_CUR] = 0.0
-    hf_prev = floats[F_HF_PREV]
-    hf_cur = floats[F_HF_CUR]
-    top = 0.0
-    for c in range(channels):
-        for i in range(n):
-            v = abs(hf_work[i, c])
-            top = v if v > top else top
-    flush_denormals(hf_state)
-    # estimates that cannot reach the ceiling even with the largest margin of this call
-    # need not be exact (the pruning keeps everything else bit for bit)
-    floor = max(0.0, min(ceiling0, ceiling1) * SAFETY_LIN * REST_SLACK - HF_MARGIN * max(hf_prev, hf_cur, top))
+    delay, dry, dq_val, dq_idx, box = lim.delay, lim.dry, lim.dq_val, lim.dq_idx, lim.box
+    tp_out, hf_work, st = lim.tp_out, lim.hf_work, lim.scalars[0]
     mask = delay.shape[1] - 1
     attack = box.shape[0]
-    if shortcuts and truepeak_quiet(x[:n], tp_coefs, tp_hist, tp_prev3, tp_work, floor):
-        # every estimate is at most floor, so every r below is 1: the estimates' values do not
-        # matter (0 stands for them), and at rest the gain computer would not move at all
-        if _at_rest(dq_val, ints, floats, box):
-            floats[F_HF_CUR] = max(hf_cur, top)
-            return _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, delay, dry,
-                                 dq_idx, attack, ints, floats)
-        tp_out[:n] = 0.0
-    else:
-        truepeak_process(x[:n], tp_coefs, tp_hist, tp_prev3, tp_work, tp_out, floor)
-        if shortcuts and _at_rest(dq_val, ints, floats, box) and not (
-                _peak_bound(tp_out, n, hf_prev, max(hf_cur, top)) > min(ceiling0, ceiling1) * SAFETY_LIN * REST_SLACK):
-            floats[F_HF_CUR] = max(hf_cur, top)
-            return _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, delay, dry,
-                                 dq_idx, attack, ints, floats)
-
     window = attack + 2 * HOLD_RADIUS
     qmask = dq_val.shape[0] - 1
-    pos = ints[I_POS]
-    head = ints[I_HEAD]
-    tail = ints[I_TAIL]
-    bpos = ints[I_BPOS]
-    frame = ints[I_FRAME]
-    erel = floats[F_EREL]
-    boxsum = floats[F_BOXSUM]
+    pos = st.pos
+    head = st.head
+    tail = st.tail
+    bpos = st.bpos
+    frame = st.frame
+    erel = st.erel
+    boxsum = st.boxsum
     lowest = 1.0
-    gain = floats[F_GAIN]
+    gain = st.gain
     inv_tick = 1.0 / tick
     inv_attack = 1.0 / attack
     wet_only = bypass0 == 0.0 and bypass1 == 0.0  # the usual case: no crossfade to compute
@@ -291,37 +292,72 @@ def limiter_process(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0
         shift = head & ~qmask
         head -= shift
         tail -= shift
-    ints[I_POS] = pos
-    ints[I_HEAD] = head
-    ints[I_TAIL] = tail
-    ints[I_BPOS] = bpos
-    ints[I_FRAME] = frame
-    floats[F_EREL] = erel
-    floats[F_BOXSUM] = boxsum
-    floats[F_GAIN] = gain
-    floats[F_HF_CUR] = hf_cur
+    st.pos = pos
+    st.head = head
+    st.tail = tail
+    st.bpos = bpos
+    st.frame = frame
+    st.erel = erel
+    st.boxsum = boxsum
+    st.gain = gain
+    st.hf_cur = hf_cur
     return lowest
 
 
 @njit(cache=True, nogil=True)
-def limiter_reset(delay, dry, dq_val, dq_idx, box, ints, floats, hf_state, tp_hist, tp_prev3, tp_work, tp_out):
+def limiter_process(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0, bypass1,
+                    tick_pos, tick, latency, lim, shortcuts=True):
+    """Limit rows 0..n-1 of x: (frames, channels) into rows 0..n-1 of out (which may be x):
+    they come out `latency` frames late, mixed with the equally delayed dry_in rows by the
+    bypass weight. ceiling and bypass glide linearly across the tick. lim: LimiterArrays.
+    Returns the lowest gain (linear).
+
+    shortcuts: when the input alone proves that no estimate can reach the ceiling
+    (``truepeak_quiet``), the estimator is skipped; when, besides, the gain computer is at
+    rest (unity everywhere), the per-frame gain computer is skipped too. Both give the same
+    samples and the same state as the full path (shortcuts=False, for tests).
+    """
+    hf_prev, hf_cur, top = _near_nyquist(x, n, tick_pos, lim)
+    # estimates that cannot reach the ceiling even with the largest margin of this call
+    # need not be exact (the pruning keeps everything else bit for bit)
+    floor = max(0.0, min(ceiling0, ceiling1) * SAFETY_LIN * REST_SLACK - HF_MARGIN * max(hf_prev, hf_cur, top))
+    if shortcuts and truepeak_quiet(x[:n], lim.tp_coefs, lim.tp_hist, lim.tp_prev3, lim.tp_work, floor):
+        # every estimate is at most floor, so every r below is 1: the estimates' values do not
+        # matter (0 stands for them), and at rest the gain computer would not move at all
+        if _at_rest(lim):
+            lim.scalars[0].hf_cur = max(hf_cur, top)
+            return _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, lim)
+        lim.tp_out[:n] = 0.0
+    else:
+        truepeak_process(x[:n], lim.tp_coefs, lim.tp_hist, lim.tp_prev3, lim.tp_work, lim.tp_out, floor)
+        if shortcuts and _at_rest(lim) and not (
+                _peak_bound(lim.tp_out, n, hf_prev, max(hf_cur, top)) > min(ceiling0, ceiling1) * SAFETY_LIN * REST_SLACK):
+            lim.scalars[0].hf_cur = max(hf_cur, top)
+            return _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, lim)
+    return _gain_computer(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0, bypass1, tick_pos, tick,
+                          latency, hf_prev, hf_cur, lim)
+
+
+@njit(cache=True, nogil=True)
+def limiter_reset(lim):
     """Empty the delay lines and the gain computer: unity gain, nothing in flight."""
-    delay[:] = 0.0
-    dry[:] = 0.0
-    dq_val[:] = 1.0
-    dq_idx[:] = 0
-    dq_idx[0] = -(1 << 40)  # one entry, r = 1, standing for every frame before now
-    box[:] = 1.0
-    ints[I_HEAD] = 0
-    ints[I_TAIL] = 1
-    ints[I_BPOS] = 0
-    floats[F_EREL] = 1.0
-    floats[F_BOXSUM] = float(box.shape[0])
-    floats[F_GAIN] = 1.0
-    floats[F_HF_PREV] = 0.0
-    floats[F_HF_CUR] = 0.0
-    hf_state[:] = 0.0
-    tp_hist[:] = 0.0
-    tp_prev3[:] = 0.0
-    tp_work[:] = 0.0
-    tp_out[:] = 0.0
+    lim.delay[:] = 0.0
+    lim.dry[:] = 0.0
+    lim.dq_val[:] = 1.0
+    lim.dq_idx[:] = 0
+    lim.dq_idx[0] = -(1 << 40)  # one entry, r = 1, standing for every frame before now
+    lim.box[:] = 1.0
+    st = lim.scalars[0]
+    st.head = 0
+    st.tail = 1
+    st.bpos = 0
+    st.erel = 1.0
+    st.boxsum = float(lim.box.shape[0])
+    st.gain = 1.0
+    st.hf_prev = 0.0
+    st.hf_cur = 0.0
+    lim.hf_state[:] = 0.0
+    lim.tp_hist[:] = 0.0
+    lim.tp_prev3[:] = 0.0
+    lim.tp_work[:] = 0.0
+    lim.tp_out[:] = 0.0

@@ -29,11 +29,12 @@ ITU-R BS.1770-4 / EBU Tech 3341 and 3342, in constant memory, allocation-free pe
   silences never run on denormals and a NaN in the input spoils the readings for one
   window at most.
 
-State lives in ``LoudnessMeter.arrays`` (numpy arrays only, order ``ARRAY_NAMES``), so a
-Numba caller can run ``meter_process(x, *arrays)`` and ``meter_reset(*arrays)`` itself.
+State lives in ``LoudnessMeter.arrays`` (a ``MeterArrays``: numpy arrays by name), so a
+Numba caller can run ``meter_process(x, arrays)`` and ``meter_reset(arrays)`` itself.
 """
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -58,33 +59,56 @@ LRA_GATE_FACTOR = 10.0 ** (LRA_REL_GATE_LU / 10.0)
 TINY_STATE = 1e-30
 SURROUND_WEIGHT = 1.41
 
-# config (int64) slots
-C_HOP = 0          # frames per hop
-C_STEP_HOPS = 1    # hops per 100 ms gating step
-C_M_HOPS = 2       # hops per momentary window (4 steps)
-C_S_HOPS = 3       # hops per short-term window (30 steps)
-C_LRA_HOPS = 4     # hops between LRA values (10 steps)
-C_TRUE_PEAK = 5    # 1 when true peak is measured
-# counters (int64) slots
-N_FILL = 0         # frames in the current hop so far
-N_HOPS = 1         # hops completed since the stream began
-N_LOGGED = 2       # hops seen by the hop log since it was enabled
-N_START = 3        # the last hop before the measurement (re)started: windows count from here
-N_TP_SKIP = 4      # true-peak estimates still depending on audio from before the last reset
-# levels (float64) slots: mean squares (energies), not LUFS, then the windows' running sums
-L_M = 0
-L_S = 1
-L_M_MAX = 2
-L_S_MAX = 3
-L_SUM_M = 4
-L_SUM_S = 5
+# the meter's scalar state: one record (a one-element structured array, which Numba reads
+# and writes by field name)
+SCALARS = np.dtype([
+    # configuration
+    ("hop", "i8"),          # frames per hop
+    ("step_hops", "i8"),    # hops per 100 ms gating step
+    ("m_hops", "i8"),       # hops per momentary window (4 steps)
+    ("s_hops", "i8"),       # hops per short-term window (30 steps)
+    ("lra_hops", "i8"),     # hops between LRA values (10 steps)
+    ("true_peak", "i8"),    # 1 when true peak is measured
+    # counters
+    ("fill", "i8"),         # frames in the current hop so far
+    ("hops", "i8"),         # hops completed since the stream began
+    ("logged", "i8"),       # hops seen by the hop log since it was enabled
+    ("start", "i8"),        # the last hop before the measurement (re)started: windows count from here
+    ("tp_skip", "i8"),      # true-peak estimates still depending on audio from before the last reset
+    # levels: mean squares (energies), not LUFS, then the windows' running sums
+    ("m", "f8"),
+    ("s", "f8"),
+    ("m_max", "f8"),
+    ("s_max", "f8"),
+    ("sum_m", "f8"),
+    ("sum_s", "f8"),
+])
 
-# the order of LoudnessMeter.arrays (each is the meter's attribute of that name) and of
-# the arguments of meter_process after x, and of meter_reset
-ARRAY_NAMES = ("config", "counters", "weights", "kw_sos", "kw_state", "hop_sum", "ring", "levels",
-               "gate_count", "gate_energy", "lra_count", "lra_energy", "sample_peak", "true_peak_lin",
-               "hop_true_peak", "tp_coefs", "tp_hist", "tp_prev3", "tp_work", "tp_discard",
-               "log_hop", "log_levels", "log_true_peak")
+
+class MeterArrays(NamedTuple):
+    """All of one meter's state as the kernels take it: arrays by name (each is the
+    LoudnessMeter attribute of that name)."""
+    scalars: np.ndarray        # (1,) SCALARS
+    weights: np.ndarray        # (channels,) BS.1770 weights
+    kw_sos: np.ndarray         # K-weighting
+    kw_state: np.ndarray
+    hop_sum: np.ndarray        # (channels,) weighted energy of the hop so far
+    ring: np.ndarray           # hop energies over the short-term window
+    gate_count: np.ndarray     # integrated loudness: histogram of gating blocks ...
+    gate_energy: np.ndarray
+    lra_count: np.ndarray      # ... and of short-term values (LRA)
+    lra_energy: np.ndarray
+    sample_peak: np.ndarray    # (channels,)
+    true_peak_lin: np.ndarray  # (channels,)
+    hop_true_peak: np.ndarray  # (channels,) the hop's (with the hop log on)
+    tp_coefs: np.ndarray       # the true-peak estimator (kernels/truepeak.py)
+    tp_hist: np.ndarray
+    tp_prev3: np.ndarray
+    tp_work: np.ndarray
+    tp_discard: np.ndarray     # where estimates from before a reset go
+    log_hop: np.ndarray        # the hop log: end hop ...
+    log_levels: np.ndarray     # ... momentary and short-term energy ...
+    log_true_peak: np.ndarray  # ... and per-channel true peak
 
 
 def default_weights(channels: int) -> np.ndarray:
@@ -206,137 +230,134 @@ def _hist_add(count, energy_sum, energy):
 
 
 @njit(cache=True, nogil=True)
-def _end_hop(config, counters, weights, kw_state, hop_sum, ring, levels, gate_count, gate_energy,
-             lra_count, lra_energy, true_peak_lin, hop_true_peak, log_hop, log_levels, log_true_peak):
+def _end_hop(m):
     """Close the hop: ring entry, momentary and short-term, maxima, gating block, LRA value,
-    denormal flush, hop log."""
-    h = counters[N_HOPS] + 1
-    counters[N_HOPS] = h
+    denormal flush, hop log. m: MeterArrays."""
+    sc = m.scalars[0]
+    ring, hop_sum, weights, kw_state = m.ring, m.hop_sum, m.weights, m.kw_state
+    h = sc.hops + 1
+    sc.hops = h
     channels = hop_sum.shape[0]
     e = 0.0
     for c in range(channels):
         e += weights[c] * hop_sum[c]
         hop_sum[c] = 0.0
-    hop = config[C_HOP]
-    m_hops = config[C_M_HOPS]
-    s_hops = config[C_S_HOPS]
+    hop = sc.hop
+    m_hops = sc.m_hops
+    s_hops = sc.s_hops
     size = ring.shape[0]
     leaving_m = ring[(h - m_hops) % size]
     leaving_s = ring[h % size]
     ring[h % size] = e
-    if h % config[C_STEP_HOPS] == 0:
+    if h % sc.step_hops == 0:
         # exact sums at every step (every gating block and LRA value is exact); between
         # steps the running sums move by one hop, so a small hop costs little and rounding
         # never builds up past one step
         sum_m = _window_sum(ring, h, m_hops)
         sum_s = _window_sum(ring, h, s_hops)
     else:
-        sum_m = levels[L_SUM_M] + (e - leaving_m)
-        sum_s = levels[L_SUM_S] + (e - leaving_s)
-    levels[L_SUM_M] = sum_m
-    levels[L_SUM_S] = sum_s
+        sum_m = sc.sum_m + (e - leaving_m)
+        sum_s = sc.sum_s + (e - leaving_s)
+    sc.sum_m = sum_m
+    sc.sum_s = sum_s
     em = max(sum_m, 0.0) / (m_hops * hop)
     es = max(sum_s, 0.0) / (s_hops * hop)
-    levels[L_M] = em
-    levels[L_S] = es
-    since = h - counters[N_START]
+    sc.m = em
+    sc.s = es
+    since = h - sc.start
     if since >= m_hops:
-        if em > levels[L_M_MAX]:
-            levels[L_M_MAX] = em
-        if since % config[C_STEP_HOPS] == 0:
-            _hist_add(gate_count, gate_energy, em)
+        if em > sc.m_max:
+            sc.m_max = em
+        if since % sc.step_hops == 0:
+            _hist_add(m.gate_count, m.gate_energy, em)
     if since >= s_hops:
-        if es > levels[L_S_MAX]:
-            levels[L_S_MAX] = es
-        if since % config[C_LRA_HOPS] == 0:
-            _hist_add(lra_count, lra_energy, es)
+        if es > sc.s_max:
+            sc.s_max = es
+        if since % sc.lra_hops == 0:
+            _hist_add(m.lra_count, m.lra_energy, es)
     for c in range(channels):
         for k in range(kw_state.shape[1]):
             if not abs(kw_state[c, k]) >= TINY_STATE:  # also catches NaN
                 kw_state[c, k] = 0.0
+    log_hop = m.log_hop
     if log_hop.shape[0] > 0:
-        if config[C_TRUE_PEAK] != 0:
+        hop_true_peak = m.hop_true_peak
+        if sc.true_peak != 0:
             for c in range(channels):
-                true_peak_lin[c] = max(true_peak_lin[c], hop_true_peak[c])
-        k = counters[N_LOGGED]
+                m.true_peak_lin[c] = max(m.true_peak_lin[c], hop_true_peak[c])
+        k = sc.logged
         if k < log_hop.shape[0]:
             log_hop[k] = h
-            log_levels[k, 0] = em
-            log_levels[k, 1] = es
+            m.log_levels[k, 0] = em
+            m.log_levels[k, 1] = es
             for c in range(channels):
-                log_true_peak[k, c] = hop_true_peak[c]
-        counters[N_LOGGED] = k + 1
+                m.log_true_peak[k, c] = hop_true_peak[c]
+        sc.logged = k + 1
         for c in range(channels):
             hop_true_peak[c] = 0.0
 
 
 @njit(cache=True, nogil=True)
-def _true_peak(x, counters, tp_coefs, tp_hist, tp_prev3, tp_work, tp_discard, peak):
+def _true_peak(x, m, peak):
     """``truepeak_max`` over x into peak, but the estimates that still depend on audio from
     before a reset go to tp_discard."""
-    skip = min(counters[N_TP_SKIP], x.shape[0])
+    sc = m.scalars[0]
+    skip = min(sc.tp_skip, x.shape[0])
     if skip > 0:
-        truepeak_max(x[:skip], tp_coefs, tp_hist, tp_prev3, tp_work, tp_discard)
-        counters[N_TP_SKIP] -= skip
-    truepeak_max(x[skip:], tp_coefs, tp_hist, tp_prev3, tp_work, peak)
+        truepeak_max(x[:skip], m.tp_coefs, m.tp_hist, m.tp_prev3, m.tp_work, m.tp_discard)
+        sc.tp_skip -= skip
+    truepeak_max(x[skip:], m.tp_coefs, m.tp_hist, m.tp_prev3, m.tp_work, peak)
 
 
 @njit(cache=True, nogil=True)
-def meter_process(x, config, counters, weights, kw_sos, kw_state, hop_sum, ring, levels,
-                  gate_count, gate_energy, lra_count, lra_energy, sample_peak, true_peak_lin,
-                  hop_true_peak, tp_coefs, tp_hist, tp_prev3, tp_work, tp_discard,
-                  log_hop, log_levels, log_true_peak):
-    """Meter x: (frames, channels) float32 or float64, any number of frames; the other
-    arguments are ``LoudnessMeter.arrays`` (see ``ARRAY_NAMES``). Allocates nothing."""
+def meter_process(x, m):
+    """Meter x: (frames, channels) float32 or float64, any number of frames; m is
+    ``LoudnessMeter.arrays`` (a MeterArrays). Allocates nothing."""
     frames, channels = x.shape
-    hop = config[C_HOP]
-    per_hop_peak = config[C_TRUE_PEAK] != 0 and log_hop.shape[0] > 0
+    sc = m.scalars[0]
+    hop = sc.hop
+    per_hop_peak = sc.true_peak != 0 and m.log_hop.shape[0] > 0
     pos = 0
     while pos < frames:
-        fill = counters[N_FILL]
+        fill = sc.fill
         n = min(hop - fill, frames - pos)
         for ca in range(0, channels, 2):
-            _kweight_pair(x, pos, pos + n, ca, min(ca + 1, channels - 1), kw_sos, kw_state, hop_sum,
-                          sample_peak)
+            _kweight_pair(x, pos, pos + n, ca, min(ca + 1, channels - 1), m.kw_sos, m.kw_state, m.hop_sum,
+                          m.sample_peak)
         if per_hop_peak:
-            _true_peak(x[pos:pos + n], counters, tp_coefs, tp_hist, tp_prev3, tp_work, tp_discard,
-                       hop_true_peak)
+            _true_peak(x[pos:pos + n], m, m.hop_true_peak)
         pos += n
         if fill + n < hop:
-            counters[N_FILL] = fill + n
+            sc.fill = fill + n
         else:
-            counters[N_FILL] = 0
-            _end_hop(config, counters, weights, kw_state, hop_sum, ring, levels, gate_count,
-                     gate_energy, lra_count, lra_energy, true_peak_lin, hop_true_peak, log_hop,
-                     log_levels, log_true_peak)
-    if config[C_TRUE_PEAK] != 0 and not per_hop_peak:
-        _true_peak(x, counters, tp_coefs, tp_hist, tp_prev3, tp_work, tp_discard, true_peak_lin)
+            sc.fill = 0
+            _end_hop(m)
+    if sc.true_peak != 0 and not per_hop_peak:
+        _true_peak(x, m, m.true_peak_lin)
 
 
 @njit(cache=True, nogil=True)
-def meter_reset(config, counters, weights, kw_sos, kw_state, hop_sum, ring, levels,
-                gate_count, gate_energy, lra_count, lra_energy, sample_peak, true_peak_lin,
-                hop_true_peak, tp_coefs, tp_hist, tp_prev3, tp_work, tp_discard,
-                log_hop, log_levels, log_true_peak):
+def meter_reset(m):
     """Restart integrated, LRA, maxima and peaks of ``LoudnessMeter.arrays`` as a fresh meter
     would from the next hop boundary: gating blocks, LRA values and maxima count only
     windows that lie wholly after it (their 100 ms and 1 s grids restart there), true peak
     only estimates made from audio after the reset. The filters and windows run on
     (momentary and short-term readings are unaffected)."""
+    sc = m.scalars[0]
     # a hop already begun holds audio from before the reset: windows start after it
-    counters[N_START] = counters[N_HOPS] + (1 if counters[N_FILL] > 0 else 0)
+    sc.start = sc.hops + (1 if sc.fill > 0 else 0)
     # the estimator lags TP_DELAY frames and reaches HALF_TAPS beyond: the next TAPS - 1
     # estimates still depend on audio from before the reset
-    counters[N_TP_SKIP] = TAPS - 1
-    gate_count[:] = 0
-    gate_energy[:] = 0.0
-    lra_count[:] = 0
-    lra_energy[:] = 0.0
-    levels[L_M_MAX] = 0.0
-    levels[L_S_MAX] = 0.0
-    sample_peak[:] = 0.0
-    true_peak_lin[:] = 0.0
-    hop_true_peak[:] = 0.0
+    sc.tp_skip = TAPS - 1
+    m.gate_count[:] = 0
+    m.gate_energy[:] = 0.0
+    m.lra_count[:] = 0
+    m.lra_energy[:] = 0.0
+    sc.m_max = 0.0
+    sc.s_max = 0.0
+    m.sample_peak[:] = 0.0
+    m.true_peak_lin[:] = 0.0
+    m.hop_true_peak[:] = 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -423,14 +444,16 @@ class LoudnessMeter:
             raise ValueError(f"weights must have {channels} entries, got shape {self.weights.shape}")
         self.hop, step = hop_frames(sample_rate)
         step_hops = step // self.hop
-        self.config = np.array([self.hop, step_hops, 4 * step_hops, 30 * step_hops, 10 * step_hops,
-                                int(self.true_peak)], dtype=np.int64)
-        self.counters = np.zeros(5, dtype=np.int64)
+        self.scalars = np.zeros(1, dtype=SCALARS)
+        self.stats = self.scalars[0]  # the record, read and written by field name
+        for name, value in (("hop", self.hop), ("step_hops", step_hops), ("m_hops", 4 * step_hops),
+                            ("s_hops", 30 * step_hops), ("lra_hops", 10 * step_hops),
+                            ("true_peak", int(self.true_peak))):
+            self.stats[name] = value
         self.kw_sos = design_kweighting(sample_rate)
         self.kw_state = np.zeros((channels, 6))
         self.hop_sum = np.zeros(channels)
         self.ring = np.zeros(30 * step_hops)
-        self.levels = np.zeros(6)
         self.gate_count = np.zeros(HIST_BINS, dtype=np.int64)
         self.gate_energy = np.zeros(HIST_BINS)
         self.lra_count = np.zeros(HIST_BINS, dtype=np.int64)
@@ -449,24 +472,24 @@ class LoudnessMeter:
             raise ValueError(f"x must be (frames, {self.channels}), got shape {x.shape}")
         if x.dtype != np.float64 and x.dtype != np.float32:
             raise TypeError(f"x must be float32 or float64, got {x.dtype}")
-        meter_process(x, *self.arrays)
+        meter_process(x, self.arrays)
 
     def reset_integrated(self) -> None:
         """Start integrated, LRA, maxima and peaks afresh (momentary and short-term run on).
         Call it from the thread that calls ``process``, or between calls."""
-        meter_reset(*self.arrays)
+        meter_reset(self.arrays)
 
     def hop_log_enable(self, max_hops: int) -> None:
         """Record every hop from now on, up to max_hops of them (0 turns the log off); this
-        replaces the last three of ``arrays``. With true peak on, the true peak is then
+        replaces the log arrays of ``arrays``. With true peak on, the true peak is then
         computed hop by hop (for its per-hop maxima), which prunes less and runs slower."""
         self.log_hop = np.zeros(max_hops, dtype=np.int64)
         self.log_levels = np.zeros((max_hops, 2))
         self.log_true_peak = np.zeros((max_hops, self.channels))
-        self.counters[N_LOGGED] = 0
+        self.stats["logged"] = 0
         self.true_peak_lin[:] = np.maximum(self.true_peak_lin, self.hop_true_peak)
         self.hop_true_peak[:] = 0.0
-        self.arrays = tuple(getattr(self, name) for name in ARRAY_NAMES)
+        self.arrays = MeterArrays(*(getattr(self, name) for name in MeterArrays._fields))
 
     def hop_log(self) -> dict:
         """The logged hops: "time_s" (n,) end of each hop since the stream began;
@@ -474,7 +497,7 @@ class LoudnessMeter:
         the stream as silence); "true_peak_dbtp" (n, channels) the largest estimate emitted
         during the hop (estimates lag TP_DELAY frames), None without true peak;
         "dropped_hops": hops past the log's capacity."""
-        n = min(int(self.counters[N_LOGGED]), self.log_hop.shape[0])
+        n = min(int(self.stats["logged"]), self.log_hop.shape[0])
         with np.errstate(divide="ignore"):
             levels = LUFS_OFFSET + 10.0 * np.log10(self.log_levels[:n])
         return {
@@ -482,26 +505,26 @@ class LoudnessMeter:
             "momentary_lufs": levels[:, 0],
             "short_term_lufs": levels[:, 1],
             "true_peak_dbtp": _amplitude_db(self.log_true_peak[:n]) if self.true_peak else None,
-            "dropped_hops": int(self.counters[N_LOGGED]) - n,
+            "dropped_hops": int(self.stats["logged"]) - n,
         }
 
     @property
     def momentary_lufs(self) -> float:
         """Loudness of the last 400 ms (LUFS), updated every hop."""
-        return energy_to_lufs(float(self.levels[L_M]))
+        return energy_to_lufs(float(self.stats["m"]))
 
     @property
     def short_term_lufs(self) -> float:
         """Loudness of the last 3 s (LUFS), updated every hop."""
-        return energy_to_lufs(float(self.levels[L_S]))
+        return energy_to_lufs(float(self.stats["s"]))
 
     @property
     def momentary_max_lufs(self) -> float:
-        return energy_to_lufs(float(self.levels[L_M_MAX]))
+        return energy_to_lufs(float(self.stats["m_max"]))
 
     @property
     def short_term_max_lufs(self) -> float:
-        return energy_to_lufs(float(self.levels[L_S_MAX]))
+        return energy_to_lufs(float(self.stats["s_max"]))
 
     @property
     def integrated_lufs(self) -> float:

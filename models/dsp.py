@@ -16,7 +16,7 @@ from numba import njit
 from auracore.kernels import params as P
 from auracore.kernels.biquad import (SHAPE_HIGHSHELF, SHAPE_LOWSHELF, SHAPE_PEAKING, cascade_process,
                                      design_biquad)
-from auracore.kernels.compressor import (DB_PER_LN, compressor_process, compressor_work, static_gain_db,
+from auracore.kernels.compressor import (DB_PER_LN, compressor_process, compressor_state, compressor_work, static_gain_db,
                                          time_coef)
 from auracore.kernels.kweighting import design_kweighting
 from auracore.kernels.loudness import LoudnessMeter
@@ -77,7 +77,7 @@ def compress(x: np.ndarray, threshold_db: float, ratio: float, knee_db: float = 
     """The chain's compressor (peak detector, linked, no makeup) over x: (frames, channels); a copy."""
     y = np.array(x, dtype=np.float64, order="C", copy=True)
     if ratio > 1.0:
-        st = np.zeros(2)
+        st = compressor_state()
         compressor_process(y, 0, y.shape[0], float(threshold_db), float(ratio), float(knee_db),
                            time_coef(attack_ms, sample_rate), time_coef(release_ms, sample_rate),
                            False, 0.0, 0.0, 0.0, 0, y.shape[0], st, compressor_work())

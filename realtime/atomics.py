@@ -53,6 +53,19 @@ def as_pointer(typingctx, addr):
 
 
 @intrinsic
+def typed_pointer(typingctx, addr, dtype):
+    """A pointer to dtype (a Numba type, e.g. a record) from an integer address, for
+    numba.carray in a cfunc (carray takes no record dtype with a void pointer)."""
+    ptr = types.CPointer(dtype.instance_type)
+    sig = ptr(addr, dtype)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(ptr))
+
+    return sig, codegen
+
+
+@intrinsic
 def fence_acquire(typingctx):
     """An acquire fence: loads before it complete before loads after it (seqlock readers)."""
     sig = types.void()

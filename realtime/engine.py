@@ -10,46 +10,74 @@ answered with the sanitised dry input, counted, and the chain is reset.
 """
 
 import time
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from auracore.kernels import params as P
 from auracore.kernels.blend import blend_targets
-from auracore.kernels.chain import (A_C, A_LIM_DELAY, A_PS, A_PS_PREV, A_S, C_SANITISED, S_COMP_GR_DB, S_LIM_GR_LIN,
-                                    S_LOUD_DB, SANE_LIMIT, ChainState, chain_kernel, chain_reset)
-from auracore.kernels.loudness import LoudnessMeter, meter_process, meter_reset
+from auracore.kernels.chain import SANE_LIMIT, ChainArrays, ChainState, chain_kernel, chain_reset
+from auracore.kernels.loudness import LoudnessMeter, MeterArrays, meter_process, meter_reset
 
 from .atomics import fence_release
 from .clock import monotonic_ns
 from .mailbox import ControlMailbox, TargetMailbox, mailbox_drain, targets_take
 from .ring import AnalysisRing, ring_write
 
-# status slots (float64 record the callback writes and readers copy)
-ST_CALLBACKS = 0
-ST_FRAMES = 1
-ST_INPUT_UNDERFLOW = 2
-ST_INPUT_OVERFLOW = 3
-ST_OUTPUT_UNDERFLOW = 4
-ST_OUTPUT_OVERFLOW = 5
-ST_FAULTS = 6
-ST_INJECT_FAULT = 7        # set to 1 by a test or the control surface: poison the chain once
-ST_CONTROL_APPLIED = 8
-ST_TARGET_UPDATES = 9
-ST_LAST_US = 10
-ST_MAX_US = 11
-ST_SANITISED = 12
-ST_COMP_GR_DB = 13         # lowest in the window the callback is filling (callback-owned)
-ST_LIMITER_GR_DB = 14
-ST_LOUDNESS_GAIN_DB = 15
-ST_WAIT_US_MAX = 16        # Python callback only: time between the block's start and the callback's start
-ST_RESET_METER = 17        # set to 1 by the control surface: the callback resets integrated/LRA/maxima
-# gain-reduction windows, handed over without losing a block (see take_gain_reduction):
-ST_GR_ASKED = 18           # the reader's request count
-ST_GR_ANSWERED = 19        # the request the callback answered last (published after the values)
-ST_GR_COMP_TAKEN = 20      # the answered window: lowest compressor gain, dB
-ST_GR_LIM_TAKEN = 21       # ... and limiter gain, dB
-N_STATUS = 22
+# the engine's status: one float64 record the callback writes and readers copy or read by
+# field name (``Engine.stats``)
+STATUS = np.dtype([(name, "f8") for name in (
+    "callbacks",
+    "frames",
+    "input_underflow",
+    "input_overflow",
+    "output_underflow",
+    "output_overflow",
+    "faults",
+    "inject_fault",       # set to 1 by a test or the control surface: poison the chain once
+    "control_applied",
+    "target_updates",
+    "last_us",
+    "max_us",
+    "sanitised",
+    "comp_gr_db",         # lowest in the window the callback is filling (callback-owned)
+    "limiter_gr_db",
+    "loudness_gain_db",
+    "wait_us_max",        # Python callback only: time between the block's start and the callback's start
+    "reset_meter",        # set to 1 by the control surface: the callback resets integrated/LRA/maxima
+    # gain-reduction windows, handed over without losing a block (see take_gain_reduction):
+    "gr_asked",           # the reader's request count
+    "gr_answered",        # the request the callback answered last (published after the values)
+    "gr_comp_taken",      # the answered window: lowest compressor gain, dB
+    "gr_lim_taken",       # ... and limiter gain, dB
+)])
+
+
+class EngineArrays(NamedTuple):
+    """Everything ``engine_block`` reads and writes besides the audio, by name."""
+    status: np.ndarray          # (1,) STATUS
+    durations: np.ndarray       # (DURATIONS,) recent callback durations, s ...
+    duration_idx: np.ndarray    # ... and how many were written
+    params: np.ndarray          # the user's parameter vector (the control mailbox writes it)
+    effective: np.ndarray       # what the chain is given: params blended with the models' targets
+    ai_targets: np.ndarray      # the models' newest targets ...
+    ai_mask: np.ndarray         # ... and which parameters they steer
+    tgt_data: np.ndarray        # the target mailbox (seqlock): data ...
+    tgt_seq: np.ndarray         # ... sequence
+    tgt_scratch: np.ndarray     # ... a copy being read
+    tgt_last: np.ndarray        # ... the sequence taken last
+    ctl_buf: np.ndarray         # the control mailbox: ring ...
+    ctl_idx: np.ndarray         # ... indices
+    ring_data: np.ndarray       # the input, for the models
+    ring_idx: np.ndarray
+    out_ring_data: np.ndarray   # the output, for spectrum displays
+    out_ring_idx: np.ndarray
+    sample_rate: float
+    latency: int
+    chain: ChainArrays
+    meter: MeterArrays
+
 
 # PortAudio's status flags
 PA_INPUT_UNDERFLOW = 1
@@ -78,28 +106,35 @@ class Engine:
         self.target_seq = np.zeros(1, dtype=np.int64)
         self.ring = AnalysisRing(ring_frames)          # the input, for the models
         self.out_ring = AnalysisRing(ring_frames)      # the output, for spectrum displays
-        self.status = np.zeros(N_STATUS)
+        self.status = np.zeros(1, dtype=STATUS)
+        self.stats = self.status[0]  # the record, read and written by field name
         self.durations = np.zeros(DURATIONS)
         self.duration_idx = np.zeros(1, dtype=np.int64)
         self.started = time.monotonic()
+        self._arrays = None  # kernel_arrays(), made on the first run_block
 
     @property
     def latency(self) -> int:
         """Frames from input to output inside the engine (the limiter's lookahead)."""
         return self.chain.latency
 
-    def kernel_args(self) -> tuple:
-        """engine_block's arguments after (inp, out, flags), in order."""
-        return (self.status, self.durations, self.duration_idx, self.params, self.effective,
-                self.ai_targets, self.ai_mask, self.targets.data, self.targets.seq, self.target_scratch,
-                self.target_seq, self.control.buf, self.control.idx, self.ring.data, self.ring.idx,
-                self.out_ring.data, self.out_ring.idx,
-                float(self.sample_rate), self.chain.latency, self.chain.arrays, self.meter.arrays)
+    def kernel_arrays(self) -> EngineArrays:
+        """engine_block's state argument."""
+        return EngineArrays(
+            status=self.status, durations=self.durations, duration_idx=self.duration_idx, params=self.params,
+            effective=self.effective, ai_targets=self.ai_targets, ai_mask=self.ai_mask,
+            tgt_data=self.targets.data, tgt_seq=self.targets.seq, tgt_scratch=self.target_scratch,
+            tgt_last=self.target_seq, ctl_buf=self.control.buf, ctl_idx=self.control.idx,
+            ring_data=self.ring.data, ring_idx=self.ring.idx, out_ring_data=self.out_ring.data,
+            out_ring_idx=self.out_ring.idx, sample_rate=float(self.sample_rate), latency=self.chain.latency,
+            chain=self.chain.arrays, meter=self.meter.arrays)
 
     def run_block(self, inp: np.ndarray, out: np.ndarray, flags: int = 0) -> None:
         """Process one block from Python (file and null backends, tests): inp, out
         (frames, channels) float32."""
-        engine_block(inp, out, flags, *self.kernel_args())
+        if self._arrays is None:
+            self._arrays = self.kernel_arrays()
+        engine_block(inp, out, flags, self._arrays)
 
     def callback_times_us(self) -> np.ndarray:
         """The recent callback durations in microseconds (up to DURATIONS of them)."""
@@ -112,21 +147,21 @@ class Engine:
         windows at a block boundary, so every block counts in exactly one window (a
         read-and-clear from this side could lose a block the callback wrote in between).
         From one reader thread only. (0, 0) when no block has run since the last call."""
-        st = self.status
-        if st[ST_GR_ANSWERED] != st[ST_GR_ASKED]:
+        st = self.stats
+        if st["gr_answered"] != st["gr_asked"]:
             return 0.0, 0.0  # the last request is still open: no block since
-        comp_db, lim_db = float(st[ST_GR_COMP_TAKEN]), float(st[ST_GR_LIM_TAKEN])
-        st[ST_GR_ASKED] = st[ST_GR_ASKED] + 1.0
+        comp_db, lim_db = float(st["gr_comp_taken"]), float(st["gr_lim_taken"])
+        st["gr_asked"] = st["gr_asked"] + 1.0
         return comp_db, lim_db
 
     def xruns(self) -> int:
         """Input and output underflows and overflows PortAudio has flagged, in all."""
-        st = self.status
-        return int(st[ST_INPUT_UNDERFLOW] + st[ST_INPUT_OVERFLOW] + st[ST_OUTPUT_UNDERFLOW] + st[ST_OUTPUT_OVERFLOW])
+        st = self.stats
+        return int(st["input_underflow"] + st["input_overflow"] + st["output_underflow"] + st["output_overflow"])
 
     def request_meter_reset(self) -> None:
         """Ask the callback to reset integrated loudness, LRA, maxima and peaks (next block)."""
-        self.status[ST_RESET_METER] = 1.0
+        self.stats["reset_meter"] = 1.0
 
     def uptime_s(self) -> float:
         return time.monotonic() - self.started
@@ -142,72 +177,73 @@ def _sanitised_copy(inp, out):
 
 
 @njit(cache=True, nogil=True)
-def engine_block(inp, out, flags, status, durations, duration_idx, params, effective, ai_targets,
-                 ai_mask, tgt_data, tgt_seq, tgt_scratch, tgt_last, ctl_buf, ctl_idx, ring_data, ring_idx,
-                 out_ring_data, out_ring_idx, sample_rate, latency, chain_arrays, meter_arrays):
-    """One block: inp, out (frames, channels) float32 (they may be the same array)."""
+def engine_block(inp, out, flags, e):
+    """One block: inp, out (frames, channels) float32 (they may be the same array); e:
+    EngineArrays."""
     t0 = monotonic_ns()
+    st = e.status[0]
+    chain = e.chain
     frames = inp.shape[0]
     if flags & PA_INPUT_UNDERFLOW:
-        status[ST_INPUT_UNDERFLOW] += 1
+        st.input_underflow += 1
     if flags & PA_INPUT_OVERFLOW:
-        status[ST_INPUT_OVERFLOW] += 1
+        st.input_overflow += 1
     if flags & PA_OUTPUT_UNDERFLOW:
-        status[ST_OUTPUT_UNDERFLOW] += 1
+        st.output_underflow += 1
     if flags & PA_OUTPUT_OVERFLOW:
-        status[ST_OUTPUT_OVERFLOW] += 1
-    status[ST_CONTROL_APPLIED] += mailbox_drain(ctl_buf, ctl_idx, params)
-    if targets_take(tgt_data, tgt_seq, tgt_scratch, ai_targets, tgt_last):
-        status[ST_TARGET_UPDATES] += 1
-    blend_targets(params, ai_targets, ai_mask, effective)
-    ring_write(ring_data, ring_idx, inp)
+        st.output_overflow += 1
+    st.control_applied += mailbox_drain(e.ctl_buf, e.ctl_idx, e.params)
+    if targets_take(e.tgt_data, e.tgt_seq, e.tgt_scratch, e.ai_targets, e.tgt_last):
+        st.target_updates += 1
+    blend_targets(e.params, e.ai_targets, e.ai_mask, e.effective)
+    ring_write(e.ring_data, e.ring_idx, inp)
     for n in range(frames):
         for c in range(inp.shape[1]):
             out[n, c] = inp[n, c]
-    if status[ST_INJECT_FAULT] != 0.0:
-        status[ST_INJECT_FAULT] = 0.0
-        chain_arrays[A_LIM_DELAY][:] = np.nan  # NaN in the signal path: the frames in flight turn NaN
-    chain_kernel(out, effective, sample_rate, latency, *chain_arrays)
+    if st.inject_fault != 0.0:
+        st.inject_fault = 0.0
+        chain.lim.delay[:] = np.nan  # NaN in the signal path: the frames in flight turn NaN
+    chain_kernel(out, e.effective, e.sample_rate, e.latency, chain)
     bad = False
     for n in range(frames):
         for c in range(out.shape[1]):
             if not np.isfinite(out[n, c]):
                 bad = True
     if bad:
-        status[ST_FAULTS] += 1
-        chain_reset(out, effective, sample_rate, latency, *chain_arrays)
-        chain_arrays[A_PS][:] = effective  # restart the glides from the current parameters
-        chain_arrays[A_PS_PREV][:] = effective
+        st.faults += 1
+        chain_reset(chain)
+        chain.ps[:] = e.effective  # restart the glides from the current parameters
+        chain.ps_prev[:] = e.effective
         _sanitised_copy(inp, out)
-    if status[ST_RESET_METER] != 0.0:  # only the callback writes the meter: reset it here
-        status[ST_RESET_METER] = 0.0
-        meter_reset(*meter_arrays)
-    meter_process(out, *meter_arrays)
-    ring_write(out_ring_data, out_ring_idx, out)
-    chain_s = chain_arrays[A_S]
-    status[ST_SANITISED] = chain_arrays[A_C][C_SANITISED]
-    if status[ST_GR_ASKED] != status[ST_GR_ANSWERED]:
+    if st.reset_meter != 0.0:  # only the callback writes the meter: reset it here
+        st.reset_meter = 0.0
+        meter_reset(e.meter)
+    meter_process(out, e.meter)
+    ring_write(e.out_ring_data, e.out_ring_idx, out)
+    cs = chain.scalars[0]
+    st.sanitised = cs.sanitised
+    if st.gr_asked != st.gr_answered:
         # the reader asked: hand over the window so far and start a new one with this block
-        status[ST_GR_COMP_TAKEN] = status[ST_COMP_GR_DB]
-        status[ST_GR_LIM_TAKEN] = status[ST_LIMITER_GR_DB]
-        status[ST_COMP_GR_DB] = 0.0
-        status[ST_LIMITER_GR_DB] = 0.0
+        st.gr_comp_taken = st.comp_gr_db
+        st.gr_lim_taken = st.limiter_gr_db
+        st.comp_gr_db = 0.0
+        st.limiter_gr_db = 0.0
         fence_release()
-        status[ST_GR_ANSWERED] = status[ST_GR_ASKED]
-    if chain_s[S_COMP_GR_DB] < status[ST_COMP_GR_DB]:
-        status[ST_COMP_GR_DB] = chain_s[S_COMP_GR_DB]
-    chain_s[S_COMP_GR_DB] = 0.0
-    lim_db = 20.0 * np.log10(max(chain_s[S_LIM_GR_LIN], 1e-12))
-    if lim_db < status[ST_LIMITER_GR_DB]:
-        status[ST_LIMITER_GR_DB] = lim_db
-    chain_s[S_LIM_GR_LIN] = 1.0
-    status[ST_LOUDNESS_GAIN_DB] = chain_s[S_LOUD_DB]
-    status[ST_CALLBACKS] += 1
-    status[ST_FRAMES] += frames
+        st.gr_answered = st.gr_asked
+    if cs.comp_gr_db < st.comp_gr_db:
+        st.comp_gr_db = cs.comp_gr_db
+    cs.comp_gr_db = 0.0
+    lim_db = 20.0 * np.log10(max(cs.lim_gr_lin, 1e-12))
+    if lim_db < st.limiter_gr_db:
+        st.limiter_gr_db = lim_db
+    cs.lim_gr_lin = 1.0
+    st.loudness_gain_db = cs.loud_db
+    st.callbacks += 1
+    st.frames += frames
     dt = (monotonic_ns() - t0) * 1e-9
-    status[ST_LAST_US] = dt * 1e6
-    if dt * 1e6 > status[ST_MAX_US]:
-        status[ST_MAX_US] = dt * 1e6
-    i = duration_idx[0]
-    durations[i % durations.shape[0]] = dt
-    duration_idx[0] = i + 1
+    st.last_us = dt * 1e6
+    if dt * 1e6 > st.max_us:
+        st.max_us = dt * 1e6
+    i = e.duration_idx[0]
+    e.durations[i % e.durations.shape[0]] = dt
+    e.duration_idx[0] = i + 1

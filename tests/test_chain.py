@@ -268,17 +268,23 @@ def test_silence_after_a_burst_is_not_slow():
     silence = np.zeros_like(noise)
     for i in range(0, len(silence), 1024):
         chain.process(silence[i:i + 1024], st, params)
-        for a in st.arrays:
+        for a in [*st.arrays[:-1], *st.arrays.lim]:
             if a.dtype == np.float64:
                 assert not np.any((a != 0) & (np.abs(a) < tiny)), f"subnormal value in the chain state at frame {i}"
     assert t_silence <= 3.0 * t_noise, (
         f"silence after a burst: {t_silence * 1e9:.1f} ns/frame vs noise {t_noise * 1e9:.1f} ns/frame (limit 3x)")
 
 
-def test_array_positions_name_the_arrays_they_claim():
-    """The engine reaches chain state by position (A_*): each names its array."""
+def test_state_is_named_and_the_scalars_are_one_record():
+    """The kernels reach the chain's state by name: ChainArrays holds the arrays the state
+    object owns (the same objects), and its scalars are one record that the Python side
+    reads by field."""
     st = chain.ChainState(48000, 2)
     a = st.arrays
-    assert a[chain.A_PS] is st.ps and a[chain.A_PS_PREV] is st.ps_prev
-    assert a[chain.A_S] is st.s and a[chain.A_C] is st.c
-    assert a[chain.A_LIM_DELAY] is st.limiter.delay
+    assert a.ps is st.ps and a.ps_prev is st.ps_prev and a.scalars is st.scalars
+    assert a.lim.delay is st.limiter.delay and a.lim.scalars is st.limiter.scalars
+    x = np.zeros((1000, 2))
+    x[10, 0] = np.nan
+    chain.process(x, st, st.ps.copy())
+    assert st.scalars[0]["frames"] == 1000 and st.scalars[0]["tick_pos"] == 1000 % chain.TICK
+    assert st.sanitised_samples == 1

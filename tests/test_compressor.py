@@ -4,7 +4,7 @@ time constants, measured on its output."""
 import numpy as np
 import pytest
 
-from auracore.kernels.compressor import RMS_WINDOW_MS, compressor_process, compressor_work, time_coef
+from auracore.kernels.compressor import RMS_WINDOW_MS, compressor_process, compressor_state, compressor_work, time_coef
 
 FS = 48000.0
 TICK = 128
@@ -23,7 +23,7 @@ def compress(x, threshold_db, ratio, knee_db, attack_ms, release_ms, rms=False, 
              block=TICK):
     """x: (frames, channels) through compressor_process in tick-sized calls; returns a copy."""
     y = np.array(x, dtype=np.float64)
-    st = np.zeros(2)
+    st = compressor_state()
     work = compressor_work()
     a = time_coef(attack_ms, FS)
     r = time_coef(release_ms, FS)

@@ -539,7 +539,7 @@ def test_10000_malformed_osc_packets_and_websocket_frames_change_nothing(fresh):
     osc_server, ws_server = daemon.surface.osc, daemon.surface.ws
     before = daemon.engine.params.copy()
     values_before = daemon.surface.hub.values()
-    blocks0, faults0 = daemon.engine.status[E.ST_CALLBACKS], daemon.engine.status[E.ST_FAULTS]
+    blocks0, faults0 = daemon.engine.stats["callbacks"], daemon.engine.stats["faults"]
     osc = Osc(osc_server.port)
     handled0 = osc_server.packets
     packets = malformed_osc_packets(10_000)
@@ -599,7 +599,7 @@ def test_10000_malformed_osc_packets_and_websocket_frames_change_nothing(fresh):
     assert osc_server.malformed > 0
     assert np.array_equal(daemon.engine.params, before)
     assert daemon.surface.hub.values() == values_before
-    assert daemon.engine.status[E.ST_CALLBACKS] > blocks0 and daemon.engine.status[E.ST_FAULTS] == faults0
+    assert daemon.engine.stats["callbacks"] > blocks0 and daemon.engine.stats["faults"] == faults0
     ws = Ws(ws_server.port)  # still serving
     try:
         assert ws.next("meters")["status"]["faults"] == faults0
@@ -611,7 +611,7 @@ def test_10000_malformed_osc_packets_and_websocket_frames_change_nothing(fresh):
 
 def test_50_clients_receive_meters_at_30_hz_beside_a_stalled_one(daemon):
     port = daemon.surface.ws.port
-    blocks0 = daemon.engine.status[E.ST_CALLBACKS]
+    blocks0 = daemon.engine.stats["callbacks"]
     window_s = 3.0
 
     async def run():
@@ -642,7 +642,7 @@ def test_50_clients_receive_meters_at_30_hz_beside_a_stalled_one(daemon):
     assert len(rates) == 50
     assert all(abs(r - METER_HZ) <= METER_HZ * RATE_TOLERANCE for r in rates), rates
     assert daemon.surface.ws.meter_frames_dropped > dropped0  # the stalled client's, not the others'
-    assert daemon.engine.status[E.ST_CALLBACKS] - blocks0 >= 0.8 * 4.0 * 48000 / 1024
+    assert daemon.engine.stats["callbacks"] - blocks0 >= 0.8 * 4.0 * 48000 / 1024
 
 
 # -- security -------------------------------------------------------------------------------

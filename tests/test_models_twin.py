@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from auracore.kernels.compressor import compressor_process, compressor_work, time_coef
+from auracore.kernels.compressor import compressor_process, compressor_state, compressor_work, time_coef
 from auracore.models import dsp
 
 torch = pytest.importorskip("torch")
@@ -49,7 +49,7 @@ def bursts(seed=3, seconds=2.0):
 
 def kernel_gain_db(x, threshold_db, ratio):
     y = x.copy()
-    st = np.zeros(2)
+    st = compressor_state()
     compressor_process(y, 0, y.shape[0], threshold_db, ratio, 6.0, time_coef(10.0, FS), time_coef(150.0, FS),
                        False, 0.0, 0.0, 0.0, 0, y.shape[0], st, compressor_work())
     a = np.abs(x).max(axis=1)

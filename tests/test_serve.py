@@ -15,7 +15,7 @@ import soundfile as sf
 from auracore.offline.params import build_vector
 from auracore.kernels import params as P
 from auracore.offline.demo import demo_track
-from auracore.realtime.engine import ST_CONTROL_APPLIED, ST_FAULTS, ST_INJECT_FAULT, Engine
+from auracore.realtime.engine import Engine
 from auracore.realtime.ring import AnalysisRing, ring_write
 
 CLI = [sys.executable, "-m", "auracore.control.cli"]
@@ -130,7 +130,7 @@ def test_control_pairs_land_together_at_a_block_boundary():
     engine.run_block(block, block.copy())
     got = [engine.params[i] for i, _ in pairs]
     assert got == [v for _, v in pairs]
-    assert engine.status[ST_CONTROL_APPLIED] == len(pairs)
+    assert engine.stats["control_applied"] == len(pairs)
 
 
 def test_control_mailbox_refuses_when_full_and_never_blocks():
@@ -243,12 +243,12 @@ def test_fault_falls_back_to_dry_and_recovers():
     block = np.stack([x, x], axis=1)
     out = np.zeros_like(block)
     engine.run_block(block, out)
-    engine.status[ST_INJECT_FAULT] = 1.0
+    engine.stats["inject_fault"] = 1.0
     engine.run_block(block, out)
-    assert engine.status[ST_FAULTS] == 1
+    assert engine.stats["faults"] == 1
     assert np.array_equal(out, block), "a faulted block plays the (sanitised) dry input"
     engine.run_block(block, out)
-    assert np.all(np.isfinite(out)) and engine.status[ST_FAULTS] == 1
+    assert np.all(np.isfinite(out)) and engine.stats["faults"] == 1
 
 
 def test_render_ai_is_deterministic_and_block_size_independent(demo_wav, tmp_path):
