@@ -121,11 +121,9 @@ class LimiterState:
 
 
 @njit(cache=True, nogil=True)
-def _at_rest(lim):
+def _at_rest(dq_val, box, st):
     """The gain computer holds unity everywhere: one deque entry of 1, the release at 1,
-    the box full of ones with an exact sum."""
-    st = lim.scalars[0]
-    dq_val, box = lim.dq_val, lim.box
+    the box full of ones with an exact sum. st: the SCALARS record."""
     qmask = dq_val.shape[0] - 1
     if st.tail - st.head != 1 or dq_val[st.head & qmask] != 1.0:
         return False
@@ -148,14 +146,13 @@ def _peak_bound(tp_out, n, hf_prev, hf_top):
 
 
 @njit(cache=True, nogil=True)
-def _near_nyquist(x, n, tick_pos, lim):
+def _near_nyquist(x, n, tick_pos, hf_coefs, hf_state, hf_work, st):
     """High-pass rows 0..n-1 of x into hf_work, roll the per-tick peaks at a tick's start,
     and return (the previous tick's peak, this tick's so far, this call's)."""
-    hf_work, st = lim.hf_work, lim.scalars[0]
     for c in range(x.shape[1]):
         for i in range(n):
             hf_work[i, c] = x[i, c]
-    cascade_process(hf_work, 0, n, lim.hf_coefs, lim.hf_state)
+    cascade_process(hf_work, 0, n, hf_coefs, hf_state)
     # the near-Nyquist level a frame's margin covers: the peak of this tick so far and of the
     # whole previous tick (at least a tick back, more than the estimator's reach), kept on
     # the stream's tick grid so that it does not depend on the block size
@@ -167,18 +164,16 @@ def _near_nyquist(x, n, tick_pos, lim):
         for i in range(n):
             v = abs(hf_work[i, c])
             top = v if v > top else top
-    flush_denormals(lim.hf_state)
+    flush_denormals(hf_state)
     return st.hf_prev, st.hf_cur, top
 
 
 @njit(cache=True, nogil=True)
-def _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, lim):
+def _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, attack, delay, dry, dq_idx, st):
     """What the per-frame loop of ``limiter_process`` does when every r is 1 and it starts at
     rest, with the same arithmetic: the delay lines move, the gain stays, the one deque
     entry takes the newest frame index, the box position advances. Returns the gain."""
     channels = x.shape[1]
-    delay, dry, dq_idx, st = lim.delay, lim.dry, lim.dq_idx, lim.scalars[0]
-    attack = lim.box.shape[0]
     mask = delay.shape[1] - 1
     qmask = dq_idx.shape[0] - 1
     pos = st.pos
@@ -317,23 +312,29 @@ def limiter_process(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0
     rest (unity everywhere), the per-frame gain computer is skipped too. Both give the same
     samples and the same state as the full path (shortcuts=False, for tests).
     """
-    hf_prev, hf_cur, top = _near_nyquist(x, n, tick_pos, lim)
+    # every array taken out of the tuple once
+    delay, dry, dq_val, dq_idx, box, st = lim.delay, lim.dry, lim.dq_val, lim.dq_idx, lim.box, lim.scalars[0]
+    tp_coefs, tp_hist, tp_prev3, tp_work, tp_out = lim.tp_coefs, lim.tp_hist, lim.tp_prev3, lim.tp_work, lim.tp_out
+    hf_prev, hf_cur, top = _near_nyquist(x, n, tick_pos, lim.hf_coefs, lim.hf_state, lim.hf_work, st)
     # estimates that cannot reach the ceiling even with the largest margin of this call
     # need not be exact (the pruning keeps everything else bit for bit)
     floor = max(0.0, min(ceiling0, ceiling1) * SAFETY_LIN * REST_SLACK - HF_MARGIN * max(hf_prev, hf_cur, top))
-    if shortcuts and truepeak_quiet(x[:n], lim.tp_coefs, lim.tp_hist, lim.tp_prev3, lim.tp_work, floor):
+    attack = box.shape[0]
+    if shortcuts and truepeak_quiet(x[:n], tp_coefs, tp_hist, tp_prev3, tp_work, floor):
         # every estimate is at most floor, so every r below is 1: the estimates' values do not
         # matter (0 stands for them), and at rest the gain computer would not move at all
-        if _at_rest(lim):
-            lim.scalars[0].hf_cur = max(hf_cur, top)
-            return _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, lim)
-        lim.tp_out[:n] = 0.0
+        if _at_rest(dq_val, box, st):
+            st.hf_cur = max(hf_cur, top)
+            return _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, attack, delay, dry,
+                                 dq_idx, st)
+        tp_out[:n] = 0.0
     else:
-        truepeak_process(x[:n], lim.tp_coefs, lim.tp_hist, lim.tp_prev3, lim.tp_work, lim.tp_out, floor)
-        if shortcuts and _at_rest(lim) and not (
-                _peak_bound(lim.tp_out, n, hf_prev, max(hf_cur, top)) > min(ceiling0, ceiling1) * SAFETY_LIN * REST_SLACK):
-            lim.scalars[0].hf_cur = max(hf_cur, top)
-            return _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, lim)
+        truepeak_process(x[:n], tp_coefs, tp_hist, tp_prev3, tp_work, tp_out, floor)
+        if shortcuts and _at_rest(dq_val, box, st) and not (
+                _peak_bound(tp_out, n, hf_prev, max(hf_cur, top)) > min(ceiling0, ceiling1) * SAFETY_LIN * REST_SLACK):
+            st.hf_cur = max(hf_cur, top)
+            return _pass_at_rest(x, out, dry_in, n, bypass0, bypass1, tick_pos, tick, latency, attack, delay, dry,
+                                 dq_idx, st)
     return _gain_computer(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0, bypass1, tick_pos, tick,
                           latency, hf_prev, hf_cur, lim)
 

@@ -230,11 +230,11 @@ def _hist_add(count, energy_sum, energy):
 
 
 @njit(cache=True, nogil=True)
-def _end_hop(m):
+def _end_hop(sc, weights, kw_state, hop_sum, ring, gate_count, gate_energy, lra_count, lra_energy, true_peak_lin,
+             hop_true_peak, log_hop, log_levels, log_true_peak):
     """Close the hop: ring entry, momentary and short-term, maxima, gating block, LRA value,
-    denormal flush, hop log. m: MeterArrays."""
-    sc = m.scalars[0]
-    ring, hop_sum, weights, kw_state = m.ring, m.hop_sum, m.weights, m.kw_state
+    denormal flush, hop log. sc: the SCALARS record; the arrays are MeterArrays' (called
+    with each, not the tuple: passing the whole tuple per hop costs more than the hop)."""
     h = sc.hops + 1
     sc.hops = h
     channels = hop_sum.shape[0]
@@ -269,44 +269,41 @@ def _end_hop(m):
         if em > sc.m_max:
             sc.m_max = em
         if since % sc.step_hops == 0:
-            _hist_add(m.gate_count, m.gate_energy, em)
+            _hist_add(gate_count, gate_energy, em)
     if since >= s_hops:
         if es > sc.s_max:
             sc.s_max = es
         if since % sc.lra_hops == 0:
-            _hist_add(m.lra_count, m.lra_energy, es)
+            _hist_add(lra_count, lra_energy, es)
     for c in range(channels):
         for k in range(kw_state.shape[1]):
             if not abs(kw_state[c, k]) >= TINY_STATE:  # also catches NaN
                 kw_state[c, k] = 0.0
-    log_hop = m.log_hop
     if log_hop.shape[0] > 0:
-        hop_true_peak = m.hop_true_peak
         if sc.true_peak != 0:
             for c in range(channels):
-                m.true_peak_lin[c] = max(m.true_peak_lin[c], hop_true_peak[c])
+                true_peak_lin[c] = max(true_peak_lin[c], hop_true_peak[c])
         k = sc.logged
         if k < log_hop.shape[0]:
             log_hop[k] = h
-            m.log_levels[k, 0] = em
-            m.log_levels[k, 1] = es
+            log_levels[k, 0] = em
+            log_levels[k, 1] = es
             for c in range(channels):
-                m.log_true_peak[k, c] = hop_true_peak[c]
+                log_true_peak[k, c] = hop_true_peak[c]
         sc.logged = k + 1
         for c in range(channels):
             hop_true_peak[c] = 0.0
 
 
 @njit(cache=True, nogil=True)
-def _true_peak(x, m, peak):
+def _true_peak(x, sc, tp_coefs, tp_hist, tp_prev3, tp_work, tp_discard, peak):
     """``truepeak_max`` over x into peak, but the estimates that still depend on audio from
     before a reset go to tp_discard."""
-    sc = m.scalars[0]
     skip = min(sc.tp_skip, x.shape[0])
     if skip > 0:
-        truepeak_max(x[:skip], m.tp_coefs, m.tp_hist, m.tp_prev3, m.tp_work, m.tp_discard)
+        truepeak_max(x[:skip], tp_coefs, tp_hist, tp_prev3, tp_work, tp_discard)
         sc.tp_skip -= skip
-    truepeak_max(x[skip:], m.tp_coefs, m.tp_hist, m.tp_prev3, m.tp_work, peak)
+    truepeak_max(x[skip:], tp_coefs, tp_hist, tp_prev3, tp_work, peak)
 
 
 @njit(cache=True, nogil=True)
@@ -314,7 +311,9 @@ def meter_process(x, m):
     """Meter x: (frames, channels) float32 or float64, any number of frames; m is
     ``LoudnessMeter.arrays`` (a MeterArrays). Allocates nothing."""
     frames, channels = x.shape
-    sc = m.scalars[0]
+    # every array taken out of the tuple once
+    sc, kw_sos, kw_state, hop_sum, sample_peak = m.scalars[0], m.kw_sos, m.kw_state, m.hop_sum, m.sample_peak
+    tp_coefs, tp_hist, tp_prev3, tp_work, tp_discard = m.tp_coefs, m.tp_hist, m.tp_prev3, m.tp_work, m.tp_discard
     hop = sc.hop
     per_hop_peak = sc.true_peak != 0 and m.log_hop.shape[0] > 0
     pos = 0
@@ -322,18 +321,25 @@ def meter_process(x, m):
         fill = sc.fill
         n = min(hop - fill, frames - pos)
         for ca in range(0, channels, 2):
-            _kweight_pair(x, pos, pos + n, ca, min(ca + 1, channels - 1), m.kw_sos, m.kw_state, m.hop_sum,
-                          m.sample_peak)
+            _kweight_pair(x, pos, pos + n, ca, min(ca + 1, channels - 1), kw_sos, kw_state, hop_sum, sample_peak)
         if per_hop_peak:
-            _true_peak(x[pos:pos + n], m, m.hop_true_peak)
+            _true_peak(x[pos:pos + n], sc, tp_coefs, tp_hist, tp_prev3, tp_work, tp_discard, m.hop_true_peak)
         pos += n
         if fill + n < hop:
             sc.fill = fill + n
         else:
             sc.fill = 0
-            _end_hop(m)
+            _end_hop(sc, m.weights, kw_state, hop_sum, m.ring, m.gate_count, m.gate_energy, m.lra_count, m.lra_energy,
+                     m.true_peak_lin, m.hop_true_peak, m.log_hop, m.log_levels, m.log_true_peak)
     if sc.true_peak != 0 and not per_hop_peak:
-        _true_peak(x, m, m.true_peak_lin)
+        _true_peak(x, sc, tp_coefs, tp_hist, tp_prev3, tp_work, tp_discard, m.true_peak_lin)
+
+
+@njit(cache=True, nogil=True)
+def _meter_flat(x, arrays):
+    """``meter_process`` on MeterArrays rebuilt from a plain tuple: Numba types a plain tuple
+    of arrays in its C fast path, a NamedTuple in Python (2 us more per call)."""
+    meter_process(x, MeterArrays(*arrays))
 
 
 @njit(cache=True, nogil=True)
@@ -472,7 +478,7 @@ class LoudnessMeter:
             raise ValueError(f"x must be (frames, {self.channels}), got shape {x.shape}")
         if x.dtype != np.float64 and x.dtype != np.float32:
             raise TypeError(f"x must be float32 or float64, got {x.dtype}")
-        meter_process(x, self.arrays)
+        _meter_flat(x, self.flat)
 
     def reset_integrated(self) -> None:
         """Start integrated, LRA, maxima and peaks afresh (momentary and short-term run on).
@@ -490,6 +496,7 @@ class LoudnessMeter:
         self.true_peak_lin[:] = np.maximum(self.true_peak_lin, self.hop_true_peak)
         self.hop_true_peak[:] = 0.0
         self.arrays = MeterArrays(*(getattr(self, name) for name in MeterArrays._fields))
+        self.flat = tuple(self.arrays)  # for the quick call from Python (see _meter_flat)
 
     def hop_log(self) -> dict:
         """The logged hops: "time_s" (n,) end of each hop since the stream began;

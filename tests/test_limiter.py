@@ -173,10 +173,10 @@ def test_shortcuts_give_the_same_samples_as_the_full_path(blocks):
             t = pos // tick
             c0 = 10.0 ** ((-1.0 - 0.5 * (t % 9 == 4)) / 20.0)  # a ceiling glide now and then
             b0 = 0.4 if t % 60 == 30 else 0.0                    # and a bypass crossfade
-            rest = _at_rest(st.arrays)
+            rest = _at_rest(st.dq_val, st.box, st.scalars[0])
             low = limiter_process(x[pos:pos + n], y[pos:pos + n], x[pos:pos + n], n, c0, 10.0 ** (-1.0 / 20.0),
                                   release, b0, 0.0, tp, tick, st.latency, st.arrays, shortcuts)
-            quick += rest and _at_rest(st.arrays) and low == st.scalars[0]["gain"]
+            quick += rest and _at_rest(st.dq_val, st.box, st.scalars[0]) and low == st.scalars[0]["gain"]
             pos += n
         return y, quick / k
 
