@@ -54,7 +54,6 @@ import os
 from dataclasses import dataclass, fields
 
 import numpy as np
-from scipy.signal import get_window
 
 from auracore.errors import AudioArrayError
 from auracore.kernels.chain import sanitised
@@ -191,6 +190,8 @@ class SpectrumAccumulator:
         self.sample_rate = sample_rate
         self.fft_size = fft_size
         self.hop = fft_size // 2
+        from scipy.signal import get_window  # here, not at import: scipy.signal costs 0.5 s of start-up
+
         self.window = get_window("hann", fft_size)
         self.buf = np.zeros((channels, fft_size))
         self.fill = 0
@@ -218,6 +219,8 @@ class SpectrumAccumulator:
             # shorter than one window: a Hann window of its own length, zero-padded, keeps
             # the level scale (a full-length window would read low by the padding)
             window = np.zeros(self.fft_size)
+            from scipy.signal import get_window
+
             window[:self.fill] = get_window("hann", self.fill) if self.fill > 1 else 1.0
             self._segment(window)
         scale = 4.0 / (window.sum() ** 2 * max(self.segments, 1))

@@ -7,7 +7,6 @@ every stage of the chain and every meter has something to do.
 
 import numpy as np
 
-from auracore.models.sources import sweep_kick
 
 CHORDS_HZ = ((220.0, 277.18, 329.63), (196.0, 246.94, 293.66), (174.61, 220.0, 261.63), (196.0, 246.94, 311.13))
 BASS_HZ = (55.0, 49.0, 43.65, 49.0)
@@ -41,6 +40,8 @@ def demo_track(sample_rate: int = 48000, seconds: float = 20.0, seed: int = 7) -
             out[i0:i1, 1] += tone * (1 + pan) / 2 * 2
         bass = 0.25 * np.minimum(tt / 0.01, 1.0) * np.exp(-tt / 0.8) * _tone(BASS_HZ[k], tt, 4, 0.4)
         out[i0:i1] += bass[:, None]
+    from auracore.models.sources import sweep_kick  # here: it brings scipy.signal (0.5 s of start-up)
+
     kick = sweep_kick(sample_rate, 0.25, 50.0, 80.0, 0.12, 0.6)  # 130 Hz falling to 50 Hz
     kick_len = kick.shape[0]
     snare_len = int(0.2 * sample_rate)

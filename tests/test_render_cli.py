@@ -232,3 +232,23 @@ def test_memory_stays_flat(tmp_path):
         assert r.returncode == 0, r.stderr
         sizes[seconds] = int(r.stdout.strip().splitlines()[-1]) / 1024
     assert sizes[600] - sizes[30] < 40, f"peak RSS {sizes} MB"
+
+
+def test_each_command_names_the_module_that_adds_it():
+    """cli.COMMAND_MODULE (a command line imports only its command's module) says exactly
+    which module adds each command, and a narrowed parser parses as the full one does."""
+    import argparse
+    import importlib
+
+    from auracore.control import cli
+
+    added = {}
+    for name in cli.COMMAND_MODULES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        module = importlib.import_module(f"auracore.control.{name}")
+        (getattr(module, "add_parsers", None) or module.add_parser)(sub)
+        added.update({command: name for command in sub.choices})
+    assert added == cli.COMMAND_MODULE
+    argv = ["render", "in.wav", "out.wav", "--preset", "club", "--set", "eq.3.gain_db=2"]
+    narrow, full = cli.build_parser("render").parse_args(argv), cli.build_parser().parse_args(argv)
+    assert {k: v for k, v in vars(narrow).items() if k != "func"} == {k: v for k, v in vars(full).items() if k != "func"}
