@@ -11,7 +11,10 @@ The ratio column divides each path's p50 by the mailbox's. Fan-out: --clients We
 clients (in this process) count meter frames for --seconds; the rate each received, the
 frames the server dropped, and the audio blocks' timing meanwhile.
 
-    python bench/control.py [--blocksizes 256 1024] [--sets 200] [--clients 50] [--seconds 5] [--json]
+Time to stop (the tests bound it generously, 5 s, so that a busy machine does not fail them):
+the surface closing with a stalled WebSocket client, and `serve` exiting on SIGTERM.
+
+    python bench/control.py [--blocksizes 256 1024] [--sets 200] [--clients 50] [--seconds 5] [--stops 5] [--json]
 """
 
 import argparse
@@ -131,12 +134,59 @@ def fan_out(daemon: Daemon, clients: int, seconds: float) -> dict:
             "process_cpu_pct": 100.0 * cpu_s / (seconds + 0.5)}
 
 
+def stops(repeat: int) -> dict:
+    """Time to stop, the figures the tests only bound generously (a busy machine stretches
+    them): the control surface closing with a stalled WebSocket client (a handshake sent, no
+    reads) beside a live one; ``auracore serve --backend null`` exiting on SIGTERM (after its
+    first status line). Seconds, median and max over repeat tries."""
+    import signal
+    import subprocess
+
+    close_s, term_s = [], []
+    for _ in range(repeat):
+        daemon = start_daemon(1024)
+        try:
+            time.sleep(0.3)
+            stalled = socket.create_connection(("127.0.0.1", daemon.surface.ws.port))
+            stalled.sendall(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            live = connect(f"ws://127.0.0.1:{daemon.surface.ws.port}/ws")
+            live.recv(timeout=5)
+            time.sleep(0.3)
+            t0 = time.perf_counter()
+            daemon.surface.close()
+            close_s.append(time.perf_counter() - t0)
+            daemon.surface = None
+            stalled.close()
+            with contextlib.suppress(Exception):
+                live.close()
+        finally:
+            with contextlib.suppress(Exception):
+                daemon.close()
+        proc = subprocess.Popen([sys.executable, "-m", "auracore.control.cli", "serve", "--backend", "null",
+                                 "--models", "off", "--status-interval", "0.2", "--osc-port", "0", "--ws-port", "0"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            while "up " not in (proc.stderr.readline() or "up "):
+                pass
+            t0 = time.perf_counter()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+            term_s.append(time.perf_counter() - t0)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    return {"surface_close_s": {"median": statistics.median(close_s), "max": max(close_s)},
+            "sigterm_exit_s": {"median": statistics.median(term_s), "max": max(term_s)}, "repeat": repeat}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--blocksizes", type=int, nargs="+", default=[256, 1024])
     ap.add_argument("--sets", type=int, default=200, help="sets per path and block size")
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=5.0, help="fan-out measuring time")
+    ap.add_argument("--stops", type=int, default=5, help="tries of each time-to-stop measurement (0: none)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     latency = {}
@@ -151,8 +201,9 @@ def main():
         finally:
             with contextlib.suppress(Exception):
                 daemon.close()
+    stop = stops(args.stops) if args.stops else None
     if args.json:
-        print(json.dumps({"sample_rate": RATE, "parameter": PARAM, "latency": latency, "fan_out": fan}))
+        print(json.dumps({"sample_rate": RATE, "parameter": PARAM, "latency": latency, "fan_out": fan, "stops": stop}))
         return
     print(f"set-to-applied latency, {PARAM}, null backend at {RATE} Hz ({args.sets} sets per row), ms")
     print(f"{'block':>6} {'period':>7} | {'path':<9} | {'p50':>6} {'p99':>6} {'max':>6} | {'p50 / mailbox':>13} | "
@@ -169,6 +220,11 @@ def main():
           f"max {f['rate_hz_max']:.1f} Hz, server dropped {f['server_frames_dropped']} frames, audio "
           f"{f['blocks_per_s']:.1f} blocks/s, callback p99 {f['callback_us_p99']:.0f} us, process CPU "
           f"{f['process_cpu_pct']:.0f}% of one core (server and clients)", file=sys.stdout)
+    if stop:
+        print(f"time to stop ({stop['repeat']} tries): control surface with a stalled WebSocket client "
+              f"{stop['surface_close_s']['median'] * 1e3:.0f} ms median, {stop['surface_close_s']['max'] * 1e3:.0f} ms "
+              f"max; serve --backend null on SIGTERM {stop['sigterm_exit_s']['median'] * 1e3:.0f} ms median, "
+              f"{stop['sigterm_exit_s']['max'] * 1e3:.0f} ms max")
 
 
 if __name__ == "__main__":

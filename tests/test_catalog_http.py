@@ -206,7 +206,7 @@ def test_hostile_clients(served):
     try:
         t0 = time.monotonic()
         assert s.get_json("/api/stats")["files"] >= 2
-        assert time.monotonic() - t0 < 2.0
+        assert time.monotonic() - t0 < 10.0  # milliseconds when served; a server held by the 30 would time out
     finally:
         for c in socks:
             c.close()

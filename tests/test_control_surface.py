@@ -693,7 +693,8 @@ def test_page_is_served_with_a_strict_policy_and_the_cli_reports_where():
         t0 = time.monotonic()
         proc.terminate()
         proc.wait(10)
-        assert proc.returncode == 0 and time.monotonic() - t0 < 3.0
+        # 0.26 s on an idle machine (bench/control.py --stops); 10 s: a hang fails, a busy machine does not
+        assert proc.returncode == 0 and time.monotonic() - t0 < 10.0
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -703,7 +704,10 @@ def test_page_is_served_with_a_strict_policy_and_the_cli_reports_where():
     assert r.returncode == 1 and "--token" in r.stderr
 
 
-def test_surface_closes_within_half_a_second_with_a_stalled_client():
+def test_surface_closes_with_a_stalled_client():
+    """A client that sent a handshake and reads nothing does not hold the close: without the
+    close's deadline it waits for ever. It takes about 0.2 s on an idle machine (bench/control.py
+    --stops prints it); the bound is 5 s, so a busy machine does not fail it and a hang does."""
     with running_daemon() as d:
         stalled = socket.create_connection(("127.0.0.1", d.surface.ws.port))
         stalled.sendall(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -716,7 +720,7 @@ def test_surface_closes_within_half_a_second_with_a_stalled_client():
         elapsed = time.monotonic() - t0
         d.surface = None
         stalled.close()
-    assert elapsed < 0.5, elapsed
+    assert elapsed < 5.0, elapsed
 
 
 def test_osc_docs_are_generated_and_current():

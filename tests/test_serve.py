@@ -139,7 +139,7 @@ def test_control_mailbox_refuses_when_full_and_never_blocks():
     assert engine.control.post([(0, 1.0)] * cap)
     t0 = time.perf_counter()
     assert not engine.control.post([(0, 2.0)])
-    assert time.perf_counter() - t0 < 0.05
+    assert time.perf_counter() - t0 < 2.0  # refuses at once (microseconds); a wait for room would hang
     assert engine.control.rejected == 1
 
 
