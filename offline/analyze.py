@@ -183,6 +183,16 @@ class MomentStats:
         return float(max(side, 0.0) / mid)
 
 
+def periodic_hann(n: int) -> np.ndarray:
+    """scipy.signal.get_window("hann", n), bit for bit (the same operations), without
+    importing scipy.signal (half a second of start-up, most of it parsing docstrings)."""
+    fac = np.linspace(-np.pi, np.pi, n + 1)
+    w = np.zeros(n + 1)
+    for k, a in enumerate((0.5, 0.5)):
+        w += a * np.cos(k * fac)
+    return w[:n]
+
+
 class SpectrumAccumulator:
     """Welch power spectrum: Hann windows of fft_size frames, 50 % overlap, channel-averaged."""
 
@@ -190,9 +200,7 @@ class SpectrumAccumulator:
         self.sample_rate = sample_rate
         self.fft_size = fft_size
         self.hop = fft_size // 2
-        from scipy.signal import get_window  # here, not at import: scipy.signal costs 0.5 s of start-up
-
-        self.window = get_window("hann", fft_size)
+        self.window = periodic_hann(fft_size)
         self.buf = np.zeros((channels, fft_size))
         self.fill = 0
         self.power_sum = np.zeros(fft_size // 2 + 1)
@@ -219,9 +227,7 @@ class SpectrumAccumulator:
             # shorter than one window: a Hann window of its own length, zero-padded, keeps
             # the level scale (a full-length window would read low by the padding)
             window = np.zeros(self.fft_size)
-            from scipy.signal import get_window
-
-            window[:self.fill] = get_window("hann", self.fill) if self.fill > 1 else 1.0
+            window[:self.fill] = periodic_hann(self.fill) if self.fill > 1 else 1.0
             self._segment(window)
         scale = 4.0 / (window.sum() ** 2 * max(self.segments, 1))
         freqs_hz = np.fft.rfftfreq(self.fft_size, 1.0 / self.sample_rate)

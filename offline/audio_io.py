@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from auracore.errors import AudioFileError
+from auracore.kernels.quantize import quantize
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".aifc", ".mp3")
 SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
@@ -334,6 +335,11 @@ class Quantizer:
         self._channels = block.shape[1]
         full = 2.0 ** (self.bits - 1)
         noise = self._take(block.size).reshape(block.shape)
+        if block.dtype == np.float64 and block.flags.c_contiguous:
+            out = np.empty(block.shape, dtype=np.int16 if self.bits == 16 else np.int32)
+            value = np.empty(block.shape)
+            quantize(block, noise, full, 0 if self.bits == 16 else 8, out, value)
+            return out, value
         q = np.clip(np.rint(block * full + noise), -full, full - 1)
         if self.bits == 16:
             return q.astype(np.int16), q / full
