@@ -164,14 +164,14 @@ def write_midi(path: str, tracks: list[tuple[int, int, int, list[tuple]]]) -> No
             f.write(b"MTrk" + struct.pack(">I", len(c)) + c)
 
 
-def render_midi(tracks, seconds: float) -> np.ndarray:
-    """FluidSynth render of the tracks (see write_midi): (frames, 2) float64 at 48 kHz."""
+def render_midi(tracks, seconds: float, soundfont: str = SOUNDFONT) -> np.ndarray:
+    """FluidSynth render of the tracks (see write_midi) with soundfont: (frames, 2) float64 at 48 kHz."""
     with tempfile.TemporaryDirectory(prefix="auracore-fs-") as tmp:
         mid = os.path.join(tmp, "in.mid")
         wav = os.path.join(tmp, "out.wav")
         write_midi(mid, tracks)
         cmd = ["fluidsynth", "-ni", "-q", "-r", str(SAMPLE_RATE), "-g", "0.4", "-O", "float", "-T", "wav",
-               "-F", wav, SOUNDFONT, mid]
+               "-F", wav, soundfont, mid]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0 or not os.path.exists(wav):
             raise SourceError(f"fluidsynth failed: {done.stderr.strip()[:200]}")
@@ -192,7 +192,7 @@ def _humanise(rng, notes, bpm, velocity):
             for s, d, p in notes]
 
 
-def acoustic_piece(rel_path: str, seed: int) -> tuple[np.ndarray, str]:
+def acoustic_piece(rel_path: str, seed: int, soundfont: str = SOUNDFONT) -> tuple[np.ndarray, str]:
     """A corpus score for an acoustic ensemble: (clip, description)."""
     rng = np.random.default_rng(seed)
     bpm = float(rng.uniform(60, 110))
@@ -204,7 +204,8 @@ def acoustic_piece(rel_path: str, seed: int) -> tuple[np.ndarray, str]:
     for i, notes in enumerate(voices):
         pan = int(np.clip(64 + (i - (len(voices) - 1) / 2) * rng.uniform(10, 30), 0, 127))
         tracks.append((i, programs[i % len(programs)], pan, _humanise(rng, notes, bpm, int(rng.integers(60, 100)))))
-    return render_midi(tracks, CLIP_S + 0.5)[: int(CLIP_S * SAMPLE_RATE)], f"{rel_path} as {name} at {bpm:.0f} bpm"
+    return (render_midi(tracks, CLIP_S + 0.5, soundfont)[: int(CLIP_S * SAMPLE_RATE)],
+            f"{rel_path} as {name} at {bpm:.0f} bpm")
 
 
 def _drum_pattern(rng, bpm: float, seconds: float) -> list[tuple]:
@@ -228,7 +229,7 @@ def _drum_pattern(rng, bpm: float, seconds: float) -> list[tuple]:
     return notes
 
 
-def band_piece(rel_path: str, seed: int) -> tuple[np.ndarray, str]:
+def band_piece(rel_path: str, seed: int, soundfont: str = SOUNDFONT) -> tuple[np.ndarray, str]:
     """A corpus score arranged for a band with a generated drum part: (clip, description)."""
     rng = np.random.default_rng(seed)
     bpm = float(rng.uniform(88, 132))
@@ -247,7 +248,7 @@ def band_piece(rel_path: str, seed: int) -> tuple[np.ndarray, str]:
         tracks.append((len(voices), bass, 64, _humanise(rng, low, bpm, 105)))
     tracks.append((DRUM_CHANNEL, 0, 64, _drum_pattern(rng, bpm, CLIP_S + 0.5)))
     desc = f"{rel_path} for band (lead {lead}, pad {pad}, bass {bass}, drums) at {bpm:.0f} bpm"
-    return render_midi(tracks, CLIP_S + 0.5)[: int(CLIP_S * SAMPLE_RATE)], desc
+    return render_midi(tracks, CLIP_S + 0.5, soundfont)[: int(CLIP_S * SAMPLE_RATE)], desc
 
 
 def _saw(freq_hz, t, rng):
@@ -368,10 +369,11 @@ def _room(rng, x_mono: np.ndarray) -> np.ndarray:
     return out
 
 
-def speech_piece(seed: int) -> tuple[np.ndarray, str]:
-    """Sentences spoken by espeak-ng in a generated room: (clip, description)."""
+def speech_piece(seed: int, voices=VOICES) -> tuple[np.ndarray, str]:
+    """Sentences spoken by espeak-ng in a generated room: (clip, description). voices:
+    (espeak voice, sentence language) pairs to draw from."""
     rng = np.random.default_rng(seed)
-    voice, lang = VOICES[rng.integers(len(VOICES))]
+    voice, lang = voices[rng.integers(len(voices))]
     variant = str(rng.choice(VARIANTS))
     speed = int(rng.integers(130, 200))
     pitch = int(rng.integers(25, 75))

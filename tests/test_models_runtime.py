@@ -9,7 +9,7 @@ import pytest
 
 from auracore.kernels import params as P
 from auracore.kernels.blend import blend_targets
-from auracore.models.runtime import (FILES, MANIFEST, ModelError, ModelRunner, Steering,
+from auracore.models.runtime import (EQ_DEADBAND_DB, FILES, MANIFEST, ModelError, ModelRunner, Steering, shrink_eq,
                                      default_model_dir)
 
 FS = 48000
@@ -124,8 +124,8 @@ def _stream(seconds=6.0, seed=3):
     return x.reshape(n, 1024).astype(np.float32)
 
 
-def _targets(runner, blocks):
-    steering = Steering(runner)
+def _targets(runner, blocks, eq_deadband_db=0.0):
+    steering = Steering(runner, eq_deadband_db=eq_deadband_db)
     out = []
     for blk in blocks:
         steering.push(blk)
@@ -182,3 +182,22 @@ def test_missing_onnxruntime_is_a_model_error(monkeypatch):
     monkeypatch.setattr(runtime, "ort", None)
     with pytest.raises(ModelError, match="^onnxruntime is not installed"):
         ModelRunner()
+
+
+def test_eq_deadband_moves_requests_toward_zero():
+    """shrink_eq: each EQ band request moves EQ_DEADBAND_DB toward 0 (0 within it); the other
+    targets are untouched. Exact to 1e-12 dB."""
+    ids = ["eq.1.gain_db", "eq.2.gain_db", "eq.3.gain_db", "comp.ratio", "output.gain_db"]
+    got = shrink_eq(ids, np.array([2.5, -0.8, -3.0, 3.0, -6.0]), 1.0)
+    np.testing.assert_allclose(got, [1.5, 0.0, -2.0, 3.0, -6.0], atol=1e-12)
+
+
+def test_steering_applies_the_deadband(runner):
+    """The same stream with the default deadband asks for no band more than the raw models'
+    request minus EQ_DEADBAND_DB (within 0.05 dB after the glide)."""
+    blocks = _stream()
+    _, raw = _targets(runner, blocks, 0.0)
+    _, shrunk = _targets(runner, blocks, EQ_DEADBAND_DB)
+    idx = [P.INDEX[t] for t in runner.target_ids[:8]]
+    expect = np.sign(raw[-1][idx]) * np.maximum(np.abs(raw[-1][idx]) - EQ_DEADBAND_DB, 0.0)
+    np.testing.assert_allclose(shrunk[-1][idx], expect, atol=0.05)
