@@ -7,6 +7,7 @@ import sys
 
 from auracore.offline.audio_io import atomic_file, load
 from auracore.offline.qc import DIMENSIONS, WEIGHTS, qc
+from auracore.offline.qc.core import DiskCache
 
 PROG = "auracore qc"
 
@@ -24,6 +25,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("b", metavar="B", help="the candidate")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--plot", metavar="OUT.png", type=_png, help="write a bar chart of the dimensions")
+    p.add_argument("--cache", metavar="DIR",
+                   help="keep each side's analyses (profile, notes, onsets, embedding; not the stems) in DIR "
+                        "and read them back when the same audio is scored again (a folder of small files, "
+                        "named by content and version; safe to delete)")
     p.set_defaults(func=run)
     return p
 
@@ -72,7 +77,8 @@ def format_report(r, a: str, b: str) -> str:
 def run(args: argparse.Namespace) -> int:
     a, ra = load(args.a)
     b, rb = load(args.b)
-    report = qc(a, b, ra, b_rate=rb, log=lambda line: print(f"{PROG}: {line}", file=sys.stderr))
+    cache = DiskCache(args.cache) if args.cache else None
+    report = qc(a, b, ra, b_rate=rb, log=lambda line: print(f"{PROG}: {line}", file=sys.stderr), cache=cache)
     if args.plot:
         plot_report(report, args.plot, (args.a, args.b))
     if args.json:

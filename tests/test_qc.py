@@ -347,3 +347,27 @@ def test_a_cache_reuses_the_original_analysis_and_changes_nothing(a):
     assert len(cache) == kept
     assert r1.to_dict() == qc(a, b1, FS).to_dict()
     assert r2.to_dict() == qc(a, b2, FS).to_dict()
+
+
+def test_a_disk_cache_keeps_both_sides_and_changes_nothing(a, tmp_path, monkeypatch):
+    """DiskCache (qc --cache DIR): the same report as without a cache; scoring the pair again
+    reads every analysis back (the separator and the profile are not called at all), and no
+    stems are written (the folder stays under 2 MB for this 12 s pair)."""
+    from auracore.offline.qc.core import DiskCache
+    from auracore.offline import separate, profile
+
+    b = tilt(a, 2.0)
+    fresh = qc(a, b, FS).to_dict()
+    first = qc(a, b, FS, cache=DiskCache(str(tmp_path / "c"))).to_dict()
+    assert first["dimensions"] == fresh["dimensions"] and first["score"] == fresh["score"]
+    size = sum(p.stat().st_size for p in (tmp_path / "c").iterdir())
+    assert 0 < size < 2_000_000
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cached analysis was computed again")
+
+    monkeypatch.setattr(separate, "separate", refuse)
+    monkeypatch.setattr(profile, "profile", refuse)
+    monkeypatch.setattr(profile, "rt60", refuse)
+    again = qc(a, b, FS, cache=DiskCache(str(tmp_path / "c"))).to_dict()
+    assert again["dimensions"] == fresh["dimensions"] and again["score"] == fresh["score"]

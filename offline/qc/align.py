@@ -4,7 +4,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from auracore.kernels.loudness import LoudnessMeter
 
@@ -30,6 +29,8 @@ def to_rate(x: np.ndarray, src: int, dst: int) -> np.ndarray:
     if src == dst:
         return x
     g = math.gcd(int(src), int(dst))
+    from scipy.signal import resample_poly  # here: scipy.signal costs 0.6 s of start-up
+
     return resample_poly(x, dst // g, src // g, axis=0)
 
 

@@ -30,6 +30,8 @@ MIN_SECONDS = 1.0
 # the separator for the bass and kick dimensions: the DSP one, on which their rules were
 # measured (docs/qc.md); a trained model kept fewer kicks in its drum stem on generated bands
 QC_SEPARATOR = "dsp"
+# part of the disk cache's key: raise it when an analysis the cache keeps changes
+QC_CACHE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -85,41 +87,110 @@ def _timbre(al, runner=None, memo=None) -> tuple[float, dict]:
         n = y.shape[0] // runner.block
         return runner.embed_batch(y[:n * runner.block, 0].reshape(n, runner.block).astype(np.float32))
 
-    embs = [embed(al.a) if memo is None else memo("embedding", lambda: embed(al.a)), embed(al.b)]
+    embs = [embed(al.a), embed(al.b)] if memo is None else [memo("a", "embedding", lambda: embed(al.a)),
+                                                            memo("b", "embedding", lambda: embed(al.b))]
     s = D.embedding_similarity(*embs)
     return 100.0 * min(max((s - D.EMBED_FLOOR) / (1.0 - D.EMBED_FLOOR), 0.0), 1.0), {"cosine": s, "blocks": int(embs[0].shape[0])}
 
 
 class _Memo:
-    """A-side analyses kept in the caller's cache dict, keyed by what A is once aligned (its
-    rate, shape and a digest of its samples): a caller scoring many candidates against one
-    original (reconstruct's rounds) analyses the original once. No cache: computed each time."""
+    """Analyses kept in the caller's cache (a dict: the original's side; a ``DiskCache``: both), keyed by
+    what the side is once aligned (its rate, shape and a digest of its samples) and the
+    analysis' name: a caller scoring many candidates against one original (reconstruct's
+    rounds) analyses the original once, and a pair scored again reads everything back. No
+    cache: computed each time."""
 
-    def __init__(self, cache, a: np.ndarray, sample_rate: int):
+    def __init__(self, cache, al):
         self.cache = cache
+        self.keys = {}
         if cache is not None:
             import hashlib
 
-            self.key = (sample_rate, a.shape, hashlib.blake2b(np.ascontiguousarray(a).view(np.uint8), digest_size=16).hexdigest())
+            for side, x in (("a", al.a), ("b", al.b)):
+                digest = hashlib.blake2b(np.ascontiguousarray(x).view(np.uint8), digest_size=16).hexdigest()
+                self.keys[side] = (al.sample_rate, x.shape, digest)
 
-    def __call__(self, name: str, fn):
-        if self.cache is None:
+    def __call__(self, side: str, name: str, fn):
+        # a dict keeps the original's side only (reconstruct scores a new B every round: its
+        # stems would pile up in memory); a DiskCache keeps both
+        if self.cache is None or (side == "b" and not getattr(self.cache, "keeps_b", False)):
             return fn()
-        k = (self.key, name)
-        if k not in self.cache:
-            self.cache[k] = fn()
-        return self.cache[k]
+        k = (self.keys[side], name)
+        if k in self.cache:
+            return self.cache[k]
+        value = fn()
+        self.cache[k] = value
+        return value
 
 
-def _stems(al, log, memo) -> tuple[dict, dict] | None:
+class DiskCache:
+    """A folder as qc's cache: one pickle per analysis, named by a digest of its key and of
+    this build's version (another version reads nothing back), written atomically. Stems
+    (whole arrays) are not kept: the notes and onsets made from them are, which is all a
+    second run needs."""
+
+    SKIP = ("stems",)
+    keeps_b = True
+
+    def __init__(self, folder: str):
+        import os
+
+        from auracore import __version__
+
+        self.folder = folder
+        self.version = f"{__version__}/{QC_CACHE_VERSION}"
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise AudioFileError(f"{folder}: cannot make the cache folder ({exc.strerror})") from None
+
+    def _path(self, key) -> str:
+        import hashlib
+        import os
+
+        return os.path.join(self.folder, hashlib.sha1(repr((self.version, key)).encode()).hexdigest() + ".pkl")
+
+    def __contains__(self, key) -> bool:
+        import os
+
+        return key[1] not in self.SKIP and os.path.exists(self._path(key))
+
+    def __getitem__(self, key):
+        import pickle
+
+        with open(self._path(key), "rb") as f:
+            return pickle.load(f)
+
+    def __setitem__(self, key, value) -> None:
+        import os
+        import pickle
+        import tempfile
+
+        if key[1] in self.SKIP:
+            return
+        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self._path(key))
+        except OSError:  # a full disk: the cache is only a cache
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def _stems(al, log, memo):
+    """A function side -> that side's stems (made on first use, kept in memo), or None when
+    the separation step is not in this build."""
     sep = _optional("auracore.offline.separate")
     if sep is None:
         return None
 
-    def split(x):
-        return sep.separate(x, al.sample_rate, stems=("drums", "bass", "other"), model=QC_SEPARATOR, log=log)
+    def split(side):
+        x = al.a if side == "a" else al.b
+        return memo(side, "stems", lambda: sep.separate(x, al.sample_rate, stems=("drums", "bass", "other"),
+                                                       model=QC_SEPARATOR, log=log))
 
-    return memo("stems", lambda: split(al.a)), split(al.b)
+    return split
 
 
 def bass_line(notes, cluster_s: float = D.NOTE_ONSET_TOLERANCE_S) -> list:
@@ -145,11 +216,12 @@ def _profile_dimensions(al, profile, scores: dict, details: dict, memo) -> None:
     """RMS per section, chords, reverb, BPM and arrangement from the profiles of the aligned
     A and B (``auracore.offline.profile``)."""
     duration_s = al.a.shape[0] / al.sample_rate
-    pa, pb = memo("profile", lambda: profile.profile(al.a, al.sample_rate)), profile.profile(al.b, al.sample_rate)
+    pa = memo("a", "profile", lambda: profile.profile(al.a, al.sample_rate))
+    pb = memo("b", "profile", lambda: profile.profile(al.b, al.sample_rate))
     scores["rms_per_section"], details["rms_per_section"] = D.rms_per_section(al, pa)
     scores["harmonic_progression"], details["harmonic_progression"] = D.harmonic_progression(pa, pb, duration_s)
-    scores["reverb"], details["reverb"] = D.reverb(memo("rt60", lambda: profile.rt60(al.a, al.sample_rate)),
-                                                   profile.rt60(al.b, al.sample_rate))
+    scores["reverb"], details["reverb"] = D.reverb(memo("a", "rt60", lambda: profile.rt60(al.a, al.sample_rate)),
+                                                   memo("b", "rt60", lambda: profile.rt60(al.b, al.sample_rate)))
     scores["bpm"], details["bpm"] = D.bpm(pa.tempo_bpm, pb.tempo_bpm)
     scores["arrangement"], details["arrangement"] = D.arrangement(pa, pb, duration_s)
 
@@ -186,7 +258,7 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
         raise AudioFileError("A and B overlap by less than 1 s once aligned")
     notes = []
     scores, details = {}, {}
-    memo = _Memo(cache, al.a, al.sample_rate)
+    memo = _Memo(cache, al)
 
     def unavailable(name, why):
         scores[name] = None
@@ -204,15 +276,15 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
         unavailable("bass_notes", "needs auracore.offline.separate (not in this build)")
         unavailable("kick_pattern", "needs auracore.offline.separate (not in this build)")
     else:
-        sa, sb = stems
-        na = memo("bass_line", lambda: bass_line(_notes(al.a - sa["drums"], al.sample_rate, "bass")))
-        nb = bass_line(_notes(al.b - sb["drums"], al.sample_rate, "bass"))
+        na = memo("a", "bass_line", lambda: bass_line(_notes(al.a - stems("a")["drums"], al.sample_rate, "bass")))
+        nb = memo("b", "bass_line", lambda: bass_line(_notes(al.b - stems("b")["drums"], al.sample_rate, "bass")))
         f1 = D.note_f1(na, nb)
         scores["bass_notes"] = 100.0 * f1
         details["bass_notes"] = {"f1": f1, "a_notes": len(na), "b_notes": len(nb)}
-        ka = memo("kicks", lambda: [(n.onset_s, 0) for n in _notes(sa["drums"], al.sample_rate, "drums")
-                                    if n.pitch in (35, 36)])
-        kb = [(n.onset_s, 0) for n in _notes(sb["drums"], al.sample_rate, "drums") if n.pitch in (35, 36)]
+        ka = memo("a", "kicks", lambda: [(n.onset_s, 0) for n in _notes(stems("a")["drums"], al.sample_rate, "drums")
+                                         if n.pitch in (35, 36)])
+        kb = memo("b", "kicks", lambda: [(n.onset_s, 0) for n in _notes(stems("b")["drums"], al.sample_rate, "drums")
+                                         if n.pitch in (35, 36)])
         f1 = D.note_f1(ka, kb, pitch=False)
         scores["kick_pattern"] = 100.0 * f1
         details["kick_pattern"] = {"f1": f1, "a_kicks": len(ka), "b_kicks": len(kb)}

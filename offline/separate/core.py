@@ -17,7 +17,6 @@ from fractions import Fraction
 
 import numpy as np
 
-from scipy.signal import resample_poly
 
 from auracore.kernels.chain import sanitised
 from auracore.errors import AuraCoreError, ModelError
@@ -154,6 +153,8 @@ def _resampler(src: int, dst: int):
     if src == dst:
         return lambda x: x
     r = Fraction(dst, src)
+    from scipy.signal import resample_poly  # here: scipy.signal costs 0.6 s of start-up
+
     return lambda x: resample_poly(x, r.numerator, r.denominator, axis=0)
 
 
