@@ -123,6 +123,9 @@ class _Memo:
         return value
 
 
+_MISSING = object()
+
+
 class DiskCache:
     """A folder as qc's cache: one pickle per analysis, named by a digest of its key and of
     this build's version (another version reads nothing back), written atomically. Stems
@@ -153,13 +156,24 @@ class DiskCache:
     def __contains__(self, key) -> bool:
         import os
 
-        return key[1] not in self.SKIP and os.path.exists(self._path(key))
+        return key[1] not in self.SKIP and os.path.exists(self._path(key)) and self._load(key) is not _MISSING
 
-    def __getitem__(self, key):
+    def _load(self, key):
+        """The stored value, or _MISSING when the file is unreadable (truncated by a crash
+        elsewhere, another pickle format): then it is computed again."""
         import pickle
 
-        with open(self._path(key), "rb") as f:
-            return pickle.load(f)
+        try:
+            with open(self._path(key), "rb") as f:
+                return pickle.load(f)
+        except Exception:  # any unreadable entry is a miss, never an error
+            return _MISSING
+
+    def __getitem__(self, key):
+        value = self._load(key)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
 
     def __setitem__(self, key, value) -> None:
         import os
@@ -168,7 +182,10 @@ class DiskCache:
 
         if key[1] in self.SKIP:
             return
-        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+        except OSError:  # not writable: the cache is only a cache
+            return
         try:
             with os.fdopen(fd, "wb") as f:
                 pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
