@@ -375,13 +375,10 @@ def chain_reset(st):
     st.dry[:] = 0.0
     st.work[:] = 0.0
     sc = st.scalars[0]
-    sc.loud_e = 0.0
-    sc.loud_acc = 0.0
     sc.loud_db = 0.0
     sc.loud_prev_db = 0.0
-    sc.loud_want_db = 0.0
     sc.comp_gr_db = 0.0
     sc.lim_gr_lin = 1.0
-    _loudness_forget(st.kw_state, st.loud_ring, sc)
+    _loudness_forget(st.kw_state, st.loud_ring, sc)  # the follower's energy, ring and request
     sc.eq_fresh = 1
     limiter_reset(st.lim)
