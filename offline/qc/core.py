@@ -71,24 +71,28 @@ def _optional(module: str):
         return None
 
 
+def _embedding(x: np.ndarray, sample_rate: int, runner) -> np.ndarray:
+    """x's embeddings: mono at the models' rate and reference loudness, per 1024-sample block."""
+    y = to_rate(x, sample_rate, runner.sample_rate).mean(axis=1, keepdims=True)
+    lufs = integrated_lufs(y, runner.sample_rate)
+    if math.isfinite(lufs):
+        y = y * 10 ** ((runner.reference_lufs - lufs) / 20)
+    n = y.shape[0] // runner.block
+    return runner.embed_batch(y[:n * runner.block, 0].reshape(n, runner.block).astype(np.float32))
+
+
 def _timbre(al, runner=None, memo=None) -> tuple[float, dict]:
     """The project's embedding (extractor: 1024-sample mono blocks -> 32 numbers), both
     signals at the models' rate and reference loudness, block by block: score
-    100 (s - EMBED_FLOOR) / (1 - EMBED_FLOOR), s the mean cosine similarity of paired blocks."""
-    from auracore.models.runtime import ModelRunner
+    100 (s - EMBED_FLOOR) / (1 - EMBED_FLOOR), s the mean cosine similarity of paired blocks.
+    runner: default the shipped models; memo: default none (computed here)."""
+    if runner is None:
+        from auracore.models.runtime import ModelRunner
 
-    runner = runner or ModelRunner()
-
-    def embed(x):
-        y = to_rate(x, al.sample_rate, runner.sample_rate).mean(axis=1, keepdims=True)
-        lufs = integrated_lufs(y, runner.sample_rate)
-        if math.isfinite(lufs):
-            y = y * 10 ** ((runner.reference_lufs - lufs) / 20)
-        n = y.shape[0] // runner.block
-        return runner.embed_batch(y[:n * runner.block, 0].reshape(n, runner.block).astype(np.float32))
-
-    embs = [embed(al.a), embed(al.b)] if memo is None else [memo("a", "embedding", lambda: embed(al.a)),
-                                                            memo("b", "embedding", lambda: embed(al.b))]
+        runner = ModelRunner()
+    memo = memo or (lambda side, name, fn: fn())
+    embs = [memo(side, "embedding", lambda x=x: _embedding(x, al.sample_rate, runner))
+            for side, x in (("a", al.a), ("b", al.b))]
     s = D.embedding_similarity(*embs)
     return 100.0 * min(max((s - D.EMBED_FLOOR) / (1.0 - D.EMBED_FLOOR), 0.0), 1.0), {"cosine": s, "blocks": int(embs[0].shape[0])}
 
@@ -102,6 +106,7 @@ class _Memo:
 
     def __init__(self, cache, al):
         self.cache = cache
+        self.local = {}
         self.keys = {}
         if cache is not None:
             import hashlib
@@ -111,15 +116,22 @@ class _Memo:
                 self.keys[side] = (al.sample_rate, x.shape, digest)
 
     def __call__(self, side: str, name: str, fn):
+        """fn()'s value for (side, name), computed once per qc call (``local``) and, when the
+        caller's cache keeps that side, once per cache."""
+        if (side, name) in self.local:
+            return self.local[side, name]
         # a dict keeps the original's side only (reconstruct scores a new B every round: its
         # stems would pile up in memory); a DiskCache keeps both
         if self.cache is None or (side == "b" and not getattr(self.cache, "keeps_b", False)):
-            return fn()
-        k = (self.keys[side], name)
-        if k in self.cache:
-            return self.cache[k]
-        value = fn()
-        self.cache[k] = value
+            value = fn()
+        else:
+            k = (self.keys[side], name)
+            if k in self.cache:
+                value = self.cache[k]
+            else:
+                value = fn()
+                self.cache[k] = value
+        self.local[side, name] = value
         return value
 
 
@@ -195,9 +207,9 @@ class DiskCache:
                 os.remove(tmp)
 
 
-def _stems(al, log, memo):
+def _stems(al, logs: dict, memo):
     """A function side -> that side's stems (made on first use, kept in memo), or None when
-    the separation step is not in this build."""
+    the separation step is not in this build. logs: {side: log(line)}."""
     sep = _optional("auracore.offline.separate")
     if sep is None:
         return None
@@ -205,9 +217,54 @@ def _stems(al, log, memo):
     def split(side):
         x = al.a if side == "a" else al.b
         return memo(side, "stems", lambda: sep.separate(x, al.sample_rate, stems=("drums", "bass", "other"),
-                                                       model=QC_SEPARATOR, log=log))
+                                                       model=QC_SEPARATOR, log=logs[side]))
 
     return split
+
+
+def _side_steps(al, memo, stems, profile, runner) -> dict:
+    """{side: [(name, fn)]}: the heavy analyses of each side, each through memo."""
+    steps = {}
+    for side, x in (("a", al.a), ("b", al.b)):
+        todo = []
+        if runner is not None:
+            todo.append(lambda side=side, x=x: memo(side, "embedding", lambda: _embedding(x, al.sample_rate, runner)))
+        if stems is not None:
+            todo.append(lambda side=side, x=x: memo(side, "bass_line", lambda: bass_line(
+                _notes(x - stems(side)["drums"], al.sample_rate, "bass"))))
+            todo.append(lambda side=side: memo(side, "kicks", lambda: [
+                (n.onset_s, 0) for n in _notes(stems(side)["drums"], al.sample_rate, "drums") if n.pitch in (35, 36)]))
+        if profile is not None:
+            todo.append(lambda side=side, x=x: memo(side, "profile", lambda: profile.profile(x, al.sample_rate)))
+            todo.append(lambda side=side, x=x: memo(side, "rt60", lambda: profile.rt60(x, al.sample_rate)))
+        steps[side] = todo
+    return steps
+
+
+def _prefetch(steps: dict) -> None:
+    """Run each side's analyses, A's and B's on two threads at once (their kernels, FFTs and
+    ONNX Runtime calls release the GIL: a pair takes about the time of its slower side). A
+    step that fails is left for the scoring below to meet again and report."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    stop = threading.Event()
+
+    def run(todo):
+        for fn in todo:
+            if stop.is_set():  # the caller was interrupted: no new step
+                return
+            try:
+                fn()
+            except Exception:  # met again (and reported) where the dimension is scored
+                pass
+
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="auracore-qc")
+    try:
+        list(pool.map(run, steps.values()))
+    finally:
+        stop.set()  # on a signal (KeyboardInterrupt, Terminated): the steps under way finish, no more start
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def bass_line(notes, cluster_s: float = D.NOTE_ONSET_TOLERANCE_S) -> list:
@@ -273,7 +330,7 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
     al = align(a, b, sample_rate, b_rate)
     if al.a.shape[0] < MIN_SECONDS * sample_rate:
         raise AudioFileError("A and B overlap by less than 1 s once aligned")
-    notes = []
+    side_notes = {"a": [], "b": []}  # the steps' notes, A's first (the threads finish in any order)
     scores, details = {}, {}
     memo = _Memo(cache, al)
 
@@ -281,14 +338,27 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
         scores[name] = None
         details[name] = {"unavailable": why}
 
+    stems = _stems(al, {side: lines.append for side, lines in side_notes.items()}, memo)
+    profile = _optional("auracore.offline.profile")
+    runner_error = None
+    if runner is None:
+        from auracore.models.runtime import ModelRunner
+
+        try:
+            runner = ModelRunner()
+        except AuraCoreError as exc:
+            runner_error = exc
+    _prefetch(_side_steps(al, memo, stems, profile, runner))
     for name, fn in (("spectral", D.spectral), ("width", D.width), ("energy_curve", D.energy),
                      ("dynamic_range", D.dynamics)):
         scores[name], details[name] = fn(al)
-    try:
-        scores["timbre"], details["timbre"] = _timbre(al, runner, memo)
-    except AuraCoreError as exc:
-        unavailable("timbre", str(exc))
-    stems = _stems(al, notes.append, memo)
+    if runner_error is not None:
+        unavailable("timbre", str(runner_error))
+    else:
+        try:
+            scores["timbre"], details["timbre"] = _timbre(al, runner, memo)
+        except AuraCoreError as exc:
+            unavailable("timbre", str(exc))
     if stems is None:
         unavailable("bass_notes", "needs auracore.offline.separate (not in this build)")
         unavailable("kick_pattern", "needs auracore.offline.separate (not in this build)")
@@ -305,12 +375,12 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
         f1 = D.note_f1(ka, kb, pitch=False)
         scores["kick_pattern"] = 100.0 * f1
         details["kick_pattern"] = {"f1": f1, "a_kicks": len(ka), "b_kicks": len(kb)}
-    profile = _optional("auracore.offline.profile")
     if profile is None:
         for name in ("rms_per_section", "harmonic_progression", "reverb", "bpm", "arrangement"):
             unavailable(name, "needs auracore.offline.profile (sections, chords, RT60, tempo), not in this build")
     else:
         _profile_dimensions(al, profile, scores, details, memo)
+    notes = side_notes["a"] + side_notes["b"]
     if notes:
         details["notes"] = notes
     avail = {k: v for k, v in scores.items() if v is not None}
