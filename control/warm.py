@@ -46,7 +46,8 @@ def warm_engine(sample_rate: int, channels: int, params) -> None:
 
 
 def warm_all() -> float:
-    """Every kernel of serve/demo, render and analyze; returns the seconds it took."""
+    """Every kernel of serve/demo, render (dither included), analyze, and the DSP separator's
+    median filters; returns the seconds it took."""
     from auracore.offline.chain import Chain, Meter
     from auracore.offline.params import Params
 
@@ -60,6 +61,12 @@ def warm_all() -> float:
     from auracore.offline.analyze import analyze
 
     analyze(np.random.default_rng(0).standard_normal((48000, 2)) * 0.1, 48000)
+    from auracore.kernels.median import running_median
+    from auracore.offline.audio_io import Quantizer
+
+    for subtype in ("PCM_16", "PCM_24"):  # render's word-length reduction, both integer widths
+        Quantizer(subtype).apply(np.zeros((64, 2)))
+    running_median(np.zeros((32, 32)), 17, 0)  # separate's DSP masks and qc
     return time.perf_counter() - t0
 
 
