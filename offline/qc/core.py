@@ -126,9 +126,9 @@ class _Memo:
             value = fn()
         else:
             k = (self.keys[side], name)
-            if k in self.cache:
-                value = self.cache[k]
-            else:
+            try:
+                value = self.cache[k]  # one read (a DiskCache entry is unpickled once)
+            except KeyError:
                 value = fn()
                 self.cache[k] = value
         self.local[side, name] = value
@@ -165,11 +165,6 @@ class DiskCache:
 
         return os.path.join(self.folder, hashlib.sha1(repr((self.version, key)).encode()).hexdigest() + ".pkl")
 
-    def __contains__(self, key) -> bool:
-        import os
-
-        return key[1] not in self.SKIP and os.path.exists(self._path(key)) and self._load(key) is not _MISSING
-
     def _load(self, key):
         """The stored value, or _MISSING when the file is unreadable (truncated by a crash
         elsewhere, another pickle format): then it is computed again."""
@@ -182,7 +177,7 @@ class DiskCache:
             return _MISSING
 
     def __getitem__(self, key):
-        value = self._load(key)
+        value = _MISSING if key[1] in self.SKIP else self._load(key)
         if value is _MISSING:
             raise KeyError(key)
         return value
