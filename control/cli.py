@@ -14,9 +14,10 @@ import sys
 from auracore import __version__
 from auracore.errors import AuraCoreError, clip_text, one_line
 from auracore.kernels import params as P
+from auracore.offline.params import preset_description, preset_names
+from auracore.stopping import raise_if_stopped
 
 from .entry import Terminated, install_signal_handlers
-from auracore.offline.params import preset_description, preset_names
 
 # The modules that add subcommands, in help order; each has add_parsers(sub) or add_parser(sub).
 COMMAND_MODULES = ["cmd_render", "cmd_analyze", "cmd_serve", "cmd_train", "cmd_master", "cmd_transcribe", "cmd_separate", "cmd_qc", "cmd_profile", "cmd_catalog", "cmd_batch", "cmd_fingerprint", "cmd_reconstruct"]
@@ -121,7 +122,10 @@ def main(argv=None) -> int:
         parser = build_parser(argv[0] if argv else None)
         args = parser.parse_args(argv)
         name = f"auracore {args.command}"
-        return args.func(args)
+        code = args.func(args)
+        if code is not None and code < 128:  # a command that reported a stop itself returned 128 + N
+            raise_if_stopped()  # a stop a destructor swallowed: the exit code still says so
+        return code
     except AuraCoreError as exc:
         print(f"{name}: {one_line(str(exc))}", file=sys.stderr)
         return 1

@@ -15,6 +15,7 @@ import sys
 import tempfile
 
 from auracore.errors import AudioFileError
+from auracore.stopping import raise_if_stopped
 
 PROG = "auracore reconstruct"
 
@@ -133,6 +134,7 @@ def _rebuild(args, x, sr, made) -> int:
 
 def _move_into_place(tmp: str, outdir: str, summary: dict) -> dict:
     """Every file written under tmp renamed to the same place under outdir; the summary's paths follow."""
+    raise_if_stopped()
     for root, _, files in os.walk(tmp):
         for name in files:
             src = os.path.join(root, name)

@@ -9,40 +9,24 @@ heavy imports, so a signal during start-up is a clean exit too, never a tracebac
 import signal
 import sys
 
+from auracore.stopping import Terminated, handle, quiet_unraisable
+
+__all__ = ["Terminated", "install_signal_handlers", "main", "run"]
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-class Terminated(BaseException):
-    """The process was asked to stop by a signal (not an error: BaseException, like
-    KeyboardInterrupt, so that ``except Exception`` does not swallow it)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated(signum)
-
-
 def install_signal_handlers() -> None:
-    """SIGINT raises KeyboardInterrupt (Python's default, restored), SIGTERM and SIGHUP
-    raise Terminated; then the three are unblocked.
+    """SIGINT raises KeyboardInterrupt, SIGTERM and SIGHUP raise Terminated, and each is
+    recorded (auracore.stopping: a raise swallowed by a destructor is raised again before an
+    output is committed, and says nothing on stderr); then the three are unblocked.
 
     A parent that starts the program with them blocked (a forking supervisor, the fuzz
     suite) gets any signal it sent early delivered here, inside main's ``try``: a signal
     can never land between a handler inherited from the parent and that ``try``."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, _raise_terminated)
+    for sig in (signal.SIGINT, *STOP_SIGNALS):
+        signal.signal(sig, handle)
+    sys.unraisablehook = quiet_unraisable
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, *STOP_SIGNALS})
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from auracore.errors import AudioFileError
+from auracore.stopping import raise_if_stopped
 from auracore.kernels.quantize import quantize
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".aifc", ".mp3")
@@ -273,6 +274,7 @@ def atomic_file(path: str, inputs: tuple = (), suffix: str | None = None):
     try:
         try:
             yield tmp
+            raise_if_stopped()  # a stop whose first raise a destructor swallowed: nothing is committed
             os.chmod(tmp, _final_mode(target))
             os.replace(tmp, target)
         except OSError as exc:

@@ -118,6 +118,40 @@ def test_a_signal_during_render_leaves_nothing(long_wav, tmp_path, sig, code):
     assert not out.exists() and not temp_files(tmp_path)
 
 
+SWALLOWED_STOP = """
+import os, signal, sys, time
+from auracore.control.entry import install_signal_handlers
+from auracore.offline.audio_io import atomic_file
+from auracore.stopping import Terminated
+
+class Freed:  # a destructor that is running when the signal lands, as llvmlite's do
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # the handler runs here, its raise is printed as "Exception ignored"
+
+install_signal_handlers()
+try:
+    with atomic_file(sys.argv[1]) as tmp:
+        open(tmp, "w").write("partial")
+        Freed()
+        print("carried on")  # the handler's raise went nowhere
+    print("committed")
+except Terminated as stop:
+    print("stopped", stop.exit_code)
+"""
+
+
+def test_a_stop_swallowed_by_a_destructor_still_stops_before_the_commit(tmp_path):
+    """CI once saw SIGTERM land inside llvmlite's ObjectRef.__del__: Python printed
+    "Exception ignored" and the render finished with exit 0. The recorded stop is raised
+    again before the rename, so nothing is committed."""
+    out = tmp_path / "out.txt"
+    r = subprocess.run([sys.executable, "-c", SWALLOWED_STOP, str(out)], capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["carried", "on", "stopped", "143"], (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
+    assert not out.exists() and not temp_files(tmp_path)
+
+
 # 3. internal errors where a file error belongs -------------------------------------------
 @pytest.fixture()
 def mounts(tmp_path):

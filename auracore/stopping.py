@@ -1,0 +1,74 @@
+"""Stop requests by signal, remembered as well as raised.
+
+The command line's handlers raise ``Terminated`` (SIGTERM, SIGHUP) or KeyboardInterrupt
+(SIGINT) in the main thread, and also record the signal here. Python delivers a handler's
+exception into whatever frame runs at that moment; when that frame is a ``__del__`` or a
+weakref callback (llvmlite frees compiled modules that way), the interpreter prints
+"Exception ignored in ..." and carries on, and the stop would be lost: a render that was
+told to stop would finish and exit 0. ``raise_if_stopped`` raises the recorded stop again;
+atomic outputs call it before they rename a temporary file into place, and the command line
+calls it when a command returns, and ``quiet_unraisable`` keeps the swallowed raise from
+printing a traceback. This module imports only ``signal`` and ``sys``, so every layer may
+use it.
+"""
+
+import signal
+import sys
+
+_pending: int = 0
+
+
+class Terminated(BaseException):
+    """The process was asked to stop by a signal (not an error: BaseException, like
+    KeyboardInterrupt, so that ``except Exception`` does not swallow it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+def _exception_for(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+def handle(signum, frame) -> None:
+    """A signal handler: record the stop, then raise it (KeyboardInterrupt for SIGINT,
+    Terminated for the others)."""
+    global _pending
+    _pending = int(signum)
+    raise _exception_for(signum)
+
+
+def quiet_unraisable(unraisable) -> None:
+    """A ``sys.unraisablehook`` that says nothing of a stop raised inside a destructor (it
+    is recorded, and raised again where it counts) and hands everything else to Python's
+    default hook."""
+    if isinstance(unraisable.exc_value, (KeyboardInterrupt, Terminated)):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def pending() -> int:
+    """The signal number of a stop requested since the handlers were installed, else 0."""
+    return _pending
+
+
+def clear() -> None:
+    """Forget a recorded stop (when the handlers are installed afresh)."""
+    global _pending
+    _pending = 0
+
+
+def raise_if_stopped() -> None:
+    """Raise the recorded stop, if a signal asked for one (also when its first raise was
+    swallowed by a destructor)."""
+    if _pending:
+        raise _exception_for(_pending)
