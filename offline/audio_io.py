@@ -291,15 +291,19 @@ def atomic_file(path: str, inputs: tuple = (), suffix: str | None = None):
 def atomic_output(path: str, samplerate: int, channels: int, subtype: str | None, inputs: tuple = ()):
     """A SoundFile open on a temporary file beside path, renamed over path only on success
     (see atomic_file). inputs: paths the output must not be."""
+    with atomic_file(path, inputs) as tmp, open_output(tmp, path, samplerate, channels, subtype) as out:
+        yield out
+
+
+def open_output(tmp: str, path: str, samplerate: int, channels: int, subtype: str | None) -> sf.SoundFile:
+    """A SoundFile open for writing on tmp (a temporary file from ``atomic_file``; emptied
+    first) in path's format. AudioFileError, naming path, when the format cannot be written."""
     fmt = output_format(path)
     sub = resolve_subtype(fmt, subtype)
-    with atomic_file(path, inputs) as tmp:
-        try:
-            out = sf.SoundFile(_sfname(tmp), "w", samplerate=samplerate, channels=channels, format=fmt, subtype=sub)
-        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-            raise AudioFileError(f"{path}: cannot write this format ({_reason(exc)})") from None
-        with out:
-            yield out
+    try:
+        return sf.SoundFile(_sfname(tmp), "w", samplerate=samplerate, channels=channels, format=fmt, subtype=sub)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        raise AudioFileError(f"{path}: cannot write this format ({_reason(exc)})") from None
 
 
 class Quantizer:

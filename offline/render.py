@@ -19,6 +19,7 @@ from auracore.kernels.loudness import LoudnessMeter
 from auracore.realtime.latency import LatencyTrim, tail_blocks
 
 from .analyze import finite_or_none
+from .pipeline import pipelined
 from .audio_io import (AudioFileError, Quantizer, atomic_output, check_output_path, open_input, output_format,
                        read_blocks, resolve_subtype)
 
@@ -103,9 +104,12 @@ def _run(path: str, params: np.ndarray, blocksize: int, sink, progress,
         ai = _AiSteering(steering, params) if steering is not None else None
         trim = LatencyTrim(state.latency, sink)
         frames = 0
-        # read in large chunks (libsndfile's per-call cost), process in blocksize blocks
-        for chunk in read_blocks(f, max(blocksize, READ_FRAMES), path):
+
+        def measured(chunk):  # the input meter sees the chunk before the chain works on it in place
             in_meter.process(chunk)
+            return chunk
+
+        def chained(chunk):
             for start in range(0, chunk.shape[0], blocksize):
                 block = chunk[start:start + blocksize]
                 if ai is None:
@@ -113,6 +117,11 @@ def _run(path: str, params: np.ndarray, blocksize: int, sink, progress,
                 else:
                     for piece in ai.segments(block):
                         process(piece, state, ai.effective)
+            return chunk
+
+        # read in large chunks (libsndfile's per-call cost), process in blocksize blocks; reading
+        # and the input meter, the chain, and the sink each on a thread of their own
+        for chunk in pipelined(read_blocks(f, max(blocksize, READ_FRAMES), path), measured, chained):
             frames += chunk.shape[0]
             if progress is not None:
                 progress.update(chunk.shape[0])

@@ -1,12 +1,15 @@
-"""Mastering by reference on files, streamed: measure the input and the reference in blocks, then render in blocks."""
+"""Mastering by reference on files, streamed: measure the input and the reference in blocks (at once, on two
+threads), then render in blocks; the render that checks the level on the whole input is kept as the result
+when the level needs no correction."""
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from auracore.errors import AudioFileError
-from auracore.offline.audio_io import (Quantizer, atomic_output, open_input, output_format, read_blocks,
-                                       resolve_subtype)
+from auracore.offline.audio_io import (Quantizer, atomic_file, open_input, open_output, output_format,
+                                       read_blocks, resolve_subtype)
 
 from .core import BLOCK_FRAMES, MATCH_ALL, Mastered, OutputTally, Renderer, _result, check_amount, check_match, make_plan
 from .measure import Measurer
@@ -49,51 +52,64 @@ def master_file(in_path: str, out_path: str, reference_path: str, amount: float 
         if _same(other, out_path):
             raise AudioFileError(f"{out_path}: refusing to overwrite the {what}; choose another output path")
 
-    def run(path, label, fn):
-        bar = progress_factory(_frames(path), label) if progress_factory else None
-        try:
-            return fn(bar)
-        finally:
-            if bar is not None:
-                bar.close()
+    bar = progress_factory(_frames(in_path) + _frames(reference_path), "measure") if progress_factory else None
+    try:
+        # both measured at once: decoding, the FFTs and the meter release the GIL, so the
+        # reference costs next to nothing beside the input on two cores
+        with ThreadPoolExecutor(2, thread_name_prefix="auracore-measure") as pool:
+            ref_job = pool.submit(_measure_file, reference_path, False, bar)
+            inp = _measure_file(in_path, True, bar)
+            ref = ref_job.result()
+    finally:
+        if bar is not None:
+            bar.close()
+    subtype = resolve_subtype(output_format(out_path), subtype)
+    with atomic_file(out_path, inputs=(in_path, reference_path)) as tmp:
+        rendered = {}   # the plan whose output tmp holds, and that output's measurer
 
-    inp = run(in_path, "measure input", lambda bar: _measure_file(in_path, True, bar))
-    ref = run(reference_path, "measure reference", lambda bar: _measure_file(reference_path, False, bar))
+        def render(p, label, tally=None):
+            """p rendered into tmp (quantised, measured); tally(y) sees the float output."""
+            bar = progress_factory(_frames(in_path), label) if progress_factory else None
+            quantizer = Quantizer(subtype)
+            out_m = Measurer(inp.sample_rate, inp.channels, spectra=False)
+            try:
+                with open_input(in_path) as f, open_output(tmp, out_path, f.samplerate, f.channels, subtype) as out:
+                    r = None if amount == 0.0 else Renderer(p, f.samplerate, f.channels)
 
-    def whole_lufs(p):
-        def check(bar):
-            with open_input(in_path) as f:
-                tally = OutputTally(f.samplerate, f.channels)
-                r = Renderer(p, f.samplerate, f.channels)
-                for block in read_blocks(f, BLOCK_FRAMES, in_path):
-                    tally(r.process(block))
-                    if bar is not None:
-                        bar.update(block.shape[0])
-                tally(r.finish())
-            return tally.result()
-        return run(in_path, "check level", check)
+                    def sink(y):
+                        if y.shape[0]:
+                            if tally is not None:
+                                tally(y)
+                            data, value = quantizer.apply(y)
+                            out_m.process(value)
+                            out.write(data)
 
-    plan = make_plan(inp, ref, amount, match, whole_lufs)
-    quantizer = Quantizer(resolve_subtype(output_format(out_path), subtype))
-    out_m = Measurer(inp.sample_rate, inp.channels, spectra=False)
-
-    def render(bar):
-        with open_input(in_path) as f, atomic_output(out_path, f.samplerate, f.channels, subtype,
-                                                     inputs=(in_path, reference_path)) as out:
-            r = None if amount == 0.0 else Renderer(plan, f.samplerate, f.channels)
-
-            def sink(y):
-                if y.shape[0]:
-                    data, value = quantizer.apply(y)
-                    out_m.process(value)
-                    out.write(data)
-
-            for block in read_blocks(f, BLOCK_FRAMES, in_path):
-                sink(block if r is None else r.process(block))
+                    for block in read_blocks(f, BLOCK_FRAMES, in_path):
+                        sink(block if r is None else r.process(block))
+                        if bar is not None:
+                            bar.update(block.shape[0])
+                    if r is not None:
+                        sink(r.finish())
+            finally:
                 if bar is not None:
-                    bar.update(block.shape[0])
-            if r is not None:
-                sink(r.finish())
+                    bar.close()
+            rendered.update(plan=p, measurer=out_m)
 
-    run(in_path, "render", render)
-    return _result(None, inp.sample_rate, amount, match, plan, inp, ref, out_m.finish())
+        def whole_lufs(p):
+            # the level check is a full render: when the plan needs no correction (the usual
+            # case) its output is the result, and no second pass runs
+            tally = OutputTally(inp.sample_rate, inp.channels)
+            render(p, "render", tally)
+            return tally.result()
+
+        plan = make_plan(inp, ref, amount, match, whole_lufs)
+        if not _same_plan(rendered.get("plan"), plan):
+            render(plan, "render (level corrected)" if rendered else "render")
+        out = rendered["measurer"].finish()
+    return _result(None, inp.sample_rate, amount, match, plan, inp, ref, out)
+
+
+def _same_plan(a, b) -> bool:
+    """Whether plans a and b run the very same chain and matching filters."""
+    return (a is not None and a.mid_fir is b.mid_fir and a.side_fir is b.side_fir
+            and np.array_equal(a.vector, b.vector))

@@ -1,0 +1,60 @@
+"""offline/pipeline.py: stages on threads give the same results, in order; errors and stops reach the caller."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from auracore.offline.pipeline import pipelined
+
+
+def test_results_are_in_order_and_equal_to_running_the_stages_in_turn():
+    rng = np.random.default_rng(3)
+    blocks = [rng.standard_normal((int(n), 2)) for n in rng.integers(1, 5000, 200)]
+    a = [2.0 * b + 1.0 for b in blocks]
+    b = [np.cumsum(x, axis=0) for x in a]
+    got = list(pipelined(iter(blocks), lambda x: 2.0 * x + 1.0, lambda x: np.cumsum(x, axis=0)))
+    assert len(got) == len(b)
+    for g, want in zip(got, b):
+        np.testing.assert_array_equal(g, want)  # bit for bit: 0 difference
+
+
+def test_a_stage_error_is_raised_in_the_caller_and_no_thread_is_left():
+    before = threading.active_count()
+
+    def stage(x):
+        if x == 7:
+            raise ValueError("block 7 is bad")
+        return x
+
+    seen = []
+    with pytest.raises(ValueError, match="block 7"):
+        for x in pipelined(range(100), stage):
+            seen.append(x)
+    assert seen == list(range(7))
+    assert threading.active_count() == before
+
+
+def test_a_source_error_is_raised_in_the_caller():
+    def source():
+        yield 1
+        raise OSError("read failed part-way")
+
+    with pytest.raises(OSError, match="part-way"):
+        list(pipelined(source(), lambda x: x))
+
+
+def test_the_caller_stopping_stops_the_threads_within_a_second():
+    before = threading.active_count()
+
+    def endless():
+        while True:
+            yield 0
+
+    gen = pipelined(endless(), lambda x: x + 1)
+    assert next(gen) == 1
+    t = time.monotonic()
+    gen.close()  # what an exception in the caller's loop does
+    assert time.monotonic() - t < 1.0
+    assert threading.active_count() == before
