@@ -10,8 +10,10 @@ import numpy as np
 from auracore.errors import AudioFileError
 from auracore.offline.audio_io import (Quantizer, atomic_file, open_input, open_output, output_format,
                                        read_blocks, resolve_subtype)
+from auracore.offline.pipeline import pipelined
 
-from .core import BLOCK_FRAMES, MATCH_ALL, Mastered, OutputTally, Renderer, _result, check_amount, check_match, make_plan
+from .core import (BLOCK_FRAMES, MATCH_ALL, Mastered, OutputTally, Renderer, _result, check_amount, check_match,
+                   make_plan, same_plan)
 from .measure import Measurer
 
 
@@ -76,20 +78,32 @@ def master_file(in_path: str, out_path: str, reference_path: str, amount: float 
                 with open_input(in_path) as f, open_output(tmp, out_path, f.samplerate, f.channels, subtype) as out:
                     r = None if amount == 0.0 else Renderer(p, f.samplerate, f.channels)
 
-                    def sink(y):
-                        if y.shape[0]:
-                            if tally is not None:
-                                tally(y)
-                            data, value = quantizer.apply(y)
-                            out_m.process(value)
-                            out.write(data)
+                    def tallied(y):
+                        if tally is not None:
+                            tally(y)
+                        return y
 
-                    for block in read_blocks(f, BLOCK_FRAMES, in_path):
-                        sink(block if r is None else r.process(block))
+                    def quantized(y):  # (data to write, its value as float), None for no frames
+                        return quantizer.apply(y) if y.shape[0] else None
+
+                    def measured(pair):
+                        if pair is None:
+                            return None
+                        out_m.process(pair[1])
+                        return pair[0]
+
+                    # reading, the FIRs, the chain, the tally, dither and the output meter each on a
+                    # thread of their own; this one writes
+                    stages = ((tallied,) if r is None else (r.filtered, r.chained, tallied)) + (quantized, measured)
+                    for block, data in pipelined(_numbered(read_blocks(f, BLOCK_FRAMES, in_path)), *map(_keep_size, stages)):
+                        if data is not None:
+                            out.write(data)
                         if bar is not None:
-                            bar.update(block.shape[0])
+                            bar.update(block)
                     if r is not None:
-                        sink(r.finish())
+                        data = measured(quantized(tallied(r.finish())))
+                        if data is not None:
+                            out.write(data)
             finally:
                 if bar is not None:
                     bar.close()
@@ -103,13 +117,18 @@ def master_file(in_path: str, out_path: str, reference_path: str, amount: float 
             return tally.result()
 
         plan = make_plan(inp, ref, amount, match, whole_lufs)
-        if not _same_plan(rendered.get("plan"), plan):
+        if not same_plan(rendered.get("plan"), plan):
             render(plan, "render (level corrected)" if rendered else "render")
         out = rendered["measurer"].finish()
     return _result(None, inp.sample_rate, amount, match, plan, inp, ref, out)
 
 
-def _same_plan(a, b) -> bool:
-    """Whether plans a and b run the very same chain and matching filters."""
-    return (a is not None and a.mid_fir is b.mid_fir and a.side_fir is b.side_fir
-            and np.array_equal(a.vector, b.vector))
+def _numbered(blocks):
+    """(frames read, block) for each block: the progress counts input frames."""
+    for block in blocks:
+        yield block.shape[0], block
+
+
+def _keep_size(fn):
+    """fn over the block of a (frames read, block) pair."""
+    return lambda item: (item[0], fn(item[1]))
