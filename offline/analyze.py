@@ -60,8 +60,9 @@ from auracore.kernels.chain import sanitised
 from auracore.kernels.loudness import LoudnessMeter, hop_frames
 from auracore.offline.audio_io import AudioFileError, open_input, read_blocks
 from auracore.offline.chain import as_audio, check_rate
+from auracore.offline.pipeline import pipelined
 
-BLOCK_FRAMES = 65536
+BLOCK_FRAMES = 32768
 MAX_CHANNELS = 8
 TARGET_LUFS = -14.0
 CLIP_THRESHOLD_DBFS = -0.01
@@ -477,18 +478,31 @@ class FileAnalyzer:
 
     def process(self, x: np.ndarray) -> None:
         """x: (frames, channels) float64, any number of frames."""
+        self.measured(self.metered(self.prepared(x)))
+
+    # process in three steps, which analyze_file runs on threads of their own, in order
+    def prepared(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The block sanitised, and a channel-major copy of it (numpy reduces along the
+        contiguous axis many times faster)."""
         x = np.ascontiguousarray(x, dtype=np.float64)
         x, bad = sanitised(x)
         self.sanitised += bad
-        # numpy reduces along the contiguous axis many times faster: the measurements
-        # below work on a channel-major copy
-        xt = np.ascontiguousarray(x.T)
         self.frames += x.shape[0]
-        self.meter.process(x)
+        return x, np.ascontiguousarray(x.T)
+
+    def metered(self, pair: tuple) -> tuple:
+        """The loudness meter's step (frame-major block)."""
+        self.meter.process(pair[0])
+        return pair
+
+    def measured(self, pair: tuple) -> tuple:
+        """Moments, spectrum, clipping and envelope (channel-major block)."""
+        xt = pair[1]
         self.moments.process(xt)
         self.spectrum.process(xt)
         self.clips.process(np.abs(xt))
         self.envelope.process(xt)
+        return pair
 
     def finish(self, path: str = "", target_lufs: float = TARGET_LUFS) -> FileAnalysis:
         """Flush the streams and compute every figure; the analyzer is spent afterwards."""
@@ -645,10 +659,11 @@ def analyze_file(path: str, target_lufs: float = TARGET_LUFS, blocksize: int = B
         analyzer = FileAnalyzer(f.samplerate, f.channels, frames_hint=f.frames)
         bar = progress_factory(f.frames, os.path.basename(path)) if progress_factory else None
         try:
-            for block in read_blocks(f, blocksize):
-                analyzer.process(block)
+            # reading, the checks, the meter and the rest each on a thread of their own
+            for x, _ in pipelined(read_blocks(f, blocksize), analyzer.prepared, analyzer.metered, analyzer.measured,
+                                  depth=1):  # one block waiting per step: flat and small
                 if bar is not None:
-                    bar.update(block.shape[0])
+                    bar.update(x.shape[0])
         finally:
             if bar is not None:
                 bar.close()

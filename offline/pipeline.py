@@ -17,7 +17,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
-DEPTH = 3            # blocks waiting between two stages, at most: memory stays a few blocks
+DEPTH = 2            # blocks waiting between two stages, at most: memory stays a few blocks
 _POLL_S = 0.05       # how often a blocked stage looks at the stop flag
 
 _END = object()
