@@ -21,6 +21,15 @@ DEPTH = 2            # blocks waiting between two stages, at most: memory stays 
 _POLL_S = 0.05       # how often a blocked stage looks at the stop flag
 
 _END = object()
+_threaded = True
+
+
+def set_threaded(flag: bool) -> None:
+    """Threads on (the default) or off for this process. Off, ``pipelined`` runs every stage
+    in the caller's thread: for processes that already have a core each (batch workers),
+    where the threads would only add their overhead."""
+    global _threaded
+    _threaded = bool(flag)
 
 
 class _Failure:
@@ -77,7 +86,21 @@ def _stage(fn: Callable, inp: queue.Queue, out: queue.Queue, stop: threading.Eve
 def pipelined(source: Iterable, *stages: Callable, depth: int = DEPTH) -> Iterator:
     """Yield stages[-1](...stages[0](item)) for each item of source, in order. The source
     is iterated on a thread of its own and each stage runs on its own thread; the caller's
-    loop body is the last step. With no stages it still reads ahead on a thread."""
+    loop body is the last step. With no stages it still reads ahead on a thread. With
+    threads off (``set_threaded``) the same results come from the caller's thread."""
+    if not _threaded:
+        return _in_turn(source, stages)
+    return _threaded_run(source, stages, depth)
+
+
+def _in_turn(source: Iterable, stages) -> Iterator:
+    for item in source:
+        for fn in stages:
+            item = fn(item)
+        yield item
+
+
+def _threaded_run(source: Iterable, stages, depth: int) -> Iterator:
     stop = threading.Event()
     queues = [queue.Queue(maxsize=depth) for _ in range(len(stages) + 1)]
     threads = [threading.Thread(target=_feed, args=(source, queues[0], stop), name="auracore-read", daemon=True)]

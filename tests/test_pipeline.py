@@ -58,3 +58,24 @@ def test_the_caller_stopping_stops_the_threads_within_a_second():
     gen.close()  # what an exception in the caller's loop does
     assert time.monotonic() - t < 1.0
     assert threading.active_count() == before
+
+
+def test_threads_off_gives_the_same_results_in_the_callers_thread():
+    from auracore.offline.pipeline import set_threaded
+
+    names = []
+
+    def stage(x):
+        names.append(threading.current_thread().name)
+        return x * 3
+
+    set_threaded(False)
+    try:
+        got = list(pipelined(range(50), stage))
+    finally:
+        set_threaded(True)
+    assert got == [3 * x for x in range(50)]
+    assert set(names) == {threading.current_thread().name}
+    names.clear()
+    assert list(pipelined(range(50), stage)) == got
+    assert threading.current_thread().name not in names

@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from auracore.errors import AuraCoreError, ConfigError, clip_text, one_line
+from auracore.offline.pipeline import set_threaded
 
 from .naming import finished
 
@@ -78,6 +79,7 @@ def _run_one(task, input_path: str, output_path: str, timeout_s: float | None) -
 
     if finished(output_path):  # a retried or rescheduled task whose first run completed
         return {"ok": True}
+    set_threaded(False)  # a worker per core already: the file passes run in turn, without threads
     if timeout_s is None:
         target()
         thread = None
