@@ -9,7 +9,10 @@ shutdown excluded); then the
 overhead per file on tiny files; and, as the ceiling of the machine at that moment, a plain
 multiprocessing pool of as many spawned, warmed processes (no scheduler) on the same files. The
 overhead per file on tiny files: (batch files-only time x workers - serial time) / files, the
-cost of a Dask task, a worker-side open and an atomic write beyond the work itself. Outputs of
+cost of a Dask task, a worker-side open and an atomic write beyond the work itself. The
+serial peer runs twice: as a user's one process does (render and analyze spread each file
+pass over the cores, offline/pipeline.py) and on one thread per pass, as a batch worker does
+("1-thr": the batch's scaling over its workers, and the base of the overhead figure). Outputs of
 the two paths are compared (render: sample-identical; JSON commands: byte-identical).
 
     .venv/bin/python bench/batch.py [--command render] [--files 32] [--seconds 20] [--tiny 40] [--workers 2] [--repeat 1] [--json]
@@ -28,6 +31,7 @@ import soundfile as sf
 
 from auracore.control import cmd_batch
 from auracore.offline.batch import plan, run_batch
+from auracore.offline.pipeline import set_threaded
 
 RATE = 44100
 
@@ -58,11 +62,17 @@ def namespace(command: str, preset: str | None):
     return c, cmd_batch.command_namespace(c, single, args), cmd_batch._suffix(c, args)
 
 
-def serial(c, ns, pairs) -> float:
-    t0 = time.perf_counter()
-    for inp, out in pairs:
-        c.run(ns, inp, out)
-    return time.perf_counter() - t0
+def serial(c, ns, pairs, threaded: bool = True) -> float:
+    """The files in turn in this process; threaded=False: each file pass on one thread (what a
+    batch worker does), else the commands' own pipelines spread each pass over the cores."""
+    set_threaded(threaded)
+    try:
+        t0 = time.perf_counter()
+        for inp, out in pairs:
+            c.run(ns, inp, out)
+        return time.perf_counter() - t0
+    finally:
+        set_threaded(True)
 
 
 def _pool_init(c, ns, suffix):
@@ -101,28 +111,32 @@ def measure(c, ns, suffix, inputs, root, tag, workers, repeat) -> dict:
     is shared: the best run is the least disturbed); outputs compared on every run."""
     import functools
 
-    runs, serial_s, pool_s, identical = [], [], [], True
+    runs, serial_s, serial1_s, pool_s, identical = [], [], [], [], True
     for r in range(repeat):
+        s1_pairs = plan(inputs, os.path.join(root, f"{tag}-single{r}"), suffix)
         s_pairs = plan(inputs, os.path.join(root, f"{tag}-serial{r}"), suffix)
         b_pairs = plan(inputs, os.path.join(root, f"{tag}-batch{r}"), suffix)
         p_pairs = plan(inputs, os.path.join(root, f"{tag}-pool{r}"), suffix)
-        for d in (f"{tag}-serial{r}", f"{tag}-batch{r}", f"{tag}-pool{r}"):
+        for d in (f"{tag}-single{r}", f"{tag}-serial{r}", f"{tag}-batch{r}", f"{tag}-pool{r}"):
             os.makedirs(os.path.join(root, d))
+        serial1_s.append(serial(c, ns, s1_pairs, threaded=False))
         serial_s.append(serial(c, ns, s_pairs))
         pool_s.append(pool_peer(c, ns, suffix, p_pairs, workers))
         res = run_batch(c.name, functools.partial(c.run, ns), b_pairs, os.path.join(root, f"{tag}-batch{r}"),
                         workers=workers, warm=functools.partial(cmd_batch._warm, c, ns, suffix))
         assert res.done == len(inputs) and not res.failures, res.failures
-        identical = identical and same_outputs(s_pairs, b_pairs, suffix) and same_outputs(s_pairs, p_pairs, suffix)
+        identical = (identical and same_outputs(s_pairs, b_pairs, suffix) and same_outputs(s_pairs, p_pairs, suffix)
+                     and same_outputs(s_pairs, s1_pairs, suffix))
         runs.append(res)
-    t_serial = min(serial_s)
+    t_serial, t_single = min(serial_s), min(serial1_s)
     best = {k: min(getattr(r, k) for r in runs) for k in ("time_s", "warm_s", "startup_s", "files_s")}
     n = len(inputs)
     return {"files": n, "serial_s": round(t_serial, 3), "batch_s": best["time_s"], "batch_warm_s": best["warm_s"],
             "batch_startup_s": best["startup_s"], "batch_files_s": best["files_s"],
             "serial_files_per_s": round(n / t_serial, 3), "batch_files_per_s": round(n / best["time_s"], 3),
             "speedup_total": round(t_serial / best["time_s"], 3), "speedup_files": round(t_serial / best["files_s"], 3),
-            "overhead_ms_per_file": round(1000 * (best["files_s"] * workers - t_serial) / n, 2),
+            "single_thread_s": round(t_single, 3), "speedup_files_single": round(t_single / best["files_s"], 3),
+            "overhead_ms_per_file": round(1000 * (best["files_s"] * workers - t_single) / n, 2),
             "pool_files_s": round(min(pool_s), 3), "speedup_pool": round(t_serial / min(pool_s), 3),
             "identical": identical, "repeat": repeat}
 
@@ -156,13 +170,16 @@ def main() -> int:
     print(f"auracore batch {args.command}: LocalCluster of {args.workers} workers vs one process, "
           f"{os.cpu_count()} cores, best of {args.repeat}, load average {out['load_average_1min']} at the end")
     print(f"{'set':<6} {'files':>5} {'serial s':>9} {'batch s':>8} {'(warm':>6} {'start':>6} {'files)':>7} "
-          f"{'x total':>8} {'x files':>8} {'pool s':>7} {'x pool':>7} {'ovh ms/file':>12} {'identical':>9}")
+          f"{'x total':>8} {'x files':>8} {'pool s':>7} {'x pool':>7} {'1-thr s':>8} {'x 1-thr':>8} "
+          f"{'ovh ms/file':>12} {'identical':>9}")
     for name, m in (("big", big), ("tiny", tiny)):
         if m is None:
             continue
         print(f"{name:<6} {m['files']:>5} {m['serial_s']:>9.2f} {m['batch_s']:>8.2f} {m['batch_warm_s']:>6.2f} "
               f"{m['batch_startup_s']:>6.2f} {m['batch_files_s']:>7.2f} {m['speedup_total']:>8.2f} "
-              f"{m['speedup_files']:>8.2f} {m['pool_files_s']:>7.2f} {m['speedup_pool']:>7.2f} {m['overhead_ms_per_file']:>12.1f} {str(m['identical']):>9}")
+              f"{m['speedup_files']:>8.2f} {m['pool_files_s']:>7.2f} {m['speedup_pool']:>7.2f} "
+              f"{m['single_thread_s']:>8.2f} {m['speedup_files_single']:>8.2f} "
+              f"{m['overhead_ms_per_file']:>12.1f} {str(m['identical']):>9}")
     return 0
 
 
