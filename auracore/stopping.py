@@ -56,17 +56,6 @@ def quiet_unraisable(unraisable) -> None:
     sys.__unraisablehook__(unraisable)
 
 
-def pending() -> int:
-    """The signal number of a stop requested since the handlers were installed, else 0."""
-    return _pending
-
-
-def clear() -> None:
-    """Forget a recorded stop (when the handlers are installed afresh)."""
-    global _pending
-    _pending = 0
-
-
 def raise_if_stopped() -> None:
     """Raise the recorded stop, if a signal asked for one (also when its first raise was
     swallowed by a destructor)."""

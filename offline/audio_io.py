@@ -15,8 +15,8 @@ import numpy as np
 import soundfile as sf
 
 from auracore.errors import AudioFileError
-from auracore.stopping import raise_if_stopped
 from auracore.kernels.quantize import quantize
+from auracore.stopping import raise_if_stopped
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".aifc", ".mp3")
 SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")

@@ -88,25 +88,6 @@ class Renderer:
         return np.concatenate(parts) if parts else np.zeros((0, self.channels))
 
 
-class OutputTally:
-    """Integrated loudness and side/mid energy ratio of a stream of output blocks."""
-
-    def __init__(self, sample_rate: int, channels: int):
-        self.meter = LoudnessMeter(sample_rate, channels, true_peak=False)
-        self.mid = self.side = 0.0
-        self.channels = channels
-
-    def __call__(self, y: np.ndarray) -> None:
-        self.meter.process(y)
-        if self.channels == 2:
-            self.mid += float(np.sum((y[:, 0] + y[:, 1]) ** 2))
-            self.side += float(np.sum((y[:, 0] - y[:, 1]) ** 2))
-
-    def result(self) -> tuple[float, float | None]:
-        ratio = self.side / self.mid if self.channels == 2 and self.mid > 0.0 else None
-        return self.meter.integrated_lufs, ratio
-
-
 @dataclass(frozen=True)
 class Mastered:
     """The result of master: the output audio (None when written to a file), the chain's
@@ -382,28 +363,28 @@ def master(x: np.ndarray, reference: np.ndarray, sample_rate: int, amount: float
     inp = measure(x, sample_rate, keep_excerpt=True)
     ref = measure(reference, reference_rate or sample_rate)
 
-    rendered = {}   # the plan last rendered whole, and its output
+    rendered = {}   # the plan last rendered whole, its output and the output's measurement
 
     def render(p: Plan) -> np.ndarray:
         r = Renderer(p, sample_rate, x.shape[1])
         parts = [r.process(x[s:s + BLOCK_FRAMES]) for s in range(0, x.shape[0], BLOCK_FRAMES)]
-        rendered.update(plan=p, audio=np.concatenate(parts + [r.finish()]))
-        return rendered["audio"]
+        y = np.concatenate(parts + [r.finish()])
+        rendered.update(plan=p, audio=y, measured=measure(y, sample_rate, spectra=False))
+        return y
 
     def whole_lufs(p: Plan):
-        # the check is a full render, kept as the result when no correction follows
-        tally = OutputTally(sample_rate, x.shape[1])
-        tally(render(p))
-        return tally.result()
+        # the check is a full render, kept (with its measurement) as the result when no correction follows
+        render(p)
+        return rendered["measured"].integrated_lufs, rendered["measured"].side_mid_ratio
 
     plan = make_plan(inp, ref, amount, match, whole_lufs)
     if plan_is_identity(amount):
         y = x.copy()
-    elif same_plan(rendered.get("plan"), plan):
-        y = rendered["audio"]
+        out = measure(y, sample_rate, spectra=False)
     else:
-        y = render(plan)
-    out = measure(y, sample_rate, spectra=False)
+        if not same_plan(rendered.get("plan"), plan):
+            render(plan)
+        y, out = rendered["audio"], rendered["measured"]
     return _result(y, sample_rate, amount, match, plan, inp, ref, out)
 
 

@@ -5,23 +5,21 @@ when the level needs no correction."""
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-
 from auracore.errors import AudioFileError
 from auracore.offline.audio_io import (Quantizer, atomic_file, open_input, open_output, output_format,
                                        read_blocks, resolve_subtype)
 from auracore.offline.pipeline import pipelined
 
-from .core import (BLOCK_FRAMES, MATCH_ALL, Mastered, OutputTally, Renderer, _result, check_amount, check_match,
-                   make_plan, same_plan)
-from .measure import Measurer
+from .core import (BLOCK_FRAMES, MATCH_ALL, Mastered, Renderer, _result, check_amount, check_match, make_plan,
+                   same_plan)
+from .measure import Measurement, Measurer
 
 
 def _same(a: str, b: str) -> bool:
     return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
 
 
-def _measure_file(path: str, keep_excerpt: bool, bar) -> "Measurement":
+def _measure_file(path: str, keep_excerpt: bool, bar) -> Measurement:
     with open_input(path) as f:
         m = Measurer(f.samplerate, f.channels, f.frames, keep_excerpt)
         frames = 0
@@ -67,68 +65,59 @@ def master_file(in_path: str, out_path: str, reference_path: str, amount: float 
             bar.close()
     subtype = resolve_subtype(output_format(out_path), subtype)
     with atomic_file(out_path, inputs=(in_path, reference_path)) as tmp:
-        rendered = {}   # the plan whose output tmp holds, and that output's measurer
+        rendered = {}   # the plan whose output tmp holds, and that output's measurement
 
-        def render(p, label, tally=None):
-            """p rendered into tmp (quantised, measured); tally(y) sees the float output."""
+        def render(p, label):
             bar = progress_factory(_frames(in_path), label) if progress_factory else None
-            quantizer = Quantizer(subtype)
-            out_m = Measurer(inp.sample_rate, inp.channels, spectra=False)
             try:
-                with open_input(in_path) as f, open_output(tmp, out_path, f.samplerate, f.channels, subtype) as out:
-                    r = None if amount == 0.0 else Renderer(p, f.samplerate, f.channels)
-
-                    def tallied(y):
-                        if tally is not None:
-                            tally(y)
-                        return y
-
-                    def quantized(y):  # (data to write, its value as float), None for no frames
-                        return quantizer.apply(y) if y.shape[0] else None
-
-                    def measured(pair):
-                        if pair is None:
-                            return None
-                        out_m.process(pair[1])
-                        return pair[0]
-
-                    # reading, the FIRs, the chain, the tally, dither and the output meter each on a
-                    # thread of their own; this one writes
-                    stages = ((tallied,) if r is None else (r.filtered, r.chained, tallied)) + (quantized, measured)
-                    for block, data in pipelined(_numbered(read_blocks(f, BLOCK_FRAMES, in_path)), *map(_keep_size, stages)):
-                        if data is not None:
-                            out.write(data)
-                        if bar is not None:
-                            bar.update(block)
-                    if r is not None:
-                        data = measured(quantized(tallied(r.finish())))
-                        if data is not None:
-                            out.write(data)
+                out = _render_into(tmp, out_path, in_path, None if amount == 0.0 else p, subtype, bar)
             finally:
                 if bar is not None:
                     bar.close()
-            rendered.update(plan=p, measurer=out_m)
+            rendered.update(plan=p, measured=out)
+            return out
 
         def whole_lufs(p):
-            # the level check is a full render: when the plan needs no correction (the usual
-            # case) its output is the result, and no second pass runs
-            tally = OutputTally(inp.sample_rate, inp.channels)
-            render(p, "render", tally)
-            return tally.result()
+            # the level check is a full render into tmp: when the plan needs no correction (the
+            # usual case) its output is the result, and no second pass runs
+            out = render(p, "render")
+            return out.integrated_lufs, out.side_mid_ratio
 
         plan = make_plan(inp, ref, amount, match, whole_lufs)
         if not same_plan(rendered.get("plan"), plan):
             render(plan, "render (level corrected)" if rendered else "render")
-        out = rendered["measurer"].finish()
-    return _result(None, inp.sample_rate, amount, match, plan, inp, ref, out)
+    return _result(None, inp.sample_rate, amount, match, plan, inp, ref, rendered["measured"])
 
 
-def _numbered(blocks):
-    """(frames read, block) for each block: the progress counts input frames."""
-    for block in blocks:
-        yield block.shape[0], block
+def _render_into(tmp: str, out_path: str, in_path: str, plan, subtype, bar) -> Measurement:
+    """in_path through plan's FIRs and chain (None: unchanged) into tmp, dithered to subtype
+    in out_path's format; returns the written output's measurement. Reading, the FIRs, the
+    chain, dither and the output meter each run on a thread of their own; this one writes."""
+    with open_input(in_path) as f, open_output(tmp, out_path, f.samplerate, f.channels, subtype) as out:
+        quantizer = Quantizer(subtype)
+        meter = Measurer(f.samplerate, f.channels, spectra=False)
+        r = None if plan is None else Renderer(plan, f.samplerate, f.channels)
 
+        def counted(block):
+            if bar is not None:
+                bar.update(block.shape[0])
+            return block
 
-def _keep_size(fn):
-    """fn over the block of a (frames read, block) pair."""
-    return lambda item: (item[0], fn(item[1]))
+        def quantized(y):  # (data to write, its value as float), None for no frames
+            return quantizer.apply(y) if y.shape[0] else None
+
+        def measured(pair):
+            if pair is not None:
+                meter.process(pair[1])
+                return pair[0]
+            return None
+
+        stages = (counted,) + (() if r is None else (r.filtered, r.chained)) + (quantized, measured)
+        for data in pipelined(read_blocks(f, BLOCK_FRAMES, in_path), *stages):
+            if data is not None:
+                out.write(data)
+        if r is not None:
+            data = measured(quantized(r.finish()))
+            if data is not None:
+                out.write(data)
+    return meter.finish()
