@@ -121,8 +121,10 @@ class _Memo:
         if (side, name) in self.local:
             return self.local[side, name]
         # a dict keeps the original's side only (reconstruct scores a new B every round: its
-        # stems would pile up in memory); a DiskCache keeps both
-        if self.cache is None or (side == "b" and not getattr(self.cache, "keeps_b", False)):
+        # stems would pile up in memory); a DiskCache keeps both. Neither keeps stems: whole
+        # arrays, needed only for the bass line and kicks, which are kept
+        if (self.cache is None or name in DiskCache.SKIP
+                or (side == "b" and not getattr(self.cache, "keeps_b", False))):
             value = fn()
         else:
             k = (self.keys[side], name)

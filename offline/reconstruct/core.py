@@ -86,7 +86,7 @@ class Round:
 
 @dataclass(frozen=True)
 class Reconstruction:
-    """The result: the mastered rebuild (audio), its stems before mastering, the programs, the
+    """The result: the mastered rebuild (audio), its stems before mastering (float32), the programs, the
     notes (a ``transcribe.Notes`` with the chosen programs), every round, the best round."""
 
     audio: np.ndarray
@@ -133,7 +133,11 @@ def _as_audio(x, sample_rate) -> np.ndarray:
 
 
 def _rms(x) -> float:
-    return math.sqrt(float(np.mean(x ** 2))) if x.size else 0.0
+    return math.sqrt(float(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+
+
+def _energy(x) -> float:
+    return float(np.sum(np.square(x), dtype=np.float64))
 
 
 def _spans(duration_s: float, sections, window_s: float | None) -> list:
@@ -146,7 +150,7 @@ def _spans(duration_s: float, sections, window_s: float | None) -> list:
 
 def level_match(render: np.ndarray, target: np.ndarray, sample_rate: int, spans: list) -> np.ndarray:
     """render scaled span by span so its RMS equals target's there (gains within +-24 dB,
-    20 ms linear ramps between spans)."""
+    20 ms linear ramps between spans), as float32."""
     n = render.shape[0]
     points_t, points_g = [], []
     for a, b in spans:
@@ -156,8 +160,8 @@ def level_match(render: np.ndarray, target: np.ndarray, sample_rate: int, spans:
         g = float(np.clip(g, 10 ** (-MAX_GAIN_DB / 20), 10 ** (MAX_GAIN_DB / 20))) if g > 0 else 0.0
         points_t += [i0 + RAMP_S * sample_rate / 2, i1 - RAMP_S * sample_rate / 2]
         points_g += [g, g]
-    gain = np.interp(np.arange(n), points_t, points_g)
-    return render * gain[:, None]
+    gain = np.interp(np.arange(n), points_t, points_g).astype(np.float32)
+    return np.multiply(render, gain[:, None], dtype=np.float32)
 
 
 def quantised(notes: tuple, beats_s) -> tuple:
@@ -174,7 +178,7 @@ def quantised(notes: tuple, beats_s) -> tuple:
 
 
 def room(x: np.ndarray, sample_rate: int, rt60_s: float, wet: float = REVERB_WET, seed: int = 0) -> np.ndarray:
-    """x with a decaying-noise room of rt60_s (s) mixed in at wet (energy share), same length."""
+    """x with a decaying-noise room of rt60_s (s) mixed in at wet (energy share), same length and dtype."""
     from scipy.signal import fftconvolve
 
     rng = np.random.default_rng(seed)
@@ -185,12 +189,14 @@ def room(x: np.ndarray, sample_rate: int, rt60_s: float, wet: float = REVERB_WET
     e_dry, e_wet = float(np.sum(x ** 2)), float(np.sum(wet_sig ** 2))
     if e_wet <= 0 or e_dry <= 0:
         return x
-    return math.sqrt(1 - wet) * x + math.sqrt(wet) * wet_sig * math.sqrt(e_dry / e_wet)
+    return (math.sqrt(1 - wet) * x + math.sqrt(wet) * wet_sig * math.sqrt(e_dry / e_wet)).astype(x.dtype, copy=False)
 
 
 class Synth:
-    """Renders a stem's notes with a program through FluidSynth, cached by (stem, program,
-    quantised): a stem is rendered again only when one of those changed."""
+    """Renders a stem's notes with a program through FluidSynth (float32), cached by (stem,
+    program, quantised): a stem is rendered again only when one of those changed. The loop
+    never returns to a program or quantisation it left, so only each stem's latest render is
+    kept."""
 
     def __init__(self, sample_rate: int, duration_s: float):
         self.sample_rate = sample_rate
@@ -206,7 +212,10 @@ class Synth:
             self.renders += 1
             y = fluid.render_tracks(fluid.SOUNDFONT, [fluid.Track(part.program, 64, notes)], self.duration_s,
                                     drums=part.drums, sample_rate=self.sample_rate, sample_format="float")
-            self.cache[key] = y if channels == 2 else y.mean(axis=1, keepdims=True)
+            for old in [k for k in self.cache if k[0] == part.name]:
+                del self.cache[old]
+            y = y if channels == 2 else y.mean(axis=1, keepdims=True)
+            self.cache[key] = y.astype(np.float32)
         return self.cache[key]
 
 
@@ -251,6 +260,8 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
 
     stage("separate")
     stems = separate(x, sr, stems=STEMS, model=separator, log=log)
+    for name in STEMS:  # held for the whole loop: float32, one stem converted at a time
+        stems[name] = stems[name].astype(np.float32)
     stage("profile")
     prof = profile_of(x, sr)
     stage("transcribe")
@@ -258,12 +269,12 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
 
     tmap = TempoMap.from_beats(prof.beats_s, prof.tempo_bpm) if len(prof.beats_s) >= 2 else TempoMap()
     notes = transcribe_stems(stems, sr, tempo_map=tmap)
-    total = sum(float(np.sum(s ** 2)) for s in stems.values()) or 1.0
+    total = sum(_energy(s) for s in stems.values()) or 1.0
     parts = {}
     for track in notes.tracks:
         tn = tuple((n.onset_s, max(n.offset_s - n.onset_s, 0.02), n.pitch, n.velocity) for n in track.notes)
         if tn:
-            parts[track.name] = Part(track.name, track.is_drums, tn, float(np.sum(stems[track.name] ** 2)) / total)
+            parts[track.name] = Part(track.name, track.is_drums, tn, _energy(stems[track.name]) / total)
     if not parts:
         raise ReconstructError("no notes were found in any stem: there is nothing to re-synthesise")
 
@@ -272,7 +283,7 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
     for name, part in parts.items():
         a, b = timbre.excerpt_window([n[0] for n in part.notes], duration_s)
         i0, i1 = int(a * sr), int(b * sr)
-        target = stems[name][i0:i1]
+        target = stems[name][i0:i1].astype(np.float64)
         target = np.repeat(target, 2, axis=1) if target.shape[1] == 1 else target
         mix = x[i0:i1] if x.shape[1] == 2 else np.repeat(x[i0:i1], 2, axis=1)
         mask = None if part.drums else timbre.note_band_mask(timbre.band_mask(target, mix, sr), [n[2] for n in part.notes], sr)
