@@ -213,7 +213,7 @@ def _stems(al, logs: dict, memo):
 
     def split(side):
         x = al.a if side == "a" else al.b
-        return memo(side, "stems", lambda: sep.separate(x, al.sample_rate, stems=("drums", "bass", "other"),
+        return memo(side, "stems", lambda: sep.separate(x, al.sample_rate, stems=("drums",),
                                                        model=QC_SEPARATOR, log=logs[side]))
 
     return split

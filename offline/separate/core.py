@@ -275,7 +275,7 @@ def _as_2d(x) -> tuple[np.ndarray, bool]:
         a = a[:, None]
     if a.ndim != 2 or a.shape[1] not in (1, 2):
         raise SeparationError(f"audio must be (frames,) or (frames, channels) with 1 or 2 channels, got {a.shape}")
-    a = a.astype(np.float64)
+    a = np.asarray(a, dtype=np.float64)  # no copy of float64 audio: nothing here writes to it
     if not np.all(np.isfinite(a)):
         raise SeparationError("the audio holds NaN or infinite samples")
     return a, mono_1d
