@@ -26,6 +26,8 @@ import math
 import numpy as np
 from scipy.optimize import nnls
 
+from auracore.offline.pipeline import blas_on_this_thread
+
 from .notes import Note
 
 RATE = 22050
@@ -89,7 +91,8 @@ def band_power(y: np.ndarray) -> np.ndarray:
         return np.zeros((0, BANDS.shape[1]), dtype=np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(y.astype(np.float32), FFT_SIZE)[::HOP]
     spec = np.fft.rfft(frames * WINDOW, axis=1)
-    return ((spec.real ** 2 + spec.imag ** 2).astype(np.float32)) @ BANDS
+    with blas_on_this_thread():
+        return ((spec.real ** 2 + spec.imag ** 2).astype(np.float32)) @ BANDS
 
 
 class DrumTranscriber:
