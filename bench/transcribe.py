@@ -306,7 +306,7 @@ def best_of_pair(n: int, ours, peer):
 
 
 def model_ms_per_window(model, windows: int = 24) -> dict:
-    """The model alone, ms per 2 s window: our session (batches of 4, MODEL_THREADS threads) and the
+    """The model alone, ms per 2 s window: our session (batches of 4, pipeline.model_threads() threads) and the
     peer's (its Model.predict, one window a call, ONNX Runtime's default threads)."""
     from auracore.offline.transcribe import pitched
 
@@ -393,9 +393,9 @@ def _print_table(results: dict) -> None:
               f"{lg['peak_rss_mb_before']:.0f} -> {lg['peak_rss_mb_after_ours']:.0f} MB (ours) -> "
               f"{lg['peak_rss_mb_after_peer']:.0f} MB (basic-pitch)")
     m = results["model_ms_per_window"]
-    from auracore.offline.transcribe.pitched import MODEL_THREADS
+    from auracore.offline.pipeline import model_threads
 
-    print(f"model alone: ours {m['ours']:.1f} ms per window (batches of 4, {MODEL_THREADS} threads), basic-pitch "
+    print(f"model alone: ours {m['ours']:.1f} ms per window (batches of 4, {model_threads()} threads), basic-pitch "
           f"{m['peer']:.1f} ms (one window a call, default threads)")
     if results.get("min_clip_speedup"):
         print(f"slowest clip speedup: {results['min_clip_speedup']:.2f}x")

@@ -34,7 +34,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="DIR|dsp", default=None,
                    help="a model folder (separation.onnx + separation.json), or dsp for the DSP fallback "
                         "(default: the shipped model)")
-    p.add_argument("--threads", type=_threads, default=1, help="ONNX Runtime threads (default 1)")
+    p.add_argument("--threads", type=_threads, default=None,
+                   help="ONNX Runtime threads (default 2; 1 in a batch worker)")
     p.add_argument("--force", action="store_true", help="overwrite existing stem files")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.set_defaults(func=run)

@@ -6,6 +6,7 @@ output removes its temporary file on the way out. The handlers are installed bef
 heavy imports, so a signal during start-up is a clean exit too, never a traceback.
 """
 
+import os
 import signal
 import sys
 
@@ -30,6 +31,15 @@ def install_signal_handlers() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, *STOP_SIGNALS})
 
 
+def _blas_on_one_thread() -> None:
+    """numpy's BLAS on one thread unless the user set its count. The commands share the
+    cores between their own stages (pipelines, ONNX Runtime's threads), and OpenBLAS's
+    worker threads busy-wait after each matrix product, taking the time those stages need
+    (separate, 3 minutes: 9.4 s -> 8.2 s; transcribe: docs/transcribe.md#measured). OpenBLAS
+    reads it when numpy loads, so before that; child processes (batch workers) inherit it."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def _import_core_extensions() -> None:
     """Import numpy and numba with the stop signals held back, then let any that came in be
     delivered. numba's C extension turns an exception raised inside its own imports (a
@@ -49,6 +59,7 @@ def main(argv=None) -> int:
     """Run the command line; returns the exit code."""
     try:
         install_signal_handlers()
+        _blas_on_one_thread()
         _import_core_extensions()
         from auracore.control import cli
 

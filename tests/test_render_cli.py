@@ -268,3 +268,19 @@ def test_a_render_imports_no_scipy_linalg(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.stdout.split()[-2:] == ["0", "False"], r.stdout + r.stderr
     assert sf.info(str(out)).frames == 48000
+
+
+@pytest.mark.parametrize("user, expected", [(None, 1), ("2", 2)])
+def test_the_commands_run_blas_on_one_thread_unless_told(user, expected):
+    """The program sets OPENBLAS_NUM_THREADS=1 before numpy loads (control/entry.py: BLAS's
+    spinning workers slowed separate and transcribe), and a count the user set wins."""
+    code = ("import sys;from auracore.control.entry import main;rc=main(['presets']);"
+            "import threadpoolctl;"
+            "print('BLAS', [i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas'])")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if user:
+        env["OPENBLAS_NUM_THREADS"] = user
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("BLAS")][-1]
+    counts = json.loads(line[5:])
+    assert counts and all(c == expected for c in counts), r.stdout + r.stderr

@@ -21,6 +21,7 @@ import numpy as np
 from auracore.kernels.chain import sanitised
 from auracore.errors import AuraCoreError, ModelError
 from auracore.models.separation import features as F
+from auracore.offline.pipeline import model_threads
 
 from .dsp import DspSeparator
 
@@ -52,7 +53,7 @@ class OnnxSeparator:
     """The trained mask model on ONNX Runtime: masks per stem, channel and band, a softmax
     over the stems, expanded to every bin (see models/separation/features.py)."""
 
-    def __init__(self, model_dir: str | None = None, threads: int = 1):
+    def __init__(self, model_dir: str | None = None, threads: int | None = None):
         from auracore.models import runtime
 
         self.model_dir = os.path.abspath(model_dir or default_model_dir())
@@ -79,7 +80,7 @@ class OnnxSeparator:
                              f"auracore does not have; {_FIX}")
         if runtime.sha256(path) != digest:
             raise ModelError(f"model file corrupt: {path} does not match its checksum in {MANIFEST_FILE}; {_FIX}")
-        self.session = runtime.open_session(path, threads=threads)
+        self.session = runtime.open_session(path, threads=model_threads() if threads is None else threads)
         self.stems = stems
         self.sample_rate = rate
         self.name = f"onnx:{manifest.get('name', 'separation')}"
@@ -123,7 +124,7 @@ class OnnxSeparator:
         return out
 
 
-def load_separator(model=None, threads: int = 1):
+def load_separator(model=None, threads: int | None = None):
     """(separator, note): model None for the shipped model, "dsp" for the fallback, a folder,
     or a separator object. When the model files are missing or bad, the DSP fallback comes
     back with a one-line note saying why; note is None otherwise."""
@@ -281,7 +282,7 @@ def _as_2d(x) -> tuple[np.ndarray, bool]:
     return a, mono_1d
 
 
-def separate(x, sample_rate, stems=STEMS4, model=None, threads: int = 1, log=None) -> dict:
+def separate(x, sample_rate, stems=STEMS4, model=None, threads: int | None = None, log=None) -> dict:
     """Separate x: (frames,) or (frames, channels) float audio at sample_rate (8-192 kHz)
     into stems, a dict {name: array shaped like x}. stems: any of drums, bass, vocals,
     piano, guitar, other; ``other`` takes the rest, so the stems add back to x. model: None
@@ -290,7 +291,7 @@ def separate(x, sample_rate, stems=STEMS4, model=None, threads: int = 1, log=Non
     return separate_detail(x, sample_rate, stems=stems, model=model, threads=threads, log=log)[0]
 
 
-def separate_detail(x, sample_rate, stems=STEMS4, model=None, threads: int = 1, log=None):
+def separate_detail(x, sample_rate, stems=STEMS4, model=None, threads: int | None = None, log=None):
     """(stems dict, separator name, fallback note or None): ``separate`` with what ran."""
     a, mono_1d = _as_2d(x)
     if not isinstance(sample_rate, (int, np.integer)) and not float(sample_rate).is_integer():

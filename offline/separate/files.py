@@ -52,7 +52,7 @@ def stem_paths(outdir: str, stems, fmt: str) -> dict:
 
 
 def separate_file(in_path: str, outdir: str, stems=STEMS4, fmt: str = "wav", model=None, force: bool = False,
-                  subtype: str | None = None, threads: int = 1, progress_factory=None, log=None) -> SeparateResult:
+                  subtype: str | None = None, threads: int | None = None, progress_factory=None, log=None) -> SeparateResult:
     """Separate in_path into OUTDIR/<stem>.<fmt>, one file per stem at the input's rate,
     channel count and length. model: None (the shipped model, or the DSP fallback with a
     note when its files are missing or bad), "dsp" or a model folder. log(line) gets the

@@ -33,7 +33,7 @@ import numpy as np
 from scipy.signal import medfilt, resample_poly
 
 from auracore.errors import ModelError
-from auracore.offline.pipeline import blas_on_this_thread, threaded
+from auracore.offline.pipeline import blas_on_this_thread, model_threads
 
 from .decode import decode_block, new_state
 from .notes import Note
@@ -48,11 +48,6 @@ CONTOUR_BINS_PER_ST = 3
 KEEP_FRAMES = 160
 MARGIN_FRAMES = (WINDOW_FRAMES - KEEP_FRAMES) // 2
 BATCH_WINDOWS = 4
-# two intra-op threads (one in a process whose pipeline threads are off: a batch worker):
-# 15.6 ms a window of 4, against 30.1 on one, when nothing else spins on the other core;
-# numpy's BLAS (the magnitudes' product) is held to the calling thread for that
-# (docs/transcribe.md#measured)
-MODEL_THREADS = 2
 # a window whose samples all lie below this (-80 dBFS) is silence: the model is not run on it
 SILENT_PEAK = 1e-4
 FFT_SIZE = 2048
@@ -92,7 +87,7 @@ def model_session():
     if _SESSION is None:
         from auracore.models.runtime import open_session
 
-        _SESSION = open_session(model_path(), threads=MODEL_THREADS if threaded() else 1)
+        _SESSION = open_session(model_path(), threads=model_threads())
     return _SESSION
 
 
