@@ -214,6 +214,7 @@ def family_hits(programs: dict, piece: dict) -> list:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pieces", type=int, default=4)
+    ap.add_argument("--first-seed", type=int, default=1000, help="the first piece's seed (default 1000)")
     ap.add_argument("--seconds", type=float, default=12.0)
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--long-s", type=float, default=0.0, help="also time one piece this long (s), e.g. 180")
@@ -225,18 +226,19 @@ def main(argv=None) -> int:
     runner = ModelRunner()
     rows = []
     for k in range(args.pieces):
-        piece = make_piece(1000 + k, args.seconds)
+        seed = args.first_seed + k
+        piece = make_piece(seed, args.seconds)
         t0 = time.time()
         r = reconstruct(piece["mix"], piece["rate"], max_rounds=args.rounds, runner=runner)
         took = time.time() - t0
         o = oracle(piece, runner)
         hits = family_hits(r.programs, piece)
-        rows.append({"seed": 1000 + k, "qc_round1": r.rounds[0].qc_score, "qc": r.qc_score, "rounds": len(r.rounds),
+        rows.append({"seed": seed, "qc_round1": r.rounds[0].qc_score, "qc": r.qc_score, "rounds": len(r.rounds),
                      "oracle_qc": o, "family_hits": [h[3] for h in hits],
                      "families": {h[0]: [GM_FAMILY_NAMES[h[1]], GM_FAMILY_NAMES[h[2]]] for h in hits},
                      "seconds": took, "x_duration": took / args.seconds})
         if not args.json:
-            print(f"piece {1000 + k}: QC {r.rounds[0].qc_score:.1f} -> {r.qc_score:.1f} in {len(r.rounds)} rounds, "
+            print(f"piece {seed}: QC {r.rounds[0].qc_score:.1f} -> {r.qc_score:.1f} in {len(r.rounds)} rounds, "
                   f"oracle {o:.1f}; families " + ", ".join(f"{h[0]} {GM_FAMILY_NAMES[h[1]]}/{GM_FAMILY_NAMES[h[2]]}"
                                                         for h in hits) + f"; {took:.1f} s", file=sys.stderr)
     res = {"pieces": len(rows), "seconds": args.seconds,
