@@ -13,6 +13,7 @@ caller (Ctrl-C, SIGTERM, an exception of its own) stops the threads: nothing out
 generator.
 """
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -45,20 +46,33 @@ def model_threads() -> int:
     return 2 if _threaded else 1
 
 
-_BLAS = None
+_BLAS = {"controller": None}
 
 
+@contextlib.contextmanager
 def blas_on_this_thread():
     """A context in which numpy's BLAS (matrix products) runs on the calling thread alone.
     BLAS's worker threads busy-wait after each product; in a process whose stages already
     share the cores (pipelines, ONNX Runtime's threads) that spinning takes the time the
-    stages need (transcribing 3 minutes: 1.9 s of CPU and 0.8 s of wall time)."""
-    global _BLAS
-    if _BLAS is None:
+    stages need (transcribing 3 minutes: 1.9 s of CPU and 0.8 s of wall time).
+
+    The count is the process's, and OpenBLAS does not reliably take a new count from other
+    threads (measured: a count set on a worker thread was ignored after the main thread had
+    set one): so only the main thread changes it, and puts the caller's count back on the
+    way out; elsewhere this does nothing. The command line sets OPENBLAS_NUM_THREADS=1 at
+    start (control/entry.py), which covers every thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if _BLAS["controller"] is None:
         from threadpoolctl import ThreadpoolController
 
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
+        _BLAS["controller"] = ThreadpoolController()
+    limiter = _BLAS["controller"].limit(limits=1, user_api="blas")
+    try:
+        yield
+    finally:
+        limiter.restore_original_limits()
 
 
 class _Failure:

@@ -79,3 +79,34 @@ def test_threads_off_gives_the_same_results_in_the_callers_thread():
     names.clear()
     assert list(pipelined(range(50), stage)) == got
     assert threading.current_thread().name not in names
+
+
+def test_blas_on_this_thread_limits_on_the_main_thread_and_restores():
+    """In a fresh process whose BLAS count nobody set: inside the context on the main thread
+    BLAS runs on one thread, and the count comes back after; a worker thread's context
+    changes nothing (OpenBLAS ignores counts set there once the main thread has set one)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = r"""
+import json, threading, numpy
+from threadpoolctl import threadpool_info
+from auracore.offline.pipeline import blas_on_this_thread
+counts = lambda: sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+before = counts()
+with blas_on_this_thread():
+    inside = counts()
+after = counts()
+seen = {}
+def worker():
+    with blas_on_this_thread():
+        seen["worker"] = counts()
+t = threading.Thread(target=worker); t.start(); t.join(10)
+print(json.dumps([before, inside, after, seen["worker"], counts()]))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    before, inside, after, worker, last = json.loads(r.stdout.strip().splitlines()[-1])
+    assert inside == [1] and after == before == worker == last, r.stdout + r.stderr
