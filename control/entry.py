@@ -40,6 +40,24 @@ def _blas_on_one_thread() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+def _skip_numba_blas_check() -> None:
+    """Numba looks for a BLAS the first time it compiles or loads any function, by importing
+    scipy.linalg (0.15-0.2 s of every command's start-up and 15 MB resident), so that np.dot
+    and np.linalg work in jitted code. No kernel of ours calls them (an inner product falls
+    back to a loop, which is what ours are): in this program, whose process runs only our
+    kernels, the check is answered "no BLAS". (Not on ``import auracore``: a user's own
+    jitted code in the same process may want BLAS.) tests/test_render_cli.py fails if Numba
+    stops reading this name."""
+    if "numba.np.arraymath" in sys.modules:  # too late: the check has run
+        return
+    import numba.np.linalg
+
+    def no_blas():
+        raise ImportError("the auracore program's kernels use no BLAS")
+
+    numba.np.linalg.ensure_blas = no_blas
+
+
 def _import_core_extensions() -> None:
     """Import numpy and numba with the stop signals held back, then let any that came in be
     delivered. numba's C extension turns an exception raised inside its own imports (a
@@ -51,6 +69,8 @@ def _import_core_extensions() -> None:
     try:
         import numba  # noqa: F401
         import numpy  # noqa: F401
+
+        _skip_numba_blas_check()
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
 

@@ -175,3 +175,17 @@ def test_offline_steps_from_the_top_level(mix):
     assert abs(auracore.analyze(m.audio, rate).integrated_lufs - auracore.analyze(x, rate).integrated_lufs) <= 0.5
     report = auracore.qc(x, x, rate)
     assert isinstance(report, auracore.QCReport) and report.score >= 95.0
+
+
+def test_importing_the_api_leaves_numba_blas_alone():
+    """The program answers Numba's BLAS check "no BLAS" to start faster (control/entry.py);
+    the library does not: a user's own jitted np.dot works beside the kernels (within 1e-12
+    of numpy's)."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, numba, auracore;from auracore.kernels.chain import ChainState;"
+            "ChainState(48000, 2);a=np.arange(6.0).reshape(2,3);b=np.ones((3,2));"
+            "f=numba.njit(lambda x, y: np.dot(x, y));print(float(np.abs(f(a,b)-a@b).max()))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and float(r.stdout.split()[-1]) <= 1e-12, r.stdout + r.stderr

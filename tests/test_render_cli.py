@@ -255,14 +255,14 @@ def test_each_command_names_the_module_that_adds_it():
 
 
 def test_a_render_imports_no_scipy_linalg(tmp_path):
-    """Numba's BLAS check is answered without importing scipy.linalg (kernels/__init__.py:
+    """The program answers Numba's BLAS check without importing scipy.linalg (control/entry.py:
     0.15-0.2 s of every command's start-up). Fails if Numba renames what that replaces, or
     if the render path starts importing scipy.linalg itself. (That the render's samples
     equal the API's chain is test_api.py's test_chain_equals_render_sample_for_sample.)"""
     src = tmp_path / "in.wav"
     sf.write(src, 0.2 * np.random.default_rng(3).standard_normal((48000, 2)), 48000, subtype="FLOAT")
     out = tmp_path / "o.wav"
-    code = ("import sys;from auracore.control.cli import main;"
+    code = ("import sys;from auracore.control.entry import main;"
             f"rc=main(['render',{str(src)!r},{str(out)!r},'--preset','streaming']);"
             "print(rc, 'scipy.linalg' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
