@@ -23,7 +23,8 @@ def add_parsers(sub) -> None:
     p.add_argument("output", metavar="OUT", help="output audio file; the extension picks the format")
     chain_options(p)
     p.add_argument("--blocksize", type=int, default=1024, metavar="FRAMES",
-                   help="frames per block (default 1024); the output does not depend on it")
+                   help="frames per block of the models' steering with --ai (default 1024); the output "
+                        "does not depend on it")
     p.add_argument("--subtype", choices=SUBTYPES, default=None,
                    help="output sample format (default PCM_24; TPDF dither when cutting word length)")
     p.add_argument("--two-pass", action="store_true",
