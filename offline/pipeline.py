@@ -33,11 +33,6 @@ def set_threaded(flag: bool) -> None:
     _threaded = bool(flag)
 
 
-def threaded() -> bool:
-    """Whether this process runs its stages on threads (``set_threaded``)."""
-    return _threaded
-
-
 def model_threads() -> int:
     """ONNX Runtime intra-op threads for an offline model (separation, transcription): two
     (both cores of the machine this was measured on: the separation model 1.25x, the
@@ -46,7 +41,7 @@ def model_threads() -> int:
     return 2 if _threaded else 1
 
 
-_BLAS = {"controller": None}
+_blas = None  # threadpoolctl's controller, made on first use
 
 
 @contextlib.contextmanager
@@ -64,11 +59,12 @@ def blas_on_this_thread():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    if _BLAS["controller"] is None:
+    global _blas
+    if _blas is None:
         from threadpoolctl import ThreadpoolController
 
-        _BLAS["controller"] = ThreadpoolController()
-    limiter = _BLAS["controller"].limit(limits=1, user_api="blas")
+        _blas = ThreadpoolController()
+    limiter = _blas.limit(limits=1, user_api="blas")
     try:
         yield
     finally:

@@ -118,8 +118,9 @@ def _run(path: str, params: np.ndarray, blocksize: int, sink, progress,
                     process(piece, state, ai.effective)
             return chunk
 
-        # read in large chunks (libsndfile's per-call cost), process in blocksize blocks; reading
-        # and the input meter, the chain, and the sink each on a thread of their own
+        # read in large chunks (libsndfile's per-call cost), each chained whole (in blocksize
+        # blocks when the models steer); reading and the input meter, the chain, and the sink
+        # each on a thread of their own
         for chunk in pipelined(read_blocks(f, max(blocksize, READ_FRAMES), path), measured, chained):
             frames += chunk.shape[0]
             if progress is not None:

@@ -30,6 +30,9 @@ MIN_SECONDS = 1.0
 # the separator for the bass and kick dimensions: the DSP one, on which their rules were
 # measured (docs/qc.md); a trained model kept fewer kicks in its drum stem on generated bands
 QC_SEPARATOR = "dsp"
+# analyses no cache keeps: whole arrays (the separated stems), needed only to make the bass
+# line and kicks, which are kept
+UNCACHED = ("stems",)
 # part of the disk cache's key: raise it when an analysis the cache keeps changes
 QC_CACHE_VERSION = 1
 
@@ -121,9 +124,8 @@ class _Memo:
         if (side, name) in self.local:
             return self.local[side, name]
         # a dict keeps the original's side only (reconstruct scores a new B every round: its
-        # stems would pile up in memory); a DiskCache keeps both. Neither keeps stems: whole
-        # arrays, needed only for the bass line and kicks, which are kept
-        if (self.cache is None or name in DiskCache.SKIP
+        # stems would pile up in memory); a DiskCache keeps both. Neither keeps UNCACHED
+        if (self.cache is None or name in UNCACHED
                 or (side == "b" and not getattr(self.cache, "keeps_b", False))):
             value = fn()
         else:
@@ -146,7 +148,6 @@ class DiskCache:
     (whole arrays) are not kept: the notes and onsets made from them are, which is all a
     second run needs."""
 
-    SKIP = ("stems",)
     keeps_b = True
 
     def __init__(self, folder: str):
@@ -179,7 +180,7 @@ class DiskCache:
             return _MISSING
 
     def __getitem__(self, key):
-        value = _MISSING if key[1] in self.SKIP else self._load(key)
+        value = self._load(key)
         if value is _MISSING:
             raise KeyError(key)
         return value
@@ -189,8 +190,6 @@ class DiskCache:
         import pickle
         import tempfile
 
-        if key[1] in self.SKIP:
-            return
         try:
             fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
         except OSError:  # not writable: the cache is only a cache
