@@ -78,6 +78,20 @@ def _import_core_extensions() -> None:
 def main(argv=None) -> int:
     """Run the command line; returns the exit code."""
     try:
+        return _command(argv)
+    except KeyboardInterrupt:  # before the command took over, or while it was reporting
+        print("auracore: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except Terminated as stop:
+        print(f"auracore: stopped by {stop.name}; nothing was written", file=sys.stderr)
+        return stop.exit_code
+
+
+def _command(argv) -> int:
+    """The command line's code, argparse's exits included. Apart from main's stop handlers,
+    so a stop that lands while an exit is being turned into a code (the fuzz suite's SIGHUP
+    did) still reaches them."""
+    try:
         install_signal_handlers()
         _blas_on_one_thread()
         _import_core_extensions()
@@ -86,12 +100,6 @@ def main(argv=None) -> int:
         return cli.main(argv)
     except SystemExit as exc:  # argparse's usage errors and --help: their code, returned here
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    except KeyboardInterrupt:  # before the command took over, or while it was reporting
-        print("auracore: interrupted; nothing was written", file=sys.stderr)
-        return 130
-    except Terminated as stop:
-        print(f"auracore: stopped by {stop.name}; nothing was written", file=sys.stderr)
-        return stop.exit_code
 
 
 def run() -> None:

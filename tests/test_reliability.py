@@ -175,6 +175,30 @@ def mounts(tmp_path):
         subprocess.run(["umount", "-l", d], capture_output=True)
 
 
+def test_a_stop_while_an_argparse_exit_becomes_a_code_is_a_clean_stop():
+    """SIGHUP landing inside main's handling of argparse's SystemExit (the fuzz suite found
+    it: exit 98 and a traceback) is a clean stop: exit 129, one line, no traceback."""
+    code = r"""
+import os, signal, sys
+from auracore.control import cli, entry
+class Exit(SystemExit):
+    @property
+    def code(self):
+        os.kill(os.getpid(), signal.SIGHUP)
+        for _ in range(1000):  # the handler runs at the next bytecode boundary
+            pass
+        return 2
+def usage_error(argv=None):
+    raise Exit()
+cli.main = usage_error
+sys.exit(entry.main(["render"]))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 129, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr and r.stderr.strip().splitlines() == [
+        "auracore: stopped by SIGHUP; nothing was written"], r.stderr
+
+
 def test_read_only_and_full_disks_are_one_line(clip, mounts):
     full, ro = mounts
     one_clean_line(run("render", clip, ro / "out.wav"), 1, "read-only file system")
