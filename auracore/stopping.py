@@ -8,12 +8,16 @@ weakref callback (llvmlite frees compiled modules that way), the interpreter pri
 told to stop would finish and exit 0. ``raise_if_stopped`` raises the recorded stop again;
 atomic outputs call it before they rename a temporary file into place, and the command line
 calls it when a command returns, and ``quiet_unraisable`` keeps the swallowed raise from
-printing a traceback. This module imports only ``signal`` and ``sys``, so every layer may
-use it.
+printing a traceback. A stop can also land between a file's open and the ``with`` that
+would close it (in the standard library's own importlib too: the fuzz suite caught it in an
+import); the collector then closes the file and warns. The process is stopping, so from the
+stop on ResourceWarnings are not shown. This module imports only ``signal``, ``sys`` and
+``warnings``, so every layer may use it.
 """
 
 import signal
 import sys
+import warnings
 
 _pending: int = 0
 
@@ -44,6 +48,7 @@ def handle(signum, frame) -> None:
     Terminated for the others)."""
     global _pending
     _pending = int(signum)
+    warnings.filterwarnings("ignore", category=ResourceWarning)  # files a stop left open
     raise _exception_for(signum)
 
 

@@ -199,6 +199,39 @@ sys.exit(entry.main(["render"]))
         "auracore: stopped by SIGHUP; nothing was written"], r.stderr
 
 
+def test_a_file_a_stop_left_open_gives_no_warning(tmp_path):
+    """A stop that lands between a file's open and its close (the fuzz suite caught one in
+    importlib, while a module was read) leaves the file to the collector; with warnings on,
+    that printed a ResourceWarning on stderr. After a stop none is shown; before it, one is."""
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x")
+    code = f"""
+import gc, os, signal, warnings
+warnings.simplefilter("default")
+from auracore.control.entry import install_signal_handlers
+from auracore.stopping import Terminated
+install_signal_handlers()
+def leak(stop):
+    f = open({str(path)!r}, "rb")
+    if stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # the handler runs at the next bytecode boundary
+            pass
+leak(False)
+gc.collect()
+print("before", flush=True)
+try:
+    leak(True)
+except Terminated:
+    pass
+gc.collect()
+print("after", flush=True)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["before", "after"], r.stdout + r.stderr
+    assert r.stderr.count("ResourceWarning: unclosed file") == 1, r.stderr  # the one before the stop
+
+
 def test_read_only_and_full_disks_are_one_line(clip, mounts):
     full, ro = mounts
     one_clean_line(run("render", clip, ro / "out.wav"), 1, "read-only file system")
