@@ -19,6 +19,7 @@ import signal
 import sys
 import warnings
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)   # besides SIGINT: what asks a command to stop
 _pending: int = 0
 
 

@@ -10,11 +10,9 @@ import os
 import signal
 import sys
 
-from auracore.stopping import Terminated, handle, quiet_unraisable
+from auracore.stopping import STOP_SIGNALS, Terminated, handle, quiet_unraisable
 
 __all__ = ["Terminated", "install_signal_handlers", "main", "run"]
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def install_signal_handlers() -> None:
@@ -40,37 +38,23 @@ def _blas_on_one_thread() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
-def _skip_numba_blas_check() -> None:
-    """Numba looks for a BLAS the first time it compiles or loads any function, by importing
-    scipy.linalg (0.15-0.2 s of every command's start-up and 15 MB resident), so that np.dot
-    and np.linalg work in jitted code. No kernel of ours calls them (an inner product falls
-    back to a loop, which is what ours are): in this program, whose process runs only our
-    kernels, the check is answered "no BLAS". (Not on ``import auracore``: a user's own
-    jitted code in the same process may want BLAS.) tests/test_render_cli.py fails if Numba
-    stops reading this name."""
-    if "numba.np.arraymath" in sys.modules:  # too late: the check has run
-        return
-    import numba.np.linalg
-
-    def no_blas():
-        raise ImportError("the auracore program's kernels use no BLAS")
-
-    numba.np.linalg.ensure_blas = no_blas
-
-
 def _import_core_extensions() -> None:
-    """Import numpy and numba with the stop signals held back, then let any that came in be
-    delivered. numba's C extension turns an exception raised inside its own imports (a
-    KeyboardInterrupt from Ctrl-C) into "ImportError: numba._devicearray failed to import"
-    and prints a traceback: a signal in that window became an internal error (exit 3; the
-    fuzz suite found it once). Held back, it arrives a moment later as a clean stop."""
+    """Import numpy with the stop signals held back, then let any that came in be
+    delivered (a C extension's import is no place for a KeyboardInterrupt; Numba's is
+    treated the same way where it loads, kernels/jit.py). And tell the kernels that, if
+    Numba loads in this program, its BLAS check is answered "none": Numba looks for a BLAS
+    the first time it compiles or loads a function by importing scipy.linalg (0.15-0.2 s and
+    15 MB), for np.dot and np.linalg in jitted code, which no kernel of ours calls (not on
+    ``import auracore``: a user's own jitted code in the same process may want BLAS).
+    tests/test_render_cli.py fails if Numba stops reading that name."""
     stops = {signal.SIGINT, *STOP_SIGNALS}
     signal.pthread_sigmask(signal.SIG_BLOCK, stops)
     try:
-        import numba  # noqa: F401
         import numpy  # noqa: F401
 
-        _skip_numba_blas_check()
+        from auracore.kernels import jit
+
+        jit.answer_no_blas()
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
 

@@ -13,7 +13,7 @@ the bench's 30 s of music through 8 bands (tests/test_biquad_eq.py holds 1e-9).
 
 import math
 
-from numba import njit
+from .jit import njit
 
 from .vecmath import muladd
 

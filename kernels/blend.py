@@ -1,6 +1,6 @@
 """The one rule that mixes the models' targets into the manual parameters (live and render --ai)."""
 
-from numba import njit
+from .jit import njit
 
 from . import params as P
 

@@ -3,7 +3,7 @@
 import math
 
 import numpy as np
-from numba import njit
+from .jit import njit
 
 from .vecmath import vexp, vlog
 

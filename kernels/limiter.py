@@ -29,7 +29,7 @@ per-frame gain computer is skipped and only the delay lines move.
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from .jit import njit
 
 from .biquad import SHAPE_HIGHPASS, cascade_process, design_biquad, flush_denormals
 from .truepeak import TP_DELAY, TruePeakState, truepeak_process, truepeak_quiet
@@ -117,7 +117,7 @@ class LimiterState:
         self.arrays = LimiterArrays(self.delay, self.dry, self.dq_val, self.dq_idx, self.box, self.scalars,
                                     self.hf_coefs, self.hf_state, self.hf_work,
                                     self.tp.coefs, self.tp.hist, self.tp.prev3, self.tp.work, self.tp_out)
-        limiter_reset(self.arrays)
+        _reset_flat(tuple(self.arrays))
 
 
 @njit(cache=True, nogil=True)
@@ -337,6 +337,13 @@ def limiter_process(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0
                                  dq_idx, st)
     return _gain_computer(x, out, dry_in, n, ceiling0, ceiling1, release_coef, bypass0, bypass1, tick_pos, tick,
                           latency, hf_prev, hf_cur, lim)
+
+
+@njit(cache=True, nogil=True)
+def _reset_flat(arrays):
+    """``limiter_reset`` on LimiterArrays rebuilt from a plain tuple: the plain tuple is
+    what the ahead-of-time build can take from Python (kernels/jit.py)."""
+    limiter_reset(LimiterArrays(*arrays))
 
 
 @njit(cache=True, nogil=True)

@@ -37,7 +37,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from .jit import njit
 
 from .kweighting import design_kweighting
 from .truepeak import TAPS, TruePeakState, truepeak_max
@@ -343,6 +343,12 @@ def _meter_flat(x, arrays):
 
 
 @njit(cache=True, nogil=True)
+def _reset_flat(arrays):
+    """``meter_reset`` on MeterArrays rebuilt from a plain tuple (see ``_meter_flat``)."""
+    meter_reset(MeterArrays(*arrays))
+
+
+@njit(cache=True, nogil=True)
 def meter_reset(m):
     """Restart integrated, LRA, maxima and peaks of ``LoudnessMeter.arrays`` as a fresh meter
     would from the next hop boundary: gating blocks, LRA values and maxima count only
@@ -483,7 +489,7 @@ class LoudnessMeter:
     def reset_integrated(self) -> None:
         """Start integrated, LRA, maxima and peaks afresh (momentary and short-term run on).
         Call it from the thread that calls ``process``, or between calls."""
-        meter_reset(self.arrays)
+        _reset_flat(self.flat)
 
     def hop_log_enable(self, max_hops: int) -> None:
         """Record every hop from now on, up to max_hops of them (0 turns the log off); this

@@ -7,7 +7,7 @@ selection. The HPSS separator (offline/separate/dsp.py) runs two of them per spe
 """
 
 import numpy as np
-from numba import njit
+from .jit import njit
 
 
 @njit(cache=True, nogil=True, inline="always")

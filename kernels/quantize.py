@@ -7,7 +7,7 @@ same arithmetic, so the samples are the same.
 """
 
 import numpy as np
-from numba import njit
+from .jit import njit
 
 
 @njit(cache=True, nogil=True)

@@ -18,7 +18,7 @@ points stay under it needs no parabola; what can reach it is computed exactly.
 """
 
 import numpy as np
-from numba import njit
+from .jit import njit
 
 FACTOR = 4
 HALF_TAPS = 12

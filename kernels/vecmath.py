@@ -17,9 +17,7 @@ division-by-zero branch in every loop that divides, which stops vectorisation.
 
 import math
 
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from .jit import intrinsic, njit
 
 EXP_LIMIT = 700.0
 LN2_HI = 6.93147180369123816490e-01   # ln 2 split so that k * LN2_HI is exact for |k| < 2^21
@@ -37,6 +35,8 @@ TWO52 = 4503599627370496.0
 @intrinsic
 def _reinterpret(typingctx, x):
     """The same 64 bits read as the other type: float64 -> int64, int64 -> float64."""
+    from numba import types  # typing runs only while Numba compiles
+
     if isinstance(x, types.Float):
         sig = types.int64(types.float64)
     elif isinstance(x, types.Integer):
@@ -56,6 +56,9 @@ def muladd(typingctx, a, b, c):
     """a * b + c, fused into one FMA instruction (one rounding) where the CPU has one, else a
     multiply and an add (LLVM's llvm.fmuladd). In a recursion this shortens the critical
     path: the FMA's latency instead of a multiply's plus an add's."""
+    from llvmlite import ir
+    from numba import types
+
     sig = types.float64(types.float64, types.float64, types.float64)
 
     def codegen(context, builder, signature, args):

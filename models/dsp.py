@@ -11,7 +11,7 @@ limiter would not act on them.
 import math
 
 import numpy as np
-from numba import njit
+from ..kernels.jit import njit
 
 from auracore.kernels import params as P
 from auracore.kernels.biquad import (SHAPE_HIGHSHELF, SHAPE_LOWSHELF, SHAPE_PEAKING, cascade_process,

@@ -15,10 +15,15 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from auracore.kernels import jit
 from auracore.kernels import params as P
 from auracore.kernels.blend import blend_targets
 from auracore.kernels.chain import SANE_LIMIT, ChainArrays, ChainState, LimiterArrays, chain_kernel, chain_reset
 from auracore.kernels.loudness import LoudnessMeter, MeterArrays, meter_process, meter_reset
+
+# the live engine runs on Numba's dispatch and its cfunc callback, as compiled here: no
+# per-block lookup of an ahead-of-time export (kernels/jit.py) in the audio thread
+jit.materialize()
 
 from .atomics import fence_release
 from .clock import monotonic_ns

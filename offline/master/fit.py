@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from ...kernels.jit import njit
 
 from auracore.kernels import params as P
 from auracore.kernels.biquad import SHAPE_HIGHSHELF, SHAPE_LOWSHELF, SHAPE_PEAKING, design_biquad

@@ -26,7 +26,7 @@
 import math
 from dataclasses import dataclass, field
 
-import numba
+from ...kernels.jit import njit
 import numpy as np
 from scipy.ndimage import maximum_filter1d
 
@@ -246,7 +246,7 @@ def tempo_curve(o: np.ndarray, fps: float, tempo_bpm: float) -> tuple[np.ndarray
     return times, grid[path]
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _dp_beats(o, period, tightness):
     n = o.size
     score = np.zeros(n)

@@ -14,7 +14,7 @@ the last note of a file is kept.
 """
 
 import numpy as np
-from numba import njit
+from ...kernels.jit import njit
 
 # one decoded note: pitch index, start frame, end frame (exclusive), activation sum over its
 # frames, its frame count, its peak magnitude (the model's pitch-bend-free level)
