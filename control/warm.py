@@ -7,6 +7,7 @@ cost is paid at install time; where it must be paid at run time, ``announce_if_s
 one line after a couple of seconds instead of leaving the user in silence.
 """
 
+import shutil
 import sys
 import threading
 import time
@@ -70,11 +71,37 @@ def warm_all() -> float:
     return time.perf_counter() - t0
 
 
+def _band(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
+    """A small generated band, (frames, 2): a kick on each beat at 120 BPM, a bass line in
+    eighths, chords, noise hats, every other second 20 dB quieter (a loudness range for
+    master's dynamics to fit, notes for transcribe, beats and chords for profile)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    out = np.zeros((n, 2))
+    kt = np.arange(int(0.25 * rate)) / rate
+    kick = 0.7 * np.sin(2 * np.pi * (45 * kt + 2.7 * (1 - np.exp(-kt / 0.03)))) * np.exp(-kt / 0.1)
+    for i, start in enumerate(np.arange(0.0, seconds, 0.25)):
+        i0 = int(start * rate)
+        i1 = min(n, i0 + int(0.25 * rate))
+        tt = t[i0:i1] - start
+        f = 55.0 * 2 ** ((0, 0, 7, 5, 3, 3, 7, 10)[i % 8] / 12)
+        out[i0:i1] += (0.3 * np.exp(-tt / 0.3) * np.sin(2 * np.pi * f * tt))[:, None]
+        if i % 2 == 0:
+            out[i0:i1] += kick[:i1 - i0, None]
+        else:
+            out[i0:i1] += 0.05 * rng.standard_normal((i1 - i0, 2)) * np.exp(-tt / 0.01)[:, None]
+    for j, semis in enumerate((0, 3, 7)):
+        out[:, j % 2] += 0.08 * np.sin(2 * np.pi * 220.0 * 2 ** (semis / 12) * t)
+    return out * np.where(np.floor(t) % 2 == 0, 1.0, 0.1)[:, None]
+
+
 def run_commands() -> None:
-    """render, analyze and master as the command line runs them (in this process, output
-    silenced) on small generated files: stereo 44.1 kHz float and mono 48 kHz 16-bit, every
-    output subtype, --ai and --two-pass, so the kernels meet the argument types those
-    commands give them."""
+    """The commands as the command line runs them (in this process, output silenced) on
+    small generated files, stereo 44.1 kHz float and mono 48 kHz 16-bit, so the kernels
+    meet the argument types those commands give them: render (every output subtype, --ai,
+    --two-pass), analyze and master (which must succeed), then transcribe, profile,
+    separate and qc (skipped where this build lacks their parts)."""
     import contextlib
     import io
     import os
@@ -88,24 +115,25 @@ def run_commands() -> None:
     with tempfile.TemporaryDirectory(prefix="auracore-warm-") as d, \
             contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
         stereo, mono, ref = (os.path.join(d, n) for n in ("stereo.wav", "mono.wav", "ref.wav"))
-        # loud and quiet seconds in turn: a loudness range for master's dynamics to fit
-        swell = np.repeat(np.tile([0.3, 0.03], 4), 44100)[:, None]
-        sf.write(stereo, (rng.standard_normal((44100 * 8, 2)) * swell).astype(np.float32), 44100, subtype="FLOAT")
+        sf.write(stereo, _band(8.0, 44100).astype(np.float32), 44100, subtype="FLOAT")
         sf.write(mono, rng.standard_normal(48000 * 3) * 0.1, 48000, subtype="PCM_16")
         sf.write(ref, rng.standard_normal((44100 * 3, 2)) * 0.2, 44100, subtype="PCM_24")
-        runs = [["render", stereo, "out.wav"], ["render", stereo, "out.wav", "--subtype", "PCM_16", "--preset", "streaming"],
-                ["render", mono, "out.wav", "--subtype", "FLOAT"], ["render", stereo, "out.flac", "--two-pass"],
-                ["render", stereo, "out.wav", "--ai"], ["render", mono, "out.wav", "--ai"],
-                ["analyze", stereo, "--json"], ["analyze", mono],
-                ["master", stereo, "out.wav", "--reference", ref], ["master", mono, "out.wav", "--reference", ref]]
-        for argv in runs:
+        required = [["render", stereo, "out.wav"], ["render", stereo, "out.wav", "--subtype", "PCM_16", "--preset", "streaming"],
+                    ["render", mono, "out.wav", "--subtype", "FLOAT"], ["render", stereo, "out.flac", "--two-pass"],
+                    ["render", stereo, "out.wav", "--ai"], ["render", mono, "out.wav", "--ai"],
+                    ["analyze", stereo, "--json"], ["analyze", mono],
+                    ["master", stereo, "out.wav", "--reference", ref], ["master", mono, "out.wav", "--reference", ref]]
+        optional = [["transcribe", stereo, "out.mid"], ["transcribe", stereo, "out.mid", "--stem-type", "drums"],
+                    ["profile", stereo, "--json"], ["separate", stereo, "out.stems"], ["qc", stereo, stereo, "--json"]]
+        for argv in required + optional:
             argv = [os.path.join(d, a) if a.startswith("out.") else a for a in argv]
             code = cli.main(argv)
-            if code:
+            if code and argv[0] in ("render", "analyze", "master"):
                 raise RuntimeError(f"auracore {argv[0]} failed in the warm-up ({code}): {err.getvalue().strip()[-300:]}")
             for name in os.listdir(d):
                 if name.startswith("out."):
-                    os.remove(os.path.join(d, name))
+                    path = os.path.join(d, name)
+                    shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
 
 def workload() -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from auracore.errors import AudioArrayError
+from auracore.offline import mel
 
 REFERENCE_LUFS = -18.0
 GATE_DBFS = -60.0
@@ -114,15 +115,12 @@ class FrameStats:
     any block size (frames are cut from one continuous grid, a tail kept between blocks)."""
 
     def __init__(self, sample_rate: int):
-        import librosa
-
         self.sample_rate = int(sample_rate)
         self.n_fft, self.hop = frame_params(self.sample_rate)
         nyq = self.sample_rate / 2.0
         self.freqs = np.fft.rfftfreq(self.n_fft, 1.0 / self.sample_rate)
         self.spec = (self.freqs >= SPECTRAL_LO_HZ) & (self.freqs <= min(16000.0, nyq))
-        self.mel = librosa.filters.mel(sr=self.sample_rate, n_fft=self.n_fft, n_mels=N_MELS, fmin=20.0,
-                                       fmax=min(MFCC_FMAX_HZ, nyq), norm=None).astype(np.float64)
+        self.mel = mel.filter_bank(self.sample_rate, self.n_fft, N_MELS, 20.0, min(MFCC_FMAX_HZ, nyq)).astype(np.float64)
         from scipy.fft import dct
 
         self.dct = dct(np.eye(N_MELS), type=2, norm="ortho", axis=0)[:N_MFCC]  # (13, 40)

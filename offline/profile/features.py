@@ -21,9 +21,9 @@ import math
 
 import numpy as np
 
-
 from auracore.kernels.chain import sanitised
 from auracore.kernels.loudness import LoudnessMeter, hop_frames
+from auracore.offline import mel
 
 N_MELS = 64
 CHROMA_STEP = 4
@@ -42,10 +42,7 @@ def frame_params(sample_rate: int) -> tuple[int, int]:
 
 
 def _mel_filters(sample_rate: int, n_fft: int) -> np.ndarray:
-    import librosa
-
-    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=N_MELS, fmin=30.0,
-                               fmax=min(16000.0, sample_rate / 2.0), norm=None).astype(np.float64)
+    return mel.filter_bank(sample_rate, n_fft, N_MELS, 30.0, min(16000.0, sample_rate / 2.0)).astype(np.float64)
 
 
 def _chroma_filters(sample_rate: int, n_fft: int) -> np.ndarray:
@@ -269,9 +266,7 @@ def _sparse(m: np.ndarray):
 
 
 def _mel_centres(sample_rate: int) -> np.ndarray:
-    import librosa
-
-    return librosa.mel_frequencies(n_mels=N_MELS + 2, fmin=30.0, fmax=min(16000.0, sample_rate / 2.0))[1:-1]
+    return mel.mel_frequencies(N_MELS + 2, 30.0, min(16000.0, sample_rate / 2.0))[1:-1]
 
 
 def extract(x: np.ndarray, sample_rate: int, block_frames: int = 1 << 16, loudness: bool = True) -> Features:
