@@ -108,10 +108,10 @@ def _run(argv, env):
     return int(line[1]), line[2] == "True", r.stdout
 
 
-def test_render_analyze_and_master_run_on_the_build_without_numba_and_as_on_the_jit(build, tmp_path):
-    """A fresh process running render, analyze and master on the build never imports Numba;
-    the outputs are byte for byte those of the same commands on Numba's JIT
-    (AURACORE_NO_AOT=1), which does import it."""
+def test_the_commands_run_on_the_build_without_numba_and_as_on_the_jit(build, tmp_path):
+    """A fresh process running render, analyze, master, transcribe or profile on the build
+    never imports Numba; the outputs are byte for byte those of the same commands on
+    Numba's JIT (AURACORE_NO_AOT=1), which does import it."""
     src, ref = tmp_path / "in.wav", tmp_path / "ref.wav"
     sf.write(src, _music(12, 44100), 44100, subtype="PCM_24")
     sf.write(ref, 0.5 * _music(12, 44100, seed=9)[:, ::-1], 44100, subtype="PCM_24")
@@ -119,16 +119,20 @@ def test_render_analyze_and_master_run_on_the_build_without_numba_and_as_on_the_
     on_jit = {**os.environ, "AURACORE_NO_AOT": "1"}
     for name, argv in (("render", ["render", str(src), "{out}", "--preset", "streaming"]),
                        ("analyze", ["analyze", str(src), "--json"]),
-                       ("master", ["master", str(src), "{out}", "--reference", str(ref), "--json"])):
+                       ("master", ["master", str(src), "{out}", "--reference", str(ref), "--json"]),
+                       ("transcribe", ["transcribe", str(src), "{out}.mid"]),
+                       ("profile", ["profile", str(src), "--json"])):
         results = []
         for env, tag in ((on_build, "aot"), (on_jit, "jit")):
             out = tmp_path / f"{name}-{tag}.wav"
-            rc, numba_loaded, stdout = _run([a.replace("{out}", str(out)) for a in argv], env)
+            argv_run = [a.replace("{out}", str(out)) for a in argv]
+            rc, numba_loaded, stdout = _run(argv_run, env)
             assert rc == 0, stdout
             assert numba_loaded == (tag == "jit"), (name, tag)
-            results.append((out.read_bytes() if out.exists() else b"", stdout.replace(str(out), "OUT")))
+            written = out if out.exists() else tmp_path / f"{name}-{tag}.wav.mid"
+            results.append((written.read_bytes() if written.exists() else b"", stdout.replace(str(out), "OUT")))
         assert results[0][0] == results[1][0], name
-        if name == "analyze":
+        if name in ("analyze", "profile"):
             assert json.loads(results[0][1]) == json.loads(results[1][1])
         if name == "master":  # (its JSON also says how long it took)
             assert json.loads(results[0][1])["params"] == json.loads(results[1][1])["params"]
