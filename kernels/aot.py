@@ -13,6 +13,7 @@ module it loaded.
 """
 
 import glob
+import hashlib
 import os
 import pickle
 import shutil
@@ -120,7 +121,9 @@ def build(workload, directory: str | None = None, log=None) -> dict:
         ext = os.path.splitext(built[0])[1]
         file = f"{jit.AOT_MODULE}-{key[:16]}{ext}"
         os.replace(built[0], os.path.join(directory, file))
-        manifest = {"key": key, "sources": sources, "file": file, "exports": exports}
+        with open(os.path.join(directory, file), "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        manifest = {"key": key, "sources": sources, "file": file, "sha256": digest, "exports": exports}
         staged = os.path.join(tmp, jit.MANIFEST)
         with open(staged, "wb") as f:
             pickle.dump(manifest, f)

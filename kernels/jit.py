@@ -312,6 +312,11 @@ def _load_from(directory: str) -> dict:
         return {}
     path = os.path.join(directory, manifest["file"])
     try:
+        # a module file cut short or damaged is not handed to the dynamic loader, which
+        # would die of SIGBUS on a truncated one
+        with open(path, "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() != manifest.get("sha256"):
+                return {}
         loader = importlib.machinery.ExtensionFileLoader(AOT_MODULE, path)
         spec = importlib.util.spec_from_file_location(AOT_MODULE, path, loader=loader)
         module = importlib.util.module_from_spec(spec)

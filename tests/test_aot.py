@@ -183,3 +183,15 @@ def test_type_keys_follow_numbas_types():
     for v in values:
         assert aot.key_of(numba.typeof(v)) == jit.type_key(v), v
     assert jit.type_key("text") is None and jit.type_key([1.0]) is None
+
+
+def test_a_damaged_build_is_not_used(build, tmp_path):
+    """A module file cut short (a full disk, a copy interrupted) is not loaded: the JIT serves."""
+    d = tmp_path / "damaged"
+    shutil.copytree(build, d)
+    with open(d / jit.MANIFEST, "rb") as f:
+        module = d / pickle.load(f)["file"]
+    module.write_bytes(module.read_bytes()[:4096])
+    assert jit._load_from(str(d)) == {}
+    (d / jit.MANIFEST).write_bytes(b"not a manifest")
+    assert jit._load_from(str(d)) == {}
