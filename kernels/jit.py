@@ -59,14 +59,14 @@ class Kernel:
         with _lock:
             _kernels.append(self)
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
         if self._compiled is None:
             self._compiled = _aot_table().get(self.qualified, {})
-        if self._compiled:
+        if self._compiled and not kwargs:
             fn = self._compiled.get(type_key(args))
             if fn is not None:
                 return fn(*args)
-        return (self.dispatcher or materialize(self))(*args)
+        return (self.dispatcher or materialize(self))(*args, **kwargs)
 
     @property
     def _numba_type_(self):
