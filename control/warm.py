@@ -1,10 +1,14 @@
-"""Compile (or load from Numba's cache) every DSP kernel the daemon, render and analyze call, and say so when it is slow.
+"""Compile (or load from Numba's cache) every DSP kernel the daemon and the commands call, build the commands' entry points ahead of time, and say so when it is slow.
 
 Numba compiles the kernels on their first call and caches the machine code beside the
 sources; the first run after an install or an upgrade therefore spends about a minute on 2
 cores compiling. ``scripts/install`` runs ``python -m auracore.control.warm`` once so that
-cost is paid at install time; where it must be paid at run time, ``announce_if_slow`` prints
-one line after a couple of seconds instead of leaving the user in silence.
+cost is paid at install time; it also makes the ahead-of-time build (``kernels/aot.py``)
+from ``workload``: render, analyze, master, transcribe, profile, separate and qc run here on
+small generated files, and every kernel entry they called is compiled into a module that
+later runs them without loading Numba. Where compiling must be paid at run time,
+``announce_if_slow`` prints one line after a couple of seconds instead of leaving the user in
+silence.
 """
 
 import shutil
@@ -144,7 +148,7 @@ def workload() -> None:
 
 
 def main() -> int:
-    print("auracore: preparing the compiled DSP kernels (once; about two minutes on 2 cores)", file=sys.stderr, flush=True)
+    print("auracore: preparing the compiled DSP kernels (once; about 70 s on 2 cores)", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     from auracore.kernels import aot
 
