@@ -46,15 +46,6 @@ PRE_S = 0.03
 OPEN_HAT_CHECK_MS = 120.0
 OPEN_HAT_DROP_DB = 12.0
 MIN_SHARE = 0.35
-# a kick's low end dies fast, a bass note's does not: FluidR3_GM's kicks (35, 36) fall 16-17 dB
-# in the bands under 160 Hz within 60-100 ms of their peak, its basses (fingered, picked,
-# fretless, synth, acoustic) 0.4-5 dB (slap 12.5). A "kick" whose low bands fall less than
-# KICK_DROP_DB between KICK_DROP_MS after the peak is a bass note's onset (in a mix), not a kick.
-# The 6 dB were chosen on the bench's tuning seeds (docs/transcribe.md).
-KICK_DROP_DB = 6.0
-KICK_PEAK_MS = 40.0
-KICK_DROP_MS = (60.0, 150.0)
-LOW_BANDS = slice(0, 3)  # 20-160 Hz
 CHUNK_FRAMES = 2048
 CONTEXT_FRAMES = 256  # either side: the local mean, the attack, and the open-hat ring
 # piece -> GM drum note
@@ -179,8 +170,6 @@ class DrumTranscriber:
         for k, name in enumerate(NAMES):
             if share[k] < MIN_SHARE:
                 continue
-            if name == "kick" and self._low_drop_db(j) < KICK_DROP_DB:
-                continue  # the low end rings on: a bass note's onset
             piece = name
             if name == "hat":
                 piece = "open_hat" if self._ring_drop_db(j) < OPEN_HAT_DROP_DB else "closed_hat"
@@ -188,17 +177,6 @@ class DrumTranscriber:
             self.hits.append(Note(t, t + 0.1, GM_NOTE[piece], _velocity(hit_db, self.loudest_db)))
             found = True
         return found
-
-    def _low_drop_db(self, j: int) -> float:
-        """How far (dB) the low bands fall from their peak in the KICK_PEAK_MS after frame j
-        to their lowest KICK_DROP_MS after that peak (the lowest, so that a next hit inside
-        the span does not hide the fall)."""
-        frames_per_ms = RATE / HOP / 1000.0
-        span = int(round((KICK_PEAK_MS + KICK_DROP_MS[1]) * frames_per_ms)) + 1
-        low = 10.0 * np.log10(self.frames[j:j + span, LOW_BANDS].astype(np.float64).sum(axis=1) + 1e-10)
-        k = int(np.argmax(low[:int(round(KICK_PEAK_MS * frames_per_ms)) + 1]))
-        tail = low[k + int(round(KICK_DROP_MS[0] * frames_per_ms)):k + int(round(KICK_DROP_MS[1] * frames_per_ms)) + 1]
-        return float(low[k] - tail.min()) if tail.size else math.inf
 
     def _ring_drop_db(self, j: int) -> float:
         """How far (dB) the top bands fall from their peak just after frame j to
