@@ -6,6 +6,8 @@ with /usr/share/sounds/sf2/FluidR3_GM.sf2 (reverb and chorus off), in sets
 - ``poly``: chords under a melody, several GM programs,
 - ``poly+drums``: the same with a GM drum kit mixed in (the pitched notes are scored),
 - ``drums``: drum kit alone (onsets scored, and the kit pieces by class),
+- ``bass+drums``: a bass line (GM 32-38) and chords over the kit, drums transcribed from the
+  mix and scored as ``drums`` (a bass note's onset must not read as a kick),
 - ``long``: one 3-minute polyphonic clip (speed and memory).
 The bench seeds (0..) are kept apart from the tuning seeds (1000..) used while choosing the
 decoder's defaults (``--tuning`` scores those instead).
@@ -34,7 +36,9 @@ import numpy as np
 SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 RENDER_RATE = 44100
 MONO_PROGRAMS = (0, 24, 40, 56, 65, 71, 73, 33)  # piano, nylon guitar, violin, trumpet, alto sax, clarinet, flute, bass
-POLY_PROGRAMS = (0, 4, 19, 48, 46, 11)  # piano, e-piano, organ, strings, harp, vibraphone
+POLY_PROGRAMS = (0, 4, 19, 48, 46, 11)
+BASS_PROGRAMS = (33, 34, 38, 32)  # fingered, picked, synth, acoustic bass
+DRUM_SETS = ("drums", "bass+drums")  # the sets whose drums are scored  # piano, e-piano, organ, strings, harp, vibraphone
 # GM drum notes by class, as the bench scores them
 DRUM_CLASSES = {"kick": (35, 36), "snare": (38, 40, 37), "closed_hat": (42, 44), "open_hat": (46,),
                 "tom": (41, 43, 45, 47, 48, 50), "cymbal": (49, 51, 52, 55, 57, 59)}
@@ -54,9 +58,9 @@ def random_midi(kind: str, seed: int, duration_s: float, program: int):
     bpm = float(rng.uniform(80, 150))
     beat = 60.0 / bpm
     pm = pretty_midi.PrettyMIDI(initial_tempo=bpm)
-    if kind in ("mono", "poly", "poly+drums"):
+    if kind in ("mono", "poly", "poly+drums", "bass+drums"):
         lead = pretty_midi.Instrument(program=program)
-        lo, hi = (36, 60) if program in (32, 33, 34) else (55, 84)
+        lo, hi = (36, 60) if 32 <= program <= 39 else (55, 84)  # the GM bass family: a bass line
         t, pitch = 0.25, int(rng.integers(lo + 6, hi - 6))
         while t < duration_s - 0.5:
             dur = beat * float(rng.choice([0.5, 1.0, 1.0, 1.5, 2.0]))
@@ -65,7 +69,7 @@ def random_midi(kind: str, seed: int, duration_s: float, program: int):
             lead.notes.append(pretty_midi.Note(int(rng.integers(60, 120)), pitch, t, end))
             t += dur + (beat * 0.5 if rng.random() < 0.15 else 0.0)
         pm.instruments.append(lead)
-    if kind in ("poly", "poly+drums"):
+    if kind in ("poly", "poly+drums", "bass+drums"):
         pad = pretty_midi.Instrument(program=int(rng.choice(POLY_PROGRAMS)))
         t = 0.0
         while t < duration_s - 0.5:
@@ -76,7 +80,7 @@ def random_midi(kind: str, seed: int, duration_s: float, program: int):
                                                   min(t + dur * 0.9, duration_s - 0.1)))
             t += dur
         pm.instruments.append(pad)
-    if kind in ("drums", "poly+drums"):
+    if kind in ("drums", "poly+drums", "bass+drums"):
         kit = pretty_midi.Instrument(program=0, is_drum=True)
         step = beat / 2.0
         n_steps = int((duration_s - 0.6) / step)
@@ -223,7 +227,7 @@ def main(argv=None) -> int:
     ap.add_argument("--clip-s", type=float, default=20.0, help="seconds per clip (default 20)")
     ap.add_argument("--long-s", type=float, default=180.0, help="the long clip, seconds (0: none)")
     ap.add_argument("--tuning", action="store_true", help="score the tuning seeds (1000..) instead")
-    ap.add_argument("--sets", nargs="+", default=["mono", "poly", "poly+drums", "drums"])
+    ap.add_argument("--sets", nargs="+", default=["mono", "poly", "poly+drums", "drums", "bass+drums"])
     ap.add_argument("--repeat", type=int, default=3, help="timing: best of this many runs per side, "
                     "alternating (default 3; the long clip: best of 2)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -242,11 +246,11 @@ def main(argv=None) -> int:
             agg = {"ours": {}, "peer": {}}
             for i in range(args.clips):
                 seed = base + 10 * i + len(kind)
-                programs = MONO_PROGRAMS if kind == "mono" else POLY_PROGRAMS[:1] + MONO_PROGRAMS
+                programs = {"mono": MONO_PROGRAMS, "bass+drums": BASS_PROGRAMS}.get(kind, POLY_PROGRAMS[:1] + MONO_PROGRAMS)
                 program = programs[(i + base) % len(programs)]
                 clip = make_clip(tmp, kind, seed, args.clip_s, program)
                 row = {"set": kind, "seed": seed, "program": program, "audio_s": args.clip_s}
-                if kind == "drums":
+                if kind in DRUM_SETS:
                     est, t_ours = best_of(args.repeat, lambda: run_ours(clip["wav"], "drums"))
                     sc = drum_scores(clip["drums"], est)
                     _accumulate(agg["ours"], sc)
@@ -348,7 +352,7 @@ def _accumulate(acc: dict, sc: dict) -> None:
 
 def _summary(kind: str, agg: dict) -> dict:
     out = {}
-    if kind == "drums":
+    if kind in DRUM_SETS:
         o = agg["ours"]
         p, r, f = prf(o["onset_matches"], o["ref_onsets"], o["est_onsets"])
         out["ours"] = {"onset_p": p, "onset_r": r, "onset_f1": f}
@@ -367,7 +371,7 @@ def _summary(kind: str, agg: dict) -> dict:
 def _print_table(results: dict) -> None:
     print(f"{'set':12s} {'side':5s} {'P':>6s} {'R':>6s} {'F1':>6s} | {'P+off':>6s} {'R+off':>6s} {'F1+off':>6s}")
     for kind, s in results["sets"].items():
-        if kind == "drums":
+        if kind in DRUM_SETS:
             o = s["ours"]
             print(f"{kind:12s} ours  {o['onset_p']:6.3f} {o['onset_r']:6.3f} {o['onset_f1']:6.3f} | onsets, class-blind")
             for cls in DRUM_CLASSES:
