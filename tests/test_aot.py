@@ -195,3 +195,16 @@ def test_a_damaged_build_is_not_used(build, tmp_path):
     assert jit._load_from(str(d)) == {}
     (d / jit.MANIFEST).write_bytes(b"not a manifest")
     assert jit._load_from(str(d)) == {}
+
+
+def test_without_a_c_compiler_the_warm_up_says_so_in_one_line_and_the_jit_serves(tmp_path):
+    """No gcc on PATH: the build fails, and the warm-up exits 0 with one line saying why
+    (and what to install) and writes no build; the commands then run on the JIT, as
+    AURACORE_NO_AOT=1 does above."""
+    env = {**os.environ, "PATH": str(tmp_path / "nothing"), "AURACORE_AOT_DIR": str(tmp_path / "aot")}
+    r = subprocess.run([sys.executable, "-m", "auracore.control.warm"], capture_output=True, text=True,
+                       timeout=600, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 2 and "ahead-of-time build failed" in lines[1] and "C compiler" in lines[1], r.stderr
+    assert not any((tmp_path / "aot").glob(jit.AOT_MODULE + "*"))
