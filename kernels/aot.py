@@ -66,11 +66,10 @@ def _sources(kernels) -> list[str]:
 
 
 def build(workload, directory: str | None = None, log=None) -> dict:
-    """Record workload's kernel calls and compile them; returns {"exports", "seconds",
-    "path"}. directory: where to put the build (default: the first of ``jit.aot_dirs()``
+    """Run workload on Numba's JIT, then compile every kernel entry Numba compiled for it (see
+    the module docstring); returns {"exports", "seconds", "path"}. directory: where to put the build (default: the first of ``jit.aot_dirs()``
     that can be written)."""
     import numba.pycc.compiler as pycc_compiler
-    from numba.core import types
     from numba.core.compiler import Flags
     from numba.pycc import CC
 

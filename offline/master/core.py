@@ -7,7 +7,6 @@ optional offline linear-phase matching stage for what the 8 EQ bands cannot foll
 """
 
 import math
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -20,7 +19,7 @@ from auracore.kernels.loudness import LoudnessMeter
 
 from . import fit
 from .fir import MatchFilter, design_fir, fir_taps
-from .measure import Measurement, Measurer, excerpt_starts, measure
+from .measure import Measurement, measure
 
 MATCH_ALL = ("eq", "loudness", "dynamics", "width")
 BLOCK_FRAMES = 65536
