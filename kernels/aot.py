@@ -16,7 +16,6 @@ import glob
 import hashlib
 import os
 import pickle
-import shutil
 import tempfile
 import time
 import warnings
@@ -36,9 +35,8 @@ def key_of(numba_type):
     if type(t) in (types.UniTuple, types.Tuple):
         keys = [key_of(m) for m in t]
         return None if any(k is None for k in keys) else tuple(keys)
-    name = str(t)
-    return name if name in set(jit.SCALARS.values()) and t in (types.float64, types.float32, types.int64, types.int32,
-                                                               types.boolean) else None
+    return {types.float64: "float64", types.float32: "float32", types.int64: "int64", types.int32: "int32",
+            types.boolean: "bool"}.get(t)
 
 
 def _forwarder(target, n: int):
@@ -65,7 +63,7 @@ def _sources(kernels) -> list[str]:
     return sorted(f for f in files if f)
 
 
-def build(workload, directory: str | None = None, log=None) -> dict:
+def build(workload, directory: str | None = None) -> dict:
     """Run workload on Numba's JIT, then compile every kernel entry Numba compiled for it (see
     the module docstring); returns {"exports", "seconds", "path"}. directory: where to put the build (default: the first of ``jit.aot_dirs()``
     that can be written)."""
@@ -133,8 +131,6 @@ def build(workload, directory: str | None = None, log=None) -> dict:
                 os.remove(old)  # a process that mapped it keeps it until it exits
             except OSError:
                 pass
-    if log:
-        log(f"{len(exports)} kernel entry points compiled ahead of time")
     return {"exports": len(exports), "seconds": time.perf_counter() - t0, "path": os.path.join(directory, file)}
 
 
@@ -147,12 +143,3 @@ def _writable(candidates) -> str | None:
         if os.access(d, os.W_OK):
             return d
     return None
-
-
-def remove(directory: str) -> None:
-    """Delete the build in directory (tests: the JIT path)."""
-    for path in glob.glob(os.path.join(directory, jit.AOT_MODULE + "*")):
-        if os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.remove(path)

@@ -46,18 +46,32 @@ def _qualified(fn) -> str:
     return f"{fn.__module__}.{fn.__qualname__}"
 
 
-class Kernel:
-    """A function to be compiled by Numba with ``options``; see the module docstring."""
+class _Declared:
+    """A function declared for Numba, made by it when the process switches to Numba."""
 
     def __init__(self, py_func, options: dict):
         functools.update_wrapper(self, py_func)
         self.py_func = py_func
         self.options = options
-        self.qualified = _qualified(py_func)
         self.dispatcher = None
-        self._compiled = None    # {type key: AOT function} once looked up
         with _lock:
             _kernels.append(self)
+
+    def make(self, numba):
+        """What Numba makes of the function (its dispatcher, its intrinsic)."""
+        raise NotImplementedError
+
+
+class Kernel(_Declared):
+    """A function to be compiled by Numba with ``options``; see the module docstring."""
+
+    def __init__(self, py_func, options: dict):
+        super().__init__(py_func, options)
+        self.qualified = _qualified(py_func)
+        self._compiled = None    # {type key: AOT function} once looked up
+
+    def make(self, numba):
+        return numba.njit(**self.options)(self.py_func)
 
     def __call__(self, *args, **kwargs):
         if self._compiled is None:
@@ -80,16 +94,13 @@ class Kernel:
         return f"<kernel {self.qualified}>"
 
 
-class LazyIntrinsic:
+class LazyIntrinsic(_Declared):
     """A ``numba.extending.intrinsic`` made when Numba is imported (only jitted code calls it)."""
 
-    def __init__(self, fn, options: dict):
-        functools.update_wrapper(self, fn)
-        self.fn = fn
-        self.options = options
-        self.dispatcher = None
-        with _lock:
-            _kernels.append(self)
+    def make(self, numba):
+        from numba.extending import intrinsic as real
+
+        return real(**self.options)(self.py_func) if self.options else real(self.py_func)
 
     @property
     def _numba_type_(self):
@@ -107,7 +118,7 @@ def njit(fn=None, **options):
         return lambda f: njit(f, **options)
     kernel = Kernel(fn, options)
     if _numba is not None:   # declared after the switch to Numba: plain Numba from the start
-        kernel.dispatcher = _numba.njit(**options)(fn)
+        kernel.dispatcher = kernel.make(_numba)
         return kernel.dispatcher
     return kernel
 
@@ -116,10 +127,11 @@ def intrinsic(fn=None, **options):
     """``numba.extending.intrinsic`` without importing Numba."""
     if fn is None:
         return lambda f: intrinsic(f, **options)
+    declared = LazyIntrinsic(fn, options)
     if _numba is not None:
-        from numba.extending import intrinsic as real
-        return real(**options)(fn) if options else real(fn)
-    return LazyIntrinsic(fn, options)
+        declared.dispatcher = declared.make(_numba)
+        return declared.dispatcher
+    return declared
 
 
 def answer_no_blas() -> None:
@@ -161,23 +173,18 @@ def materialize(kernel=None):
     with _lock:
         if _numba is None:
             numba = _import_numba()
-            from numba.extending import intrinsic as real_intrinsic
-
             for k in _kernels:
-                if isinstance(k, Kernel):
-                    k.dispatcher = numba.njit(**k.options)(k.py_func)
-                else:
-                    k.dispatcher = real_intrinsic(**k.options)(k.fn) if k.options else real_intrinsic(k.fn)
+                if k.dispatcher is None:
+                    k.dispatcher = k.make(numba)
             # every namespace that may hold a declared kernel: the defining modules' and
             # every auracore module's (jitted code resolves its callees there)
-            spaces = {id(k.py_func.__globals__): k.py_func.__globals__ for k in _kernels if isinstance(k, Kernel)}
-            spaces.update({id(k.fn.__globals__): k.fn.__globals__ for k in _kernels if isinstance(k, LazyIntrinsic)})
+            spaces = {id(k.py_func.__globals__): k.py_func.__globals__ for k in _kernels}
             for name, module in list(sys.modules.items()):
                 if name.startswith("auracore.") and module is not None:
                     spaces[id(module.__dict__)] = module.__dict__
             for space in spaces.values():
                 for name, value in list(space.items()):
-                    if isinstance(value, (Kernel, LazyIntrinsic)):
+                    if isinstance(value, _Declared):
                         space[name] = value.dispatcher
             _numba = numba
     return getattr(kernel, "dispatcher", kernel)
@@ -187,11 +194,6 @@ def declared() -> list:
     """Every kernel declared so far (not the intrinsics)."""
     with _lock:
         return [k for k in _kernels if isinstance(k, Kernel)]
-
-
-def materialized() -> bool:
-    """Whether Numba has been imported for the kernels."""
-    return _numba is not None
 
 
 # --- argument types --------------------------------------------------------------------------

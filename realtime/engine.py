@@ -21,14 +21,14 @@ from auracore.kernels.blend import blend_targets
 from auracore.kernels.chain import SANE_LIMIT, ChainArrays, ChainState, LimiterArrays, chain_kernel, chain_reset
 from auracore.kernels.loudness import LoudnessMeter, MeterArrays, meter_process, meter_reset
 
-# the live engine runs on Numba's dispatch and its cfunc callback, as compiled here: no
-# per-block lookup of an ahead-of-time export (kernels/jit.py) in the audio thread
-jit.materialize()
-
 from .atomics import fence_release
 from .clock import monotonic_ns
 from .mailbox import ControlMailbox, TargetMailbox, mailbox_drain, targets_take
 from .ring import AnalysisRing, ring_write
+
+# the live engine runs on Numba's dispatch and its cfunc callback, as compiled here: no
+# per-block lookup of an ahead-of-time export (kernels/jit.py) in the audio thread
+jit.materialize()
 
 # the engine's status: one float64 record the callback writes and readers copy or read by
 # field name (``Engine.stats``)
