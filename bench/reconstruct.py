@@ -16,15 +16,17 @@ Rows:
   chosen program's GM family (program // 8) is the family of the part the stem mostly holds
   (bass -> the bass part, vocals -> the lead, other -> the chords: the DSP separator's
   split of this material); drums are counted apart (a kit is always chosen for drums);
-- speed: seconds per second of input, one 3-minute piece with --long-s 180 (2 cores).
+- speed: seconds per second of input, one 3-minute piece with --long-s 180 (2 cores);
+- with --family-stages, only where the family is lost: the chords' and the lead's program
+  chosen from the true or the separated stem, with the true or the transcribed notes.
 
-    nice -n 5 .venv/bin/python bench/reconstruct.py [--pieces N] [--seconds S] [--rounds R] [--long-s S] [--json]
+    nice -n 5 .venv/bin/python bench/reconstruct.py [--pieces N] [--seconds S] [--rounds R] [--long-s S]
+        [--separator DIR|dsp] [--family-stages] [--json]
 """
 
 import argparse
 import json
 import math
-import os
 import sys
 import time
 
@@ -211,6 +213,48 @@ def family_hits(programs: dict, piece: dict) -> list:
     return out
 
 
+# the chords and the lead, and the separated stem each is scored against (the DSP separator's split)
+PITCHED_PARTS = {"chords": "other", "lead": "vocals"}
+
+
+def family_by_stage(seeds, seconds: float, runner, separator=None) -> dict:
+    """Where the program choice loses the family: the chords' and the lead's program chosen
+    by timbre (``timbre.choose``, as reconstruct calls it) from (the true stem or the
+    separated stem) x (the true notes or the stem's transcription). {stage: accuracy}, and
+    the rows (stage, seed, part, true program, chosen program)."""
+    from auracore.offline.reconstruct import timbre
+    from auracore.offline.reconstruct.core import Part, _excerpt_render
+    from auracore.offline.separate import separate
+    from auracore.offline.transcribe import transcribe
+
+    rows = []
+    for seed in seeds:
+        piece = make_piece(seed, seconds)
+        rate, mix = piece["rate"], piece["mix"]
+        duration_s = mix.shape[0] / rate
+        separated = separate(mix, rate, stems=("drums", "bass", "vocals", "other"), model=separator)
+        for part, stem_name in PITCHED_PARTS.items():
+            true_notes = tuple(piece["parts"][part]["notes"])
+            for stems_from, stem in (("true", piece["stems"][part]), ("separated", separated[stem_name])):
+                transcribed = transcribe(stem, rate, stem_type="pitched")
+                heard = tuple((n.onset_s, max(n.offset_s - n.onset_s, 0.02), n.pitch, n.velocity) for n in transcribed.notes)
+                for notes_from, notes in (("true", true_notes), ("transcribed", heard)):
+                    if not notes:
+                        rows.append((f"{stems_from} stem, {notes_from} notes", seed, part, piece["parts"][part]["program"], None))
+                        continue
+                    a, b = timbre.excerpt_window([n[0] for n in notes], duration_s)
+                    i0, i1 = int(a * rate), int(b * rate)
+                    mask = timbre.note_band_mask(timbre.band_mask(stem[i0:i1], mix[i0:i1], rate), [n[2] for n in notes], rate)
+                    choice = timbre.choose(_excerpt_render(Part(part, False, notes, 1.0), a, b, rate), stem[i0:i1], rate,
+                                           mask=mask, runner=runner)
+                    rows.append((f"{stems_from} stem, {notes_from} notes", seed, part, piece["parts"][part]["program"],
+                                 choice.program))
+    stages = sorted({r[0] for r in rows}, key=lambda s: [r[0] for r in rows].index(s))
+    acc = {st: float(np.mean([r[4] is not None and family(r[4]) == family(r[3]) for r in rows if r[0] == st]))
+           for st in stages}
+    return {"accuracy": acc, "rows": rows}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pieces", type=int, default=4)
@@ -218,18 +262,31 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=12.0)
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--long-s", type=float, default=0.0, help="also time one piece this long (s), e.g. 180")
+    ap.add_argument("--separator", default=None, help="a model folder or dsp (default: reconstruct's own, the shipped model)")
+    ap.add_argument("--family-stages", action="store_true",
+                    help="only measure where the program family is lost: true or separated stems x true or transcribed notes")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     from auracore.models.runtime import ModelRunner
     from auracore.offline.reconstruct import reconstruct
 
     runner = ModelRunner()
+    if args.family_stages:
+        res = family_by_stage(range(args.first_seed, args.first_seed + args.pieces), args.seconds, runner, args.separator)
+        if args.json:
+            print(json.dumps(res))
+        else:
+            print(f"| chords and lead of {args.pieces} pieces | program family right |")
+            print("|---|---|")
+            for stage, acc in res["accuracy"].items():
+                print(f"| {stage} | {acc:.0%} |")
+        return 0
     rows = []
     for k in range(args.pieces):
         seed = args.first_seed + k
         piece = make_piece(seed, args.seconds)
         t0 = time.time()
-        r = reconstruct(piece["mix"], piece["rate"], max_rounds=args.rounds, runner=runner)
+        r = reconstruct(piece["mix"], piece["rate"], max_rounds=args.rounds, runner=runner, separator=args.separator)
         took = time.time() - t0
         o = oracle(piece, runner)
         hits = family_hits(r.programs, piece)
@@ -249,7 +306,7 @@ def main(argv=None) -> int:
     if args.long_s:
         piece = make_piece(2000, args.long_s)
         t0 = time.time()
-        reconstruct(piece["mix"], piece["rate"], max_rounds=args.rounds, runner=runner)
+        reconstruct(piece["mix"], piece["rate"], max_rounds=args.rounds, runner=runner, separator=args.separator)
         res["long"] = {"seconds": args.long_s, "wall_s": time.time() - t0, "x_duration": (time.time() - t0) / args.long_s}
     if args.json:
         print(json.dumps(res))
