@@ -215,12 +215,16 @@ def family_hits(programs: dict, piece: dict) -> list:
 
 # the chords and the lead, and the separated stem each is scored against (the DSP separator's split)
 PITCHED_PARTS = {"chords": "other", "lead": "vocals"}
+LOWEST_MELODIC_PITCH = 48  # C3: what a melodic stem holds under it is mostly the bass's
 
 
 def family_by_stage(seeds, seconds: float, runner, separator=None) -> dict:
     """Where the program choice loses the family: the chords' and the lead's program chosen
     by timbre (``timbre.choose``, as reconstruct calls it) from (the true stem or the
-    separated stem) x (the true notes or the stem's transcription). {stage: accuracy}, and
+    separated stem) x (the true notes or the stem's transcription); and a fifth way, the
+    separated vocals and other summed and transcribed (notes from C3 up), split into its top
+    line (the lead) and the rest (the chords), the two programs chosen together
+    (``timbre.choose_jointly``). {stage: accuracy}, and
     the rows (stage, seed, part, true program, chosen program)."""
     from auracore.offline.reconstruct import timbre
     from auracore.offline.reconstruct.core import Part, _excerpt_render
@@ -249,6 +253,24 @@ def family_by_stage(seeds, seconds: float, runner, separator=None) -> dict:
                                            mask=mask, runner=runner)
                     rows.append((f"{stems_from} stem, {notes_from} notes", seed, part, piece["parts"][part]["program"],
                                  choice.program))
+        # the lead and the chords as one: vocals + other transcribed, split into its top line
+        # (the lead) and the rest (the chords), the two programs chosen together
+        stage = "separated vocals + other, top line and the rest, chosen together"
+        both = separated["vocals"] + separated["other"]
+        heard = tuple((n.onset_s, max(n.offset_s - n.onset_s, 0.02), n.pitch, n.velocity)
+                      for n in transcribe(both, rate, stem_type="pitched").notes if n.pitch >= LOWEST_MELODIC_PITCH)
+        lead, chords = timbre.top_line(heard)
+        chosen = {}
+        if lead and chords:
+            a, b = timbre.excerpt_window([n[0] for n in heard], duration_s)
+            i0, i1 = int(a * rate), int(b * rate)
+            mask = timbre.note_band_mask(timbre.band_mask(both[i0:i1], mix[i0:i1], rate), [n[2] for n in heard], rate)
+            renders = {part: _excerpt_render(Part(part, False, notes, 1.0), a, b, rate)
+                       for part, notes in (("chords", chords), ("lead", lead))}
+            chosen = {part: c.program for part, c in
+                      timbre.choose_jointly(renders, both[i0:i1], rate, mask=mask, runner=runner).items()}
+        for part in PITCHED_PARTS:
+            rows.append((stage, seed, part, piece["parts"][part]["program"], chosen.get(part)))
     stages = sorted({r[0] for r in rows}, key=lambda s: [r[0] for r in rows].index(s))
     acc = {st: float(np.mean([r[4] is not None and family(r[4]) == family(r[3]) for r in rows if r[0] == st]))
            for st in stages}

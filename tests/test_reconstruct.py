@@ -97,6 +97,37 @@ def test_a_bass_line_is_matched_to_the_bass_family():
     assert choice.family == 4, choice.to_dict()  # GM family 4: basses (32-39)
 
 
+def test_the_top_line_is_the_notes_nothing_higher_covers():
+    # a melody over held chords: C5 and D5 over a C-major triad, then E5 alone, then a
+    # chord note that outlasts the melody by under 20 ms (still under it)
+    chord = ((0.0, 2.0, 60, 80), (0.0, 2.0, 64, 80), (0.0, 2.0, 67, 80))
+    melody = ((0.0, 1.0, 72, 100), (1.0, 1.0, 74, 100), (2.5, 0.5, 76, 100))
+    tail = ((2.49, 0.52, 55, 70),)
+    top, rest = timbre.top_line(chord + melody + tail)
+    assert set(top) == set(melody)
+    assert set(rest) == set(chord + tail)
+    assert timbre.top_line(()) == ((), ())
+
+
+def test_a_lead_over_chords_in_one_stem_gets_both_families():
+    # one stem holding a flute line (GM 73, pipe) over piano chords (GM 0): chosen together,
+    # each part finds its family (the chords' candidates are heard beside the lead's choice)
+    seconds = 6.0
+    chords = tuple((2.0 * k, 1.9, p, 75) for k in range(3) for p in ((60, 64, 67), (57, 60, 64), (55, 59, 62))[k])
+    lead = tuple((0.5 * k, 0.45, (76, 79, 81, 79, 76, 74, 72, 74)[k % 8], 100) for k in range(12))
+
+    def render(program, notes):
+        return fluid.render_tracks(fluid.SOUNDFONT, [fluid.Track(program, 64, notes)], seconds, sample_rate=44100,
+                                   sample_format="float")
+    stem = render(0, chords) + render(73, lead)
+    top, rest = timbre.top_line(chords + lead)
+    assert set(top) == set(lead) and set(rest) == set(chords)
+    chosen = timbre.choose_jointly({"chords": lambda p: render(p, rest), "lead": lambda p: render(p, top)},
+                                   stem, 44100)
+    assert timbre.family_of(chosen["lead"].program) == 9, chosen["lead"].to_dict()    # pipe (72-79)
+    assert timbre.family_of(chosen["chords"].program) == 0, chosen["chords"].to_dict()  # piano (0-7)
+
+
 class _FakeLLM(http.server.BaseHTTPRequestHandler):
     received = []
 
