@@ -227,7 +227,7 @@ def family_by_stage(seeds, seconds: float, runner, separator=None) -> dict:
     (``timbre.choose_jointly``). {stage: accuracy}, and
     the rows (stage, seed, part, true program, chosen program)."""
     from auracore.offline.reconstruct import timbre
-    from auracore.offline.reconstruct.core import Part, _excerpt_render
+    from auracore.offline.reconstruct.core import Part, _excerpt_render, part_notes
     from auracore.offline.separate import separate
     from auracore.offline.transcribe import transcribe
 
@@ -240,8 +240,7 @@ def family_by_stage(seeds, seconds: float, runner, separator=None) -> dict:
         for part, stem_name in PITCHED_PARTS.items():
             true_notes = tuple(piece["parts"][part]["notes"])
             for stems_from, stem in (("true", piece["stems"][part]), ("separated", separated[stem_name])):
-                transcribed = transcribe(stem, rate, stem_type="pitched")
-                heard = tuple((n.onset_s, max(n.offset_s - n.onset_s, 0.02), n.pitch, n.velocity) for n in transcribed.notes)
+                heard = part_notes(transcribe(stem, rate, stem_type="pitched").notes)
                 for notes_from, notes in (("true", true_notes), ("transcribed", heard)):
                     if not notes:
                         rows.append((f"{stems_from} stem, {notes_from} notes", seed, part, piece["parts"][part]["program"], None))
@@ -257,8 +256,8 @@ def family_by_stage(seeds, seconds: float, runner, separator=None) -> dict:
         # (the lead) and the rest (the chords), the two programs chosen together
         stage = "separated vocals + other, top line and the rest, chosen together"
         both = separated["vocals"] + separated["other"]
-        heard = tuple((n.onset_s, max(n.offset_s - n.onset_s, 0.02), n.pitch, n.velocity)
-                      for n in transcribe(both, rate, stem_type="pitched").notes if n.pitch >= LOWEST_MELODIC_PITCH)
+        heard = part_notes(n for n in transcribe(both, rate, stem_type="pitched").notes
+                           if n.pitch >= LOWEST_MELODIC_PITCH)
         lead, chords = timbre.top_line(heard)
         chosen = {}
         if lead and chords:
@@ -271,9 +270,8 @@ def family_by_stage(seeds, seconds: float, runner, separator=None) -> dict:
                       timbre.choose_jointly(renders, both[i0:i1], rate, mask=mask, runner=runner).items()}
         for part in PITCHED_PARTS:
             rows.append((stage, seed, part, piece["parts"][part]["program"], chosen.get(part)))
-    stages = sorted({r[0] for r in rows}, key=lambda s: [r[0] for r in rows].index(s))
     acc = {st: float(np.mean([r[4] is not None and family(r[4]) == family(r[3]) for r in rows if r[0] == st]))
-           for st in stages}
+           for st in dict.fromkeys(r[0] for r in rows)}  # in the order first met
     return {"accuracy": acc, "rows": rows}
 
 

@@ -219,6 +219,12 @@ class Synth:
         return self.cache[key]
 
 
+def part_notes(notes) -> tuple:
+    """Transcribed Notes as a part holds them: ((start_s, duration_s, pitch, velocity), ...),
+    every note at least 20 ms long."""
+    return tuple((n.onset_s, max(n.offset_s - n.onset_s, 0.02), n.pitch, n.velocity) for n in notes)
+
+
 def _excerpt_render(part: Part, a: float, b: float, sample_rate: int):
     from auracore.models import fluid
 
@@ -272,7 +278,7 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
     total = sum(_energy(s) for s in stems.values()) or 1.0
     parts = {}
     for track in notes.tracks:
-        tn = tuple((n.onset_s, max(n.offset_s - n.onset_s, 0.02), n.pitch, n.velocity) for n in track.notes)
+        tn = part_notes(track.notes)
         if tn:
             parts[track.name] = Part(track.name, track.is_drums, tn, _energy(stems[track.name]) / total)
     if not parts:

@@ -251,12 +251,14 @@ def top_line(notes, overlap_s: float = 0.02) -> tuple[tuple, tuple]:
     (the melody a listener follows over chords), and the others. notes: (start_s,
     duration_s, pitch, velocity) tuples, as the parts hold them."""
     notes = tuple(notes)
+    if not notes:
+        return (), ()
+    start, dur, pitch = (np.array([n[k] for n in notes], dtype=np.float64) for k in range(3))
+    end = start + dur
     top, rest = [], []
-    for i, (s, d, p, _) in enumerate(notes):
-        e = s + d
-        covered = any(j != i and q > p and t < e - overlap_s and t + u > s + overlap_s
-                      for j, (t, u, q, _) in enumerate(notes))
-        (rest if covered else top).append(notes[i])
+    for i, note in enumerate(notes):
+        covered = (pitch > pitch[i]) & (start < end[i] - overlap_s) & (end > start[i] + overlap_s)
+        (rest if covered.any() else top).append(note)
     return tuple(top), tuple(rest)
 
 
