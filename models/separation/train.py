@@ -6,6 +6,11 @@ remix augmentation: the mixture is still the exact sum of its stems), with a ran
 channel swap and, sometimes, silence. The loss is the L1 distance between the masked
 mixture magnitude and each stem's magnitude on every bin, so the loss weighs energy as
 the SDR does. The held-out ``test`` split gives the validation loss; the best epoch is kept.
+
+Where the CPU has bfloat16 instructions (oneDNN says so), the network runs under bfloat16
+autocast with channels-last tensors (the weights, the STFT and the loss stay float32): 1.4x
+the steps per minute here (0.92 s a step against 1.32 s on two threads), and the steps, not
+the data, are what the time budget limits.
 """
 
 import csv
@@ -35,6 +40,14 @@ class TrainConfig:
     lr: float = 2e-3
     seed: int = 1
     threads: int = 2
+    bf16: bool | None = None  # None: where the CPU supports it
+
+
+def bf16_supported() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 class Frontend(torch.nn.Module):
@@ -80,12 +93,18 @@ def draw_batch(rng: np.random.Generator, stems: np.ndarray, batch: int, length: 
     return out
 
 
-def loss_of(net: SepNet, front: Frontend, stems: torch.Tensor) -> torch.Tensor:
-    """L1 between masked mixture magnitude and true stem magnitudes, averaged."""
+def loss_of(net: SepNet, front: Frontend, stems: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+    """L1 between masked mixture magnitude and true stem magnitudes, averaged. bf16: the
+    network under bfloat16 autocast on channels-last input (the rest in float32)."""
     spec = front.stft(stems)  # (B, S, 2, T, K)
     mix = spec.sum(dim=1)  # (B, 2, T, K)
     mix_mag = mix.abs()
-    masks = net(mix_mag @ front.pool)  # (B, S, 2, T, NB)
+    band = mix_mag @ front.pool
+    if bf16:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            masks = net(band.contiguous(memory_format=torch.channels_last)).float()
+    else:
+        masks = net(band)  # (B, S, 2, T, NB)
     est = (masks @ front.expand) * mix_mag.unsqueeze(1)
     return (est - spec.abs()).abs().mean() * 100.0
 
@@ -103,8 +122,11 @@ def train(work_dir: str, cfg: TrainConfig, log=print) -> tuple[SepNet, dict]:
     vrng = np.random.default_rng(12345)
     val_batches = [torch.from_numpy(draw_batch(vrng, val_set, cfg.batch, length)) for _ in range(6)]
     net, front = SepNet(), Frontend()
+    bf16 = bf16_supported() if cfg.bf16 is None else bool(cfg.bf16)
+    if bf16:
+        net = net.to(memory_format=torch.channels_last)
     log(f"train: separation net with {parameter_count(net)} parameters on {train_set.shape[0]} pieces; "
-        f"budget {cfg.max_minutes:.0f} min")
+        f"budget {cfg.max_minutes:.0f} min{'; bfloat16 autocast' if bf16 else ''}")
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     t0 = time.time()
     budget = cfg.max_minutes * 60.0
@@ -121,7 +143,7 @@ def train(work_dir: str, cfg: TrainConfig, log=print) -> tuple[SepNet, dict]:
         total = 0.0
         for _ in range(cfg.steps_per_epoch):
             batch = torch.from_numpy(draw_batch(rng, train_set, cfg.batch, length))
-            loss = loss_of(net, front, batch)
+            loss = loss_of(net, front, batch, bf16)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -129,7 +151,7 @@ def train(work_dir: str, cfg: TrainConfig, log=print) -> tuple[SepNet, dict]:
             total += float(loss.detach())
         net.eval()
         with torch.no_grad():
-            val = float(np.mean([float(loss_of(net, front, b)) for b in val_batches]))
+            val = float(np.mean([float(loss_of(net, front, b, bf16)) for b in val_batches]))
         train_loss = total / cfg.steps_per_epoch
         curves.append({"epoch": epoch, "seconds": round(time.time() - t0, 1), "lr": lr,
                        "train_loss": round(train_loss, 5), "val_loss": round(val, 5)})
@@ -146,8 +168,9 @@ def train(work_dir: str, cfg: TrainConfig, log=print) -> tuple[SepNet, dict]:
         w.writeheader()
         w.writerows(curves)
     net.load_state_dict(torch.load(ckpt, weights_only=True))
+    net = net.to(memory_format=torch.contiguous_format)
     net.eval()
     return net, {"epochs": epoch, "best_epoch": best_epoch, "best_val_loss": round(best, 5),
                  "parameters": parameter_count(net), "seconds": round(time.time() - t0, 1),
                  "segment_frames": SEGMENT_FRAMES, "batch": cfg.batch, "steps_per_epoch": cfg.steps_per_epoch,
-                 "max_minutes": cfg.max_minutes}
+                 "max_minutes": cfg.max_minutes, "bf16": bf16}
