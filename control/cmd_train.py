@@ -42,7 +42,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2, help="processes building the data (default 2)")
     p.add_argument("--epochs", type=int, default=80, help="most epochs (default 80; early stopping ends sooner)")
     p.add_argument("--max-minutes", type=_positive, default=None,
-                   help="stop training after this many minutes (default 20; 45 for separation)")
+                   help="stop training after this many minutes (default 20; 75 for separation)")
     p.add_argument("--reuse-data", action="store_true",
                    help="train on the data already in --work-dir instead of rebuilding it")
     p.set_defaults(func=run)
