@@ -12,16 +12,17 @@ Rows:
   choice, mix, master by reference, QC, the rule-based decisions), its final QC score;
 - ``oracle``: the true MIDI with the true programs, rendered dry (no EQ, reverb or width),
   mixed at the true per-part levels and mastered by reference to the mix, the same QC;
-- program family accuracy: per separated pitched stem (bass, vocals, other), whether the
-  chosen program's GM family (program // 8) is the family of the part the stem mostly holds
-  (bass -> the bass part, vocals -> the lead, other -> the chords: the DSP separator's
-  split of this material); drums are counted apart (a kit is always chosen for drums);
+- program family accuracy: per pitched part of the piece (bass, chords, lead), whether the
+  program chosen for the part that stands for it has its GM family (program // 8): the
+  loop's bass, chords and lead (with --no-lead-split: the bass, other and vocals stems, the
+  DSP separator's split of this material); a part with no notes heard counts as wrong;
+  drums are counted apart (a kit is always chosen for drums);
 - speed: seconds per second of input, one 3-minute piece with --long-s 180 (2 cores);
 - with --family-stages, only where the family is lost: the chords' and the lead's program
   chosen from the true or the separated stem, with the true or the transcribed notes.
 
     nice -n 5 .venv/bin/python bench/reconstruct.py [--pieces N] [--seconds S] [--rounds R] [--long-s S]
-        [--separator DIR|dsp] [--family-stages] [--json]
+        [--separator DIR|dsp] [--no-lead-split] [--family-stages] [--json]
 """
 
 import argparse
@@ -43,7 +44,7 @@ MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)
 PROGRESSIONS_MAJOR = ((0, 5, 3, 4), (0, 3, 4, 0), (0, 4, 5, 3), (5, 3, 0, 4))
 PROGRESSIONS_MINOR = ((0, 5, 2, 6), (0, 3, 4, 0), (0, 6, 5, 4), (0, 2, 5, 4))
-STEM_PART = {"drums": "drums", "bass": "bass", "vocals": "lead", "other": "chords"}
+STEM_PART = {"drums": "drums", "bass": "bass", "vocals": "lead", "other": "chords", "lead": "lead", "chords": "chords"}
 
 
 def family(program: int) -> int:
@@ -202,14 +203,23 @@ def oracle(piece: dict, runner=None) -> float:
     return qc(mix, master(total, mix, rate).audio, rate, runner=runner).score
 
 
+def _family_name(f) -> str:
+    return "none" if f is None else GM_FAMILY_NAMES[f]
+
+
 def family_hits(programs: dict, piece: dict) -> list:
-    """(stem, chosen family, true family, right?) for the pitched stems."""
+    """(stem, chosen family, true family, right?) for each pitched part of the piece (bass,
+    chords, lead): the stem that stands for it (STEM_PART); a part no stem stands for (no
+    notes were heard) counts as wrong, with chosen family None."""
     out = []
-    for stem, part in STEM_PART.items():
-        if stem == "drums" or stem not in programs:
+    for part in ("bass", "chords", "lead"):
+        true = family(piece["parts"][part]["program"])
+        stems = [s for s, p in STEM_PART.items() if p == part and s in programs]
+        if not stems:
+            out.append((part, None, true, False))
             continue
-        chosen, true = family(programs[stem]), family(piece["parts"][part]["program"])
-        out.append((stem, chosen, true, chosen == true))
+        chosen = family(programs[stems[0]])
+        out.append((stems[0], chosen, true, chosen == true))
     return out
 
 
@@ -283,6 +293,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--long-s", type=float, default=0.0, help="also time one piece this long (s), e.g. 180")
     ap.add_argument("--separator", default=None, help="a model folder or dsp (default: reconstruct's own, the shipped model)")
+    ap.add_argument("--no-lead-split", action="store_true",
+                    help="one part per separated stem (reconstruct's lead_split=False) instead of a lead and chords")
     ap.add_argument("--family-stages", action="store_true",
                     help="only measure where the program family is lost: true or separated stems x true or transcribed notes")
     ap.add_argument("--json", action="store_true")
@@ -306,17 +318,18 @@ def main(argv=None) -> int:
         seed = args.first_seed + k
         piece = make_piece(seed, args.seconds)
         t0 = time.time()
-        r = reconstruct(piece["mix"], piece["rate"], max_rounds=args.rounds, runner=runner, separator=args.separator)
+        r = reconstruct(piece["mix"], piece["rate"], max_rounds=args.rounds, runner=runner, separator=args.separator,
+                        lead_split=not args.no_lead_split)
         took = time.time() - t0
         o = oracle(piece, runner)
         hits = family_hits(r.programs, piece)
         rows.append({"seed": seed, "qc_round1": r.rounds[0].qc_score, "qc": r.qc_score, "rounds": len(r.rounds),
                      "oracle_qc": o, "family_hits": [h[3] for h in hits],
-                     "families": {h[0]: [GM_FAMILY_NAMES[h[1]], GM_FAMILY_NAMES[h[2]]] for h in hits},
+                     "families": {h[0]: [_family_name(h[1]), _family_name(h[2])] for h in hits},
                      "seconds": took, "x_duration": took / args.seconds})
         if not args.json:
             print(f"piece {seed}: QC {r.rounds[0].qc_score:.1f} -> {r.qc_score:.1f} in {len(r.rounds)} rounds, "
-                  f"oracle {o:.1f}; families " + ", ".join(f"{h[0]} {GM_FAMILY_NAMES[h[1]]}/{GM_FAMILY_NAMES[h[2]]}"
+                  f"oracle {o:.1f}; families " + ", ".join(f"{h[0]} {_family_name(h[1])}/{_family_name(h[2])}"
                                                         for h in hits) + f"; {took:.1f} s", file=sys.stderr)
     res = {"pieces": len(rows), "seconds": args.seconds,
            "qc_mean": float(np.mean([r["qc"] for r in rows])), "qc_round1_mean": float(np.mean([r["qc_round1"] for r in rows])),
@@ -326,7 +339,8 @@ def main(argv=None) -> int:
     if args.long_s:
         piece = make_piece(2000, args.long_s)
         t0 = time.time()
-        reconstruct(piece["mix"], piece["rate"], max_rounds=args.rounds, runner=runner, separator=args.separator)
+        reconstruct(piece["mix"], piece["rate"], max_rounds=args.rounds, runner=runner, separator=args.separator,
+                    lead_split=not args.no_lead_split)
         res["long"] = {"seconds": args.long_s, "wall_s": time.time() - t0, "x_duration": (time.time() - t0) / args.long_s}
     if args.json:
         print(json.dumps(res))
