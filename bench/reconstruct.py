@@ -13,16 +13,15 @@ Rows:
 - ``oracle``: the true MIDI with the true programs, rendered dry (no EQ, reverb or width),
   mixed at the true per-part levels and mastered by reference to the mix, the same QC;
 - program family accuracy: per pitched part of the piece (bass, chords, lead), whether the
-  program chosen for the part that stands for it has its GM family (program // 8): the
-  loop's bass, chords and lead (with --no-lead-split: the bass, other and vocals stems, the
-  DSP separator's split of this material); a part with no notes heard counts as wrong;
-  drums are counted apart (a kit is always chosen for drums);
+  program chosen for the stem that stands for it has its GM family (program // 8): the
+  bass, other and vocals stems (the DSP separator's split of this material); a part with
+  no notes heard counts as wrong; drums are counted apart (a kit is always chosen);
 - speed: seconds per second of input, one 3-minute piece with --long-s 180 (2 cores);
 - with --family-stages, only where the family is lost: the chords' and the lead's program
   chosen from the true or the separated stem, with the true or the transcribed notes.
 
     nice -n 5 .venv/bin/python bench/reconstruct.py [--pieces N] [--seconds S] [--rounds R] [--long-s S]
-        [--separator DIR|dsp] [--no-lead-split] [--family-stages] [--json]
+        [--separator DIR|dsp] [--family-stages] [--json]
 """
 
 import argparse
@@ -44,7 +43,7 @@ MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)
 PROGRESSIONS_MAJOR = ((0, 5, 3, 4), (0, 3, 4, 0), (0, 4, 5, 3), (5, 3, 0, 4))
 PROGRESSIONS_MINOR = ((0, 5, 2, 6), (0, 3, 4, 0), (0, 6, 5, 4), (0, 2, 5, 4))
-STEM_PART = {"drums": "drums", "bass": "bass", "vocals": "lead", "other": "chords", "lead": "lead", "chords": "chords"}
+STEM_PART = {"drums": "drums", "bass": "bass", "vocals": "lead", "other": "chords"}
 
 
 def family(program: int) -> int:
@@ -293,8 +292,6 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--long-s", type=float, default=0.0, help="also time one piece this long (s), e.g. 180")
     ap.add_argument("--separator", default=None, help="a model folder or dsp (default: reconstruct's own, the shipped model)")
-    ap.add_argument("--no-lead-split", action="store_true",
-                    help="one part per separated stem (reconstruct's lead_split=False) instead of a lead and chords")
     ap.add_argument("--family-stages", action="store_true",
                     help="only measure where the program family is lost: true or separated stems x true or transcribed notes")
     ap.add_argument("--json", action="store_true")
@@ -318,8 +315,7 @@ def main(argv=None) -> int:
         seed = args.first_seed + k
         piece = make_piece(seed, args.seconds)
         t0 = time.time()
-        r = reconstruct(piece["mix"], piece["rate"], max_rounds=args.rounds, runner=runner, separator=args.separator,
-                        lead_split=not args.no_lead_split)
+        r = reconstruct(piece["mix"], piece["rate"], max_rounds=args.rounds, runner=runner, separator=args.separator)
         took = time.time() - t0
         o = oracle(piece, runner)
         hits = family_hits(r.programs, piece)
@@ -339,8 +335,7 @@ def main(argv=None) -> int:
     if args.long_s:
         piece = make_piece(2000, args.long_s)
         t0 = time.time()
-        reconstruct(piece["mix"], piece["rate"], max_rounds=args.rounds, runner=runner, separator=args.separator,
-                    lead_split=not args.no_lead_split)
+        reconstruct(piece["mix"], piece["rate"], max_rounds=args.rounds, runner=runner, separator=args.separator)
         res["long"] = {"seconds": args.long_s, "wall_s": time.time() - t0, "x_duration": (time.time() - t0) / args.long_s}
     if args.json:
         print(json.dumps(res))

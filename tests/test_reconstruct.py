@@ -128,41 +128,6 @@ def test_a_lead_over_chords_in_one_stem_gets_both_families():
     assert timbre.family_of(chosen["chords"].program) == 0, chosen["chords"].to_dict()  # piano (0-7)
 
 
-def test_the_melodic_stem_splits_into_lead_and_chords():
-    from auracore.offline.reconstruct.core import split_lead
-    from auracore.offline.transcribe.notes import Note, Track
-
-    chords = [Note(0.0, 2.0, p, 80) for p in (60, 64, 67)]
-    melody = [Note(0.0, 1.0, 72, 100), Note(1.0, 2.0, 74, 100)]
-    low = [Note(0.0, 2.0, 40, 90)]  # under C3: the bass's, dropped
-    lead, rest = split_lead(Track("melodic", "pitched", 0, tuple(low + chords + melody)))
-    assert (lead.name, rest.name) == ("lead", "chords")
-    assert set(lead.notes) == set(melody) and set(rest.notes) == set(chords)
-    only = split_lead(Track("melodic", "pitched", 0, tuple(melody)))
-    assert [t.name for t in only] == ["lead"]  # no chords: no empty track
-
-
-def test_parts_in_one_stem_are_balanced_on_its_spectrum():
-    # two parts in different registers, mixed at -8 dB and +3 dB: the fitted gains are found
-    # within 0.5 dB, section by section, from the spectrum of their sum alone
-    from auracore.offline.reconstruct.core import level_match_together
-
-    sr = 44100
-    t = np.arange(4 * sr) / sr
-    low = np.stack([np.sin(2 * np.pi * 220 * t) + 0.5 * np.sin(2 * np.pi * 440 * t)] * 2, axis=1) * 0.1
-    high = np.stack([np.sin(2 * np.pi * 2637 * t) + 0.3 * np.sin(2 * np.pi * 5274 * t)] * 2, axis=1) * 0.1
-    g = {"low": (10 ** (-8 / 20), 10 ** (-2 / 20)), "high": (10 ** (3 / 20), 10 ** (1 / 20))}
-    half = 2 * sr
-    target = np.concatenate([g["low"][0] * low[:half] + g["high"][0] * high[:half],
-                             g["low"][1] * low[half:] + g["high"][1] * high[half:]])
-    out = level_match_together({"low": low, "high": high}, target, sr, [(0.0, 2.0), (2.0, 4.0)])
-    for name, src in (("low", low), ("high", high)):
-        for k, (a, b) in enumerate(((0, half), (half, 2 * half))):
-            m = slice(a + 2048, b - 2048)  # away from the 20 ms ramp
-            got_db = 10 * np.log10(np.sum(out[name][m] ** 2) / np.sum(src[m] ** 2))
-            assert got_db == pytest.approx(20 * np.log10(g[name][k]), abs=0.5), (name, k, got_db)
-
-
 class _FakeLLM(http.server.BaseHTTPRequestHandler):
     received = []
 

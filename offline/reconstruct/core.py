@@ -1,18 +1,13 @@
 """The reconstruction loop: take a track apart, re-synthesise each stem, mix, master by reference, score, iterate.
 
 1. Deconstruct: stems (``auracore.offline.separate``), notes per stem (``transcribe``), the
-   profile (tempo, beats, sections, RT60). The separator has no lead stem (a melody on a reed
-   or a synth lands in ``other`` beside the chords), so ``vocals`` and ``other`` are taken as
-   one melodic stem, transcribed from C3 up and split into its top line, the ``lead``, and
-   the rest, the ``chords`` (``split_lead``; ``lead_split=False`` keeps one part per stem).
-2. Re-synthesise: each part's GM program is chosen by timbre (``timbre.choose``: family
-   first, then the program; drums choose a kit; the lead and the chords together,
-   ``timbre.choose_jointly``), and its notes are rendered through FluidSynth (models/fluid.py,
-   FluidR3 GM) at the input's rate.
-3. Mix: each rendered part at its stem's level section by section (the profile's sections;
-   after a ``level`` change, in 2 s windows; the lead and the chords balanced on the melodic
-   stem's band powers, ``level_match_together``), summed; then mastered by reference to the
-   input (``auracore.offline.master``) and scored against it (``auracore.offline.qc``).
+   profile (tempo, beats, sections, RT60).
+2. Re-synthesise: each stem's GM program is chosen by timbre (``timbre.choose``: family
+   first, then the program; drums choose a kit), and its notes are rendered through FluidSynth
+   (models/fluid.py, FluidR3 GM) at the input's rate.
+3. Mix: each rendered stem at the original stem's level section by section (the profile's
+   sections; after a ``level`` change, in 2 s windows), summed; then mastered by reference to
+   the input (``auracore.offline.master``) and scored against it (``auracore.offline.qc``).
 4. Iterate: a decider (decide.py) reads the report and changes a stem's program, adds a
    room, quantises notes or refines the levels; only what changed is rendered again (renders
    are cached by stem, program and quantisation). It stops at the target score, after
@@ -32,13 +27,6 @@ from .decide import RuleDecider
 
 STEMS = ("drums", "bass", "vocals", "other")
 STEM_TYPES = {"drums": "drums", "bass": "bass", "vocals": "pitched", "other": "pitched"}
-# with split_lead: vocals + other are one "melodic" stem, transcribed from C3 up and split
-# into its top line ("lead") and the rest ("chords"), chosen and levelled together
-MELODIC = "melodic"
-GROUP = ("lead", "chords")
-LOWEST_MELODIC_PITCH = 48  # C3: what the melodic stem holds under it is mostly the bass's
-BALANCE_BANDS = 24
-BALANCE_FLOOR = 1e-3
 # what the separator's label already says: the bass stem is played by a bass (GM family 4)
 STEM_FAMILIES = {"bass": (4,)}
 LEVEL_WINDOW_S = 2.0
@@ -61,7 +49,6 @@ class Part:
     drums: bool
     notes: tuple                 # ((start_s, duration_s, pitch, velocity), ...)
     energy: float                # the original stem's energy share
-    target: str = ""             # the separated stem it is levelled against (default: its name)
     ranking: tuple = ()          # candidate programs, best first
     program: int = 0
     quantise: bool = False
@@ -177,69 +164,6 @@ def level_match(render: np.ndarray, target: np.ndarray, sample_rate: int, spans:
     return np.multiply(render, gain[:, None], dtype=np.float32)
 
 
-def _band_powers(x: np.ndarray, sample_rate: int, bands: int = BALANCE_BANDS) -> np.ndarray:
-    """Mean power of x's mono sum in ``bands`` log-spaced bands from 40 Hz to 16 kHz."""
-    n = 1 << max(10, min(15, int(math.log2(max(x.shape[0], 2)))))
-    mono = x.mean(axis=1)
-    frames = mono[:mono.shape[0] // n * n].reshape(-1, n) if mono.shape[0] >= n else np.pad(mono, (0, n - mono.shape[0]))[None]
-    p = np.mean(np.abs(np.fft.rfft(frames * np.hanning(n), axis=1)) ** 2, axis=0)
-    f = np.fft.rfftfreq(n, 1.0 / sample_rate)
-    edges = np.geomspace(40.0, min(16000.0, sample_rate / 2), bands + 1)
-    idx = np.searchsorted(edges, f) - 1
-    return np.array([p[idx == b].mean() if np.any(idx == b) else 0.0 for b in range(bands)])
-
-
-def level_match_together(renders: dict, target: np.ndarray, sample_rate: int, spans: list) -> dict:
-    """Parts heard together in one stem ({name: render}), each scaled span by span so that
-    their sum matches target's band powers (``BALANCE_BANDS`` bands, each band's error
-    relative to target's power there, floored 30 dB under its strongest band; non-negative
-    least squares on the power gains;
-    gains within +-24 dB or silence, 20 ms ramps): the balance between the parts comes from
-    the spectrum, the sum's level from target. {name: float32 render}."""
-    from scipy.optimize import nnls
-
-    names = list(renders)
-    n = min(r.shape[0] for r in renders.values())
-    points_t, points_g = [], {k: [] for k in names}
-    lo, hi = 10 ** (-MAX_GAIN_DB / 20), 10 ** (MAX_GAIN_DB / 20)
-    for a, b in spans:
-        i0, i1 = int(a * sample_rate), min(int(b * sample_rate), n)
-        t = _band_powers(target[i0:i1], sample_rate)
-        cols = np.stack([_band_powers(renders[k][i0:i1], sample_rate) for k in names], axis=1)
-        keep = t > 1e-12
-        gains = {k: 0.0 for k in names}
-        if np.any(keep) and np.any(cols[keep] > 0):
-            # bands where the stem is faint (what the separator left elsewhere) are not
-            # weighed above those 30 dB under its strongest
-            w = 1.0 / np.maximum(t[keep], BALANCE_FLOOR * t.max())
-            sol, _ = nnls(cols[keep] * w[:, None], np.ones(int(keep.sum())))
-            for k, g2 in zip(names, sol):
-                gains[k] = float(np.clip(math.sqrt(g2), lo, hi)) if g2 > 0 else 0.0
-            total = sum(gains[k] ** 2 * _energy(renders[k][i0:i1]) for k in names)
-            if total > 0:  # the sum at the target's level (the band fit sets the balance)
-                scale = math.sqrt(_energy(target[i0:i1]) / total)
-                gains = {k: float(np.clip(g * scale, lo, hi)) if g > 0 else 0.0 for k, g in gains.items()}
-        points_t += [i0 + RAMP_S * sample_rate / 2, i1 - RAMP_S * sample_rate / 2]
-        for k in names:
-            points_g[k] += [gains[k], gains[k]]
-    out = {}
-    for k in names:
-        gain = np.interp(np.arange(renders[k].shape[0]), points_t, points_g[k]).astype(np.float32)
-        out[k] = np.multiply(renders[k], gain[:, None], dtype=np.float32)
-    return out
-
-
-def split_lead(track) -> tuple:
-    """The melodic stem's transcribed track -> (lead, chords) tracks: its notes from C3 up,
-    split into the top line (``timbre.top_line``) and the rest; empty tracks are dropped."""
-    notes = [n for n in track.notes if n.pitch >= LOWEST_MELODIC_PITCH]
-    top, _ = timbre.top_line(part_notes(notes))
-    top_ids = {(round(s, 6), p) for s, _, p, _ in top}
-    lead = tuple(n for n in notes if (round(n.onset_s, 6), n.pitch) in top_ids)
-    chords = tuple(n for n in notes if (round(n.onset_s, 6), n.pitch) not in top_ids)
-    return tuple(replace(track, name=name, notes=ns) for name, ns in zip(GROUP, (lead, chords)) if ns)
-
-
 def quantised(notes: tuple, beats_s) -> tuple:
     """Note onsets snapped to the nearest sixteenth of the beat grid (durations kept)."""
     beats = np.asarray(list(beats_s), dtype=np.float64)
@@ -313,16 +237,13 @@ def _excerpt_render(part: Part, a: float, b: float, sample_rate: int):
 
 
 def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int = 4, decider=None,
-                separator: str | None = None, log=None, stage=None, runner=None,
-                lead_split: bool = True) -> Reconstruction:
+                separator: str | None = None, log=None, stage=None, runner=None) -> Reconstruction:
     """Rebuild x: (frames, channels) float (1 or 2 channels) at sample_rate (22.05-96 kHz)
     from its own stems, notes and profile, and iterate until QC reaches target_score (0-100),
     max_rounds (1-20) have run, or the score stops rising. decider: a RuleDecider (default)
     or LLMDecider. separator: a model folder or "dsp" (default: the shipped model, else
     DSP). log(line): notes from the steps; stage(name): called as each stage starts (a
-    progress display). runner: a models.runtime.ModelRunner (timbre and QC embeddings).
-    lead_split: vocals + other rebuilt as a lead (their top line) and chords (the rest),
-    chosen and levelled together (default); False: one part per separated stem."""
+    progress display). runner: a models.runtime.ModelRunner (timbre and QC embeddings)."""
     from auracore.offline.master import master
     from auracore.offline.profile import profile as profile_of, rt60
     from auracore.offline.qc import qc
@@ -353,51 +274,32 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
     from auracore.offline.transcribe.notes import TempoMap
 
     tmap = TempoMap.from_beats(prof.beats_s, prof.tempo_bpm) if len(prof.beats_s) >= 2 else TempoMap()
-    if lead_split:
-        stems[MELODIC] = stems.pop("vocals") + stems.pop("other")
-    total = sum(_energy(s) for s in stems.values()) or 1.0
     notes = transcribe_stems(stems, sr, tempo_map=tmap)
-    if lead_split:
-        tracks = []
-        for t in notes.tracks:
-            tracks += list(split_lead(t)) if t.name == MELODIC else [t]
-        notes = replace(notes, tracks=tuple(tracks))
+    total = sum(_energy(s) for s in stems.values()) or 1.0
     parts = {}
     for track in notes.tracks:
         tn = part_notes(track.notes)
         if tn:
-            target = MELODIC if track.name in GROUP else track.name
-            parts[track.name] = Part(track.name, track.is_drums, tn, _energy(stems[target]) / total, target=target)
+            parts[track.name] = Part(track.name, track.is_drums, tn, _energy(stems[track.name]) / total)
     if not parts:
         raise ReconstructError("no notes were found in any stem: there is nothing to re-synthesise")
 
     stage("programs")
     choices = {}
-    groups = {}  # target stem -> the parts levelled against it
     for name, part in parts.items():
-        groups.setdefault(part.target, []).append(name)
-    for target_name, names in groups.items():
-        group_notes = [n for k in names for n in parts[k].notes]
-        a, b = timbre.excerpt_window([n[0] for n in group_notes], duration_s)
+        a, b = timbre.excerpt_window([n[0] for n in part.notes], duration_s)
         i0, i1 = int(a * sr), int(b * sr)
-        target = stems[target_name][i0:i1].astype(np.float64)
+        target = stems[name][i0:i1].astype(np.float64)
         target = np.repeat(target, 2, axis=1) if target.shape[1] == 1 else target
         mix = x[i0:i1] if x.shape[1] == 2 else np.repeat(x[i0:i1], 2, axis=1)
-        drums = parts[names[0]].drums
-        mask = None if drums else timbre.note_band_mask(timbre.band_mask(target, mix, sr), [n[2] for n in group_notes], sr)
-        if len(names) > 1:
-            got = timbre.choose_jointly({k: _excerpt_render(parts[k], a, b, sr) for k in names}, target, sr,
-                                        mask=mask, runner=runner)
-        else:
-            got = {names[0]: timbre.choose(_excerpt_render(parts[names[0]], a, b, sr), target, sr, mask=mask,
-                                           runner=runner, drums=drums, families=STEM_FAMILIES.get(names[0]))}
-        for name, choice in got.items():
-            part = parts[name]
-            part.ranking = tuple(p for p, _, _ in choice.candidates)
-            part.program = choice.program
-            part.choice = choice
-            choices[name] = choice.to_dict()
-            log(f"{name}: program {choice.program} ({choices[name]['family']})")
+        mask = None if part.drums else timbre.note_band_mask(timbre.band_mask(target, mix, sr), [n[2] for n in part.notes], sr)
+        choice = timbre.choose(_excerpt_render(part, a, b, sr), target, sr, mask=mask, runner=runner, drums=part.drums,
+                               families=STEM_FAMILIES.get(name))
+        part.ranking = tuple(p for p, _, _ in choice.candidates)
+        part.program = choice.program
+        part.choice = choice
+        choices[name] = choice.to_dict()
+        log(f"{name}: program {choice.program} ({choices[name]['family']})")
 
     rt = rt60(x, sr)
     synth = Synth(sr, duration_s)
@@ -411,23 +313,15 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
         before = synth.renders
         rendered_now = []
         out_stems = {}
-        spans = _spans(duration_s, sections, settings["level_window_s"])
-        for target_name, names in groups.items():
-            ys = {}
-            for name in names:
-                part = parts[name]
-                key_known = (name, part.program, part.quantise) in synth.cache
-                ys[name] = synth.render(part, quantised(part.notes, prof.beats_s) if part.quantise else part.notes, channels)
-                if not key_known:
-                    rendered_now.append(name)
-            if len(names) > 1:
-                ys = level_match_together(ys, stems[target_name], sr, spans)
-            else:
-                ys = {names[0]: level_match(ys[names[0]], stems[target_name], sr, spans)}
-            for name, y in ys.items():
-                if settings["reverb"] and not parts[name].drums:
-                    y = room(y, sr, rt or DEFAULT_RT60_S)
-                out_stems[name] = y
+        for name, part in parts.items():
+            key_known = (name, part.program, part.quantise) in synth.cache
+            y = synth.render(part, quantised(part.notes, prof.beats_s) if part.quantise else part.notes, channels)
+            if not key_known:
+                rendered_now.append(name)
+            y = level_match(y, stems[name], sr, _spans(duration_s, sections, settings["level_window_s"]))
+            if settings["reverb"] and not part.drums:
+                y = room(y, sr, rt or DEFAULT_RT60_S)
+            out_stems[name] = y
         mix = sum(out_stems.values())
         if not np.any(mix):
             raise ReconstructError("the re-synthesised stems are silent")
