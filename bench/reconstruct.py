@@ -227,6 +227,53 @@ PITCHED_PARTS = {"chords": "other", "lead": "vocals"}
 LOWEST_MELODIC_PITCH = 48  # C3: what a melodic stem holds under it is mostly the bass's
 
 
+def top_line(notes, overlap_s: float = 0.02) -> tuple[tuple, tuple]:
+    """(top, rest): the notes no higher note overlaps by more than overlap_s at either end
+    (the melody a listener follows over chords), and the others. notes: (start_s,
+    duration_s, pitch, velocity) tuples, as the parts hold them."""
+    notes = tuple(notes)
+    if not notes:
+        return (), ()
+    start, dur, pitch = (np.array([n[k] for n in notes], dtype=np.float64) for k in range(3))
+    end = start + dur
+    top, rest = [], []
+    for i, note in enumerate(notes):
+        covered = (pitch > pitch[i]) & (start < end[i] - overlap_s) & (end > start[i] + overlap_s)
+        (rest if covered.any() else top).append(note)
+    return tuple(top), tuple(rest)
+
+
+def choose_jointly(renders: dict, target: np.ndarray, sample_rate: int, mask=None, runner=None,
+                   passes: int = 2) -> dict:
+    """Programs for several parts heard together in one stem (a separator's ``other`` holding
+    a lead and chords): renders {name: render(program) -> (frames, 2)} over the excerpt of
+    target. Each part is chosen in turn (``choose``) with the candidate heard beside the
+    other parts' current choices, for ``passes`` passes; the first pass starts from
+    nothing. Returns {name: Choice}."""
+    from auracore.offline.reconstruct import timbre
+
+    chosen: dict = {}
+    cache: dict = {}
+
+    def rendered(name, program):
+        if (name, program) not in cache:
+            cache[(name, program)] = renders[name](program)
+        return cache[(name, program)]
+
+    for _ in range(passes):
+        for name in renders:
+            others = [rendered(o, c.program) for o, c in chosen.items() if o != name]
+
+            def render(program, name=name, others=others):
+                y = np.array(rendered(name, program), dtype=np.float64)
+                for z in others:
+                    k = min(y.shape[0], z.shape[0])
+                    y[:k] += z[:k]
+                return y
+            chosen[name] = timbre.choose(render, target, sample_rate, mask=mask, runner=runner)
+    return chosen
+
+
 def family_by_stage(seeds, seconds: float, runner, separator=None) -> dict:
     """Where the program choice loses the family: the chords' and the lead's program chosen
     by timbre (``timbre.choose``, as reconstruct calls it) from (the true stem or the
@@ -267,7 +314,7 @@ def family_by_stage(seeds, seconds: float, runner, separator=None) -> dict:
         both = separated["vocals"] + separated["other"]
         heard = part_notes(n for n in transcribe(both, rate, stem_type="pitched").notes
                            if n.pitch >= LOWEST_MELODIC_PITCH)
-        lead, chords = timbre.top_line(heard)
+        lead, chords = top_line(heard)
         chosen = {}
         if lead and chords:
             a, b = timbre.excerpt_window([n[0] for n in heard], duration_s)
@@ -276,7 +323,7 @@ def family_by_stage(seeds, seconds: float, runner, separator=None) -> dict:
             renders = {part: _excerpt_render(Part(part, False, notes, 1.0), a, b, rate)
                        for part, notes in (("chords", chords), ("lead", lead))}
             chosen = {part: c.program for part, c in
-                      timbre.choose_jointly(renders, both[i0:i1], rate, mask=mask, runner=runner).items()}
+                      choose_jointly(renders, both[i0:i1], rate, mask=mask, runner=runner).items()}
         for part in PITCHED_PARTS:
             rows.append((stage, seed, part, piece["parts"][part]["program"], chosen.get(part)))
     acc = {st: float(np.mean([r[4] is not None and family(r[4]) == family(r[3]) for r in rows if r[0] == st]))

@@ -120,8 +120,9 @@ def train_separation(args) -> int:
             data_summary = {**json.load(f)["summary"], "reused": work}
     else:
         data_summary = data.build(work, scale=args.scale, seed=args.seed, jobs=args.jobs, log=log)
-    minutes = args.max_minutes if args.max_minutes is not None else 75.0
-    cfg = train.TrainConfig(max_minutes=minutes, seed=args.seed)
+    cfg = train.TrainConfig(seed=args.seed)
+    if args.max_minutes is not None:
+        cfg.max_minutes = args.max_minutes
     net, summary = train.train(work, cfg, log=log)
     manifest = export.export(net, out, extra={"trained": {"seed": args.seed, "scale": data_summary.get("scale"),
                                                           "data_pieces": data_summary.get("pieces"), **summary}})

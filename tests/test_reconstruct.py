@@ -103,10 +103,10 @@ def test_the_top_line_is_the_notes_nothing_higher_covers():
     chord = ((0.0, 2.0, 60, 80), (0.0, 2.0, 64, 80), (0.0, 2.0, 67, 80))
     melody = ((0.0, 1.0, 72, 100), (1.0, 1.0, 74, 100), (2.5, 0.5, 76, 100))
     tail = ((2.49, 0.52, 55, 70),)
-    top, rest = timbre.top_line(chord + melody + tail)
+    top, rest = bench.top_line(chord + melody + tail)
     assert set(top) == set(melody)
     assert set(rest) == set(chord + tail)
-    assert timbre.top_line(()) == ((), ())
+    assert bench.top_line(()) == ((), ())
 
 
 def test_a_lead_over_chords_in_one_stem_gets_both_families():
@@ -120,9 +120,9 @@ def test_a_lead_over_chords_in_one_stem_gets_both_families():
         return fluid.render_tracks(fluid.SOUNDFONT, [fluid.Track(program, 64, notes)], seconds, sample_rate=44100,
                                    sample_format="float")
     stem = render(0, chords) + render(73, lead)
-    top, rest = timbre.top_line(chords + lead)
+    top, rest = bench.top_line(chords + lead)
     assert set(top) == set(lead) and set(rest) == set(chords)
-    chosen = timbre.choose_jointly({"chords": lambda p: render(p, rest), "lead": lambda p: render(p, top)},
+    chosen = bench.choose_jointly({"chords": lambda p: render(p, rest), "lead": lambda p: render(p, top)},
                                    stem, 44100)
     assert timbre.family_of(chosen["lead"].program) == 9, chosen["lead"].to_dict()    # pipe (72-79)
     assert timbre.family_of(chosen["chords"].program) == 0, chosen["chords"].to_dict()  # piano (0-7)

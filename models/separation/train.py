@@ -34,7 +34,7 @@ CHECKPOINT = "separation_best.pt"
 
 @dataclass
 class TrainConfig:
-    max_minutes: float = 40.0
+    max_minutes: float = 75.0  # `auracore train separation`'s default budget
     batch: int = 12
     steps_per_epoch: int = 100
     lr: float = 2e-3

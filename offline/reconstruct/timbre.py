@@ -18,10 +18,6 @@ is heard as the separation would have left it). Four distances, each over a fixe
 The family is decided first (``FAMILY_REPRESENTATIVES``: one or two programs per GM family),
 then every program of the ``TOP_FAMILIES`` best families is rendered and the closest wins.
 Drums choose among FluidR3's kits the same way.
-
-Two parts heard in one stem (a lead and chords, both in the separator's ``other``) can be
-split by ``top_line`` and chosen together by ``choose_jointly``; bench/reconstruct.py's
-``--family-stages`` measures that way beside the loop's (docs/reconstruct.md).
 """
 
 import math
@@ -245,47 +241,3 @@ def choose(render, target: np.ndarray, sample_rate: int, mask=None, runner=None,
     best = ranked[0][0]
     return Choice(best, 16 if drums else family_of(best), tuple((p, c, d) for p, (c, d) in ranked))
 
-
-def top_line(notes, overlap_s: float = 0.02) -> tuple[tuple, tuple]:
-    """(top, rest): the notes no higher note overlaps by more than overlap_s at either end
-    (the melody a listener follows over chords), and the others. notes: (start_s,
-    duration_s, pitch, velocity) tuples, as the parts hold them."""
-    notes = tuple(notes)
-    if not notes:
-        return (), ()
-    start, dur, pitch = (np.array([n[k] for n in notes], dtype=np.float64) for k in range(3))
-    end = start + dur
-    top, rest = [], []
-    for i, note in enumerate(notes):
-        covered = (pitch > pitch[i]) & (start < end[i] - overlap_s) & (end > start[i] + overlap_s)
-        (rest if covered.any() else top).append(note)
-    return tuple(top), tuple(rest)
-
-
-def choose_jointly(renders: dict, target: np.ndarray, sample_rate: int, mask=None, runner=None,
-                   passes: int = 2) -> dict:
-    """Programs for several parts heard together in one stem (a separator's ``other`` holding
-    a lead and chords): renders {name: render(program) -> (frames, 2)} over the excerpt of
-    target. Each part is chosen in turn (``choose``) with the candidate heard beside the
-    other parts' current choices, for ``passes`` passes; the first pass starts from
-    nothing. Returns {name: Choice}."""
-    chosen: dict = {}
-    cache: dict = {}
-
-    def rendered(name, program):
-        if (name, program) not in cache:
-            cache[(name, program)] = renders[name](program)
-        return cache[(name, program)]
-
-    for _ in range(passes):
-        for name in renders:
-            others = [rendered(o, c.program) for o, c in chosen.items() if o != name]
-
-            def render(program, name=name, others=others):
-                y = np.array(rendered(name, program), dtype=np.float64)
-                for z in others:
-                    k = min(y.shape[0], z.shape[0])
-                    y[:k] += z[:k]
-                return y
-            chosen[name] = choose(render, target, sample_rate, mask=mask, runner=runner)
-    return chosen
