@@ -71,7 +71,11 @@ class Kernel(_Declared):
         self._compiled = None    # {type key: AOT function} once looked up
 
     def make(self, numba):
-        return numba.njit(**self.options)(self.py_func)
+        """The Numba dispatcher, whose compiling and cache loading hold the stop signals back
+        (``held_back``): a kernel's callees compile inside its own compile."""
+        dispatcher = numba.njit(**self.options)(self.py_func)
+        dispatcher.compile = held_back(dispatcher.compile)
+        return dispatcher
 
     def __call__(self, *args, **kwargs):
         if self._compiled is None:
@@ -140,30 +144,43 @@ def answer_no_blas() -> None:
     _no_blas = True
 
 
+def held_back(fn):
+    """fn, run with the stop signals held back when it runs on the main thread; a signal that
+    came in meanwhile is delivered (and raised) the moment fn returns.
+
+    Numba's imports and its compiling and cache loading are no place for a stop: its C
+    extension turns an exception raised inside its imports (a KeyboardInterrupt) into an
+    ImportError with a traceback, and llvmlite frees compiled modules in destructors, where
+    Python swallows the raise (auracore.stopping) and Numba carries on with an engine in a
+    state it never expects: the fuzz suite saw a SIGHUP that landed while a kernel's cached
+    machine code loaded end in a segmentation fault inside Numba's ``set_env``."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            return fn(*args, **kwargs)
+        from auracore.stopping import STOP_SIGNALS
+
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *STOP_SIGNALS})
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    return run
+
+
+@held_back
 def _import_numba():
-    """Import Numba with the stop signals held back on the main thread: Numba's C extension
-    turns an exception raised inside its imports (a KeyboardInterrupt) into an ImportError
-    with a traceback; held back, the signal arrives a moment later as a clean stop."""
-    from auracore.stopping import STOP_SIGNALS
+    """Import Numba (with the stop signals held back on the main thread: ``held_back``)."""
+    import numba
+    import numba.extending  # noqa: F401
+    if _no_blas and "numba.np.arraymath" not in sys.modules:
+        import numba.np.linalg
 
-    main = threading.current_thread() is threading.main_thread()
-    stops = {signal.SIGINT, *STOP_SIGNALS}
-    if main:
-        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
-    try:
-        import numba
-        import numba.extending  # noqa: F401
-        if _no_blas and "numba.np.arraymath" not in sys.modules:
-            import numba.np.linalg
+        def no_blas():
+            raise ImportError("the auracore program's kernels use no BLAS")
 
-            def no_blas():
-                raise ImportError("the auracore program's kernels use no BLAS")
-
-            numba.np.linalg.ensure_blas = no_blas
-        return numba
-    finally:
-        if main:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+        numba.np.linalg.ensure_blas = no_blas
+    return numba
 
 
 def materialize(kernel=None):

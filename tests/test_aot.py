@@ -208,3 +208,40 @@ def test_without_a_c_compiler_the_warm_up_says_so_in_one_line_and_the_jit_serves
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 2 and "ahead-of-time build failed" in lines[1] and "C compiler" in lines[1], r.stderr
     assert not any((tmp_path / "aot").glob(jit.AOT_MODULE + "*"))
+
+
+def test_a_stop_that_lands_while_numba_compiles_a_kernel_is_raised_after_it():
+    """A SIGINT sent while a kernel's dispatcher compiles (or loads its cache) is held back
+    until the compile returns, then raised in the caller: Numba's state is never left
+    half made (a SIGHUP inside a cache load once ended in a segmentation fault)."""
+    import signal
+    import time
+
+    done = []
+
+    class FakeDispatcher:
+        def compile(self, sig):
+            os.kill(os.getpid(), signal.SIGINT)
+            end = time.monotonic() + 0.05
+            while time.monotonic() < end:  # Python code runs on: an unheld handler fires here
+                pass
+            done.append(sig)
+            return "compiled"
+
+    class FakeNumba:
+        @staticmethod
+        def njit(**options):
+            return lambda fn: FakeDispatcher()
+
+    kernel = jit.Kernel(lambda x: x, {})
+    try:
+        dispatcher = kernel.make(FakeNumba)
+    finally:
+        jit._kernels.remove(kernel)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            dispatcher.compile(("int64",))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert done == [("int64",)]  # the compile ran to its end before the stop was raised
