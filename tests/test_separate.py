@@ -97,6 +97,62 @@ def test_rates_and_channels(rate, channels, model_dir):
         assert rel_error_db(flat, x[:, 0]) < -60
 
 
+def _sdr_db(ref, est):
+    return 10 * np.log10(np.sum(ref ** 2) / np.sum((ref - est) ** 2))
+
+
+def test_the_wiener_filter_splits_by_stereo_position():
+    """Two noises whose spectra overlap, one panned left and one right, under masks that
+    know only roughly which is louder where (the ideal ratio blurred with noise, one mask
+    for both channels): the filter gives each more SDR than the masks (measured +1.29 dB,
+    asserted +1.0) and than the same filter without its stereo model, the masks raised
+    to its power (+2.16 dB, asserted +1.5); the two still add back (-100 dB)."""
+    from scipy.signal import lfilter
+
+    from auracore.offline.separate.wiener import POWER, wiener
+
+    rng = np.random.default_rng(3)
+    n = 44100 * 3
+    a = lfilter([1.0], [1.0, -0.9], rng.standard_normal(n)) * 0.03   # dark noise
+    b = rng.standard_normal(n) * 0.05                                 # white noise
+    srcs = [np.stack([a, 0.3 * a], 1), np.stack([0.3 * b, b], 1)]
+    x = srcs[0] + srcs[1]
+    spec = F.stft(x)
+    mag = [np.abs(F.stft(s_)).mean(axis=0) for s_ in srcs]
+    ideal = mag[0] / (mag[0] + mag[1] + 1e-12)
+    m0 = np.clip(ideal + 0.25 * rng.uniform(-1, 1, ideal.shape), 0.02, 0.98).astype(np.float32)
+    masks = np.stack([np.stack([m0, m0]), np.stack([1 - m0, 1 - m0])])
+    by_mask = F.istft(masks * spec[None], n)
+    by_filter = F.istft(wiener(spec, masks), n)
+    soft = masks ** POWER / np.sum(masks ** POWER, axis=0)
+    by_soft = F.istft(soft * spec[None], n)
+    for k in range(2):
+        got = _sdr_db(srcs[k], by_filter[k])
+        assert got >= _sdr_db(srcs[k], by_mask[k]) + 1.0
+        assert got >= _sdr_db(srcs[k], by_soft[k]) + 1.5
+    assert rel_error_db({"a": by_filter[0], "b": by_filter[1]}, x) < -100
+
+
+def test_the_wiener_filter_keeps_a_dual_mono_input_dual_mono():
+    """A dual-mono input under masks that differ between the channels (as a network's
+    may): each stem stays dual mono (channels within -80 dB of each other) and no stem
+    is louder than the mixture, and they add back (-80 dB; measured -94)."""
+    from auracore.offline.separate.wiener import wiener
+
+    rng = np.random.default_rng(4)
+    n = 44100 * 2
+    mono = rng.standard_normal(n) * 0.1
+    x = np.stack([mono, mono], 1)
+    spec = F.stft(x)
+    m = rng.uniform(0.02, 1.0, (4, 2) + spec.shape[1:]).astype(np.float32)
+    masks = m / m.sum(axis=0, keepdims=True)
+    out = F.istft(wiener(spec, masks), n)
+    for k in range(4):
+        assert 10 * np.log10(np.sum((out[k, :, 0] - out[k, :, 1]) ** 2) / np.sum(x ** 2)) < -80
+        assert np.max(np.abs(out[k])) <= np.max(np.abs(x))
+    assert rel_error_db({str(k): out[k] for k in range(4)}, x) < -80
+
+
 def test_stems_are_low_passed_consistently_above_the_model_band():
     """At 96 kHz, what lies above the model's 22 kHz goes to other, and the sum still holds."""
     sr = 96000

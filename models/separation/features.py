@@ -62,6 +62,14 @@ def expand(masks: np.ndarray) -> np.ndarray:
     return masks.astype(np.float32, copy=False) @ _INTERP
 
 
+def expand_bins(masks: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Bins [start, stop) of expand(masks)."""
+    global _INTERP
+    if _INTERP is None:
+        _INTERP = expansion_matrix().T.copy()
+    return masks.astype(np.float32, copy=False) @ _INTERP[:, start:stop]
+
+
 def pooling_matrix(n_bins: int = N_BINS, n_bands: int = N_BANDS, linear: int = LINEAR_BINS) -> np.ndarray:
     """(n_bands, n_bins) float32: band magnitude = P @ bin magnitude, a weighted mean."""
     e = expansion_matrix(n_bins, n_bands, linear).T.astype(np.float64)

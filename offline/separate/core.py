@@ -2,7 +2,8 @@
 
 ``separate(x, sample_rate, stems=...)`` is the step the command and the other offline steps
 call. The signal is cut into chunks of ``CHUNK_S`` seconds that overlap by ``OVERLAP_S``,
-each read with ``MARGIN_S`` of context on both sides (discarded after separation), resampled
+each read with ``MARGIN_S`` of context on both sides where the file has it (discarded after
+separation; none is made up before the start or after the end), resampled
 to the separator's rate (44.1 kHz) and back, separated, and crossfaded into the next chunk
 with raised-cosine windows that sum to one, so memory stays flat for any length and no
 seam shows at chunk boundaries. ``other`` is always the input minus the other requested
@@ -24,10 +25,12 @@ from auracore.models.separation import features as F
 from auracore.offline.pipeline import model_threads
 
 from .dsp import DspSeparator
+from .wiener import wiener
 
 STEMS4 = F.STEMS4
 STEMS6 = F.STEMS6
 CHUNK_S = 15.0
+WIENER_BINS = 128  # bins the Wiener filter takes at a time (memory: the masks of one block)
 OVERLAP_S = 1.0
 MARGIN_S = 0.5
 MIN_RATE_HZ = 8000
@@ -53,9 +56,10 @@ class OnnxSeparator:
     """The trained mask model on ONNX Runtime: masks per stem, channel and band, a softmax
     over the stems, expanded to every bin (see models/separation/features.py)."""
 
-    def __init__(self, model_dir: str | None = None, threads: int | None = None):
+    def __init__(self, model_dir: str | None = None, threads: int | None = None, wiener: bool = True):
         from auracore.models import runtime
 
+        self.wiener = bool(wiener)
         self.model_dir = os.path.abspath(model_dir or default_model_dir())
         path = os.path.join(self.model_dir, MODEL_FILE)
         manifest_path = os.path.join(self.model_dir, MANIFEST_FILE)
@@ -107,7 +111,9 @@ class OnnxSeparator:
 
     def process(self, x: np.ndarray, want=None) -> np.ndarray:
         """(frames, channels) at 44.1 kHz -> (stems, frames, channels); only the stems in
-        want (default all) are computed, the others are left zero."""
+        want (default all) are computed, the others are left zero. The masks go through
+        the multichannel Wiener filter (``wiener``; ``self.wiener`` False: the masks
+        alone), a block of bins at a time, so the stems never all sit in memory at once."""
         channels = x.shape[1]
         spec = F.stft(x)  # (C, T, bins)
         mag = np.abs(spec)
@@ -119,8 +125,16 @@ class OnnxSeparator:
             raise ModelError("the separation model gave non-finite masks")
         idx = [i for i, s in enumerate(self.stems) if want is None or s in want]
         out = np.zeros((len(self.stems), x.shape[0], channels))
-        if idx:
+        if not idx:
+            return out
+        if not self.wiener:
             out[idx] = F.istft(F.expand(masks[idx]) * spec[None], x.shape[0])
+            return out
+        stems = np.empty((len(idx),) + spec.shape, dtype=np.complex64)
+        for f0 in range(0, spec.shape[-1], WIENER_BINS):
+            f1 = min(f0 + WIENER_BINS, spec.shape[-1])
+            stems[..., f0:f1] = wiener(spec[..., f0:f1], F.expand_bins(masks, f0, f1), want=idx)
+        out[idx] = F.istft(stems, x.shape[0])
         return out
 
 
@@ -189,8 +203,7 @@ class ChunkedSeparation:
         self.index = {s: i for i, s in enumerate(separator.stems)}
         self.direct = [s for s in self.stems if s != "other"]
         self.buf = np.zeros((0, self.channels))
-        self.buf_start = -self.margin  # absolute index of buf[0]; the stream is zero before 0
-        self.buf = np.zeros((self.margin, self.channels))
+        self.buf_start = 0  # absolute index of buf[0]
         self.pos = 0  # start of the next chunk
         self.total = 0  # frames fed so far
         self.tail = None  # (len(direct), overlap, C): the last chunk's fade-out part
@@ -203,9 +216,16 @@ class ChunkedSeparation:
             out[a - start:b - start] = self.buf[a - self.buf_start:b - self.buf_start]
         return out
 
-    def _separate(self, start: int, stop: int) -> np.ndarray:
-        """(len(direct), stop-start, C): the direct stems of frames [start, stop) at our rate."""
-        seg = self._window(start - self.margin, stop + self.margin)
+    def _separate(self, start: int, stop: int, final: bool) -> np.ndarray:
+        """(len(direct), stop-start, C): the direct stems of frames [start, stop) at our rate,
+        separated with up to ``margin`` frames of context either side, and none beyond the
+        ends of the file: a margin of zeros there (digital silence the training never
+        showed the model) cost 0.11 dB of mean SDR over 8 s excerpts (4.18 against 4.29 dB
+        out of domain, the masks alone)."""
+        lo = max(start - self.margin, 0)
+        hi = min(stop + self.margin, self.total) if final else stop + self.margin
+        hi = max(hi, stop)
+        seg = self._window(lo, hi)
         if not self.direct:
             return np.zeros((0, stop - start, self.channels))
         y = self.to_model(seg)
@@ -217,7 +237,7 @@ class ChunkedSeparation:
         for i, s in enumerate(self.direct):
             if s in self.index:
                 z = self.from_model(parts[self.index[s]])
-                z = z[self.margin:self.margin + stop - start]
+                z = z[start - lo:start - lo + stop - start]
                 out[i, :z.shape[0]] = z
         return out
 
@@ -231,7 +251,7 @@ class ChunkedSeparation:
                 return
             has_next = (self.pos + self.hop) < self.total or not final
             stop = min(self.pos + self.hop + self.overlap, self.total) if final else self.pos + self.hop + self.overlap
-            y = self._separate(self.pos, stop)
+            y = self._separate(self.pos, stop, final)
             n_out = min(self.hop, stop - self.pos)
             if self.tail is not None:
                 k = min(self.overlap, y.shape[1])

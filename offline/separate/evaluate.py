@@ -7,7 +7,8 @@ ratio mask (the oracle), the DSP fallback and the mixture itself.
   frozen subset (the first ``MUSEVAL_PIECES`` excerpts of each split), when museval is
   installed: the median over windows per excerpt, then the median over excerpts.
 
-The oracle is the ideal ratio mask on power, |S_i|^2 / sum_j |S_j|^2, per channel on the
+"model" is the separator as it ships (the network's masks, then the multichannel Wiener
+filter of ``wiener.py``), "masks" the network's masks alone. The oracle is the ideal ratio mask on power, |S_i|^2 / sum_j |S_j|^2, per channel on the
 model's STFT. Four stems are scored (piano and guitar go into other); the model's six-stem
 figures are reported beside.
 """
@@ -23,9 +24,9 @@ import numpy as np
 from auracore.models.separation import data as D
 from auracore.models.separation import features as F
 
-from .core import STEMS4, separate_detail
+from .core import STEMS4, OnnxSeparator, separate_detail
 
-METHODS = ("model", "oracle", "dsp", "mixture")
+METHODS = ("model", "masks", "oracle", "dsp", "mixture")
 MUSEVAL_PIECES = 6
 ACTIVE_DB = -40.0
 METRICS_FILE = "separation_metrics.json"
@@ -81,6 +82,7 @@ def museval_csdr(metrics, refs: dict, ests: dict) -> dict:
 def evaluate(work_dir: str, model_dir: str, splits=("test", "ood"), log=print, museval: bool = True) -> dict:
     """Score every method on every split; returns the metrics dict (see markdown())."""
     mm = _museval_metrics() if museval else None
+    masks_only = OnnxSeparator(model_dir, wiener=False)
     result = {"stems": list(STEMS4), "splits": {}, "museval": mm is not None}
     model_name = None
     for split in splits:
@@ -98,6 +100,7 @@ def evaluate(work_dir: str, model_dir: str, splits=("test", "ood"), log=print, m
             ests["model"], model_name, note = separate_detail(mix, F.SAMPLE_RATE, stems=STEMS4, model=model_dir)
             if note:
                 raise RuntimeError(f"the model under test did not load: {note}")
+            ests["masks"] = separate_detail(mix, F.SAMPLE_RATE, stems=STEMS4, model=masks_only)[0]
             ests["dsp"] = separate_detail(mix, F.SAMPLE_RATE, stems=STEMS4, model="dsp")[0]
             ests["oracle"] = oracle(mix, refs)
             ests["mixture"] = {s: mix for s in STEMS4}
@@ -160,7 +163,8 @@ def markdown(metrics: dict) -> str:
                   "|---|" + "---|" * (len(metrics["stems"]) + 1)]
         for m in METHODS:
             row = b["global_sdr"][m]
-            label = {"model": "model", "oracle": "ideal ratio mask (oracle)", "dsp": "DSP fallback",
+            label = {"model": "model (masks + Wiener filter, as shipped)", "masks": "model's masks alone",
+                     "oracle": "ideal ratio mask (oracle)", "dsp": "DSP fallback",
                      "mixture": "mixture as estimate"}[m]
             lines.append(f"| {label} | " + " | ".join(_f(row[s]) for s in metrics["stems"]) + f" | {_f(row['mean'])} |")
         if "model_over_oracle" in b:
