@@ -195,3 +195,27 @@ def write(metrics: dict, path: str) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=2)
         f.write("\n")
+
+
+def main(argv=None) -> int:
+    """`python -m auracore.offline.separate.evaluate WORK_DIR [--model DIR]`: the tables of
+    `auracore train separation` for weights already trained, on its work folder's data."""
+    import argparse
+    import sys
+
+    from .core import default_model_dir
+
+    ap = argparse.ArgumentParser(description="Score a separation model on the held-out and out-of-domain renders.")
+    ap.add_argument("work_dir", help="the work folder of `auracore train separation` (its rendered data)")
+    ap.add_argument("--model", default=None, help="model folder (default: the shipped weights)")
+    ap.add_argument("--no-museval", action="store_true", help="skip museval's cSDR even when it is installed")
+    ap.add_argument("--json", action="store_true", help="print the metrics as JSON instead of Markdown")
+    args = ap.parse_args(argv)
+    metrics = evaluate(args.work_dir, args.model or default_model_dir(), museval=not args.no_museval,
+                       log=lambda s: print(s, file=sys.stderr, flush=True))
+    sys.stdout.write(json.dumps(metrics, indent=2) + "\n" if args.json else markdown(metrics))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
