@@ -367,6 +367,7 @@ def main(argv=None) -> int:
         o = oracle(piece, runner)
         hits = family_hits(r.programs, piece)
         rows.append({"seed": seed, "qc_round1": r.rounds[0].qc_score, "qc": r.qc_score, "rounds": len(r.rounds),
+                     "dimensions": dict(r.rounds[r.best_round - 1].dimensions),
                      "oracle_qc": o, "family_hits": [h[3] for h in hits],
                      "families": {h[0]: [_family_name(h[1]), _family_name(h[2])] for h in hits},
                      "seconds": took, "x_duration": took / args.seconds})
@@ -378,7 +379,8 @@ def main(argv=None) -> int:
            "qc_mean": float(np.mean([r["qc"] for r in rows])), "qc_round1_mean": float(np.mean([r["qc_round1"] for r in rows])),
            "oracle_qc_mean": float(np.mean([r["oracle_qc"] for r in rows])),
            "family_accuracy": float(np.mean([h for r in rows for h in r["family_hits"]])),
-           "x_duration_mean": float(np.mean([r["x_duration"] for r in rows])), "rows": rows}
+           "x_duration_mean": float(np.mean([r["x_duration"] for r in rows])), "rows": rows,
+           "dimensions_mean": {d: float(np.mean([r["dimensions"][d] for r in rows])) for d in rows[0]["dimensions"]}}
     if args.long_s:
         piece = make_piece(2000, args.long_s)
         t0 = time.time()
@@ -392,6 +394,7 @@ def main(argv=None) -> int:
         print(f"| reconstruct, round 1 | {res['qc_round1_mean']:.1f} | | |")
         print(f"| reconstruct, best round | {res['qc_mean']:.1f} | {res['family_accuracy']:.0%} | {res['x_duration_mean']:.2f}x |")
         print(f"| oracle (true MIDI and programs) | {res['oracle_qc_mean']:.1f} | 100% | |")
+        print("best round's dimensions, mean: " + ", ".join(f"{d} {v:.0f}" for d, v in res["dimensions_mean"].items()))
         if "long" in res:
             print(f"{args.long_s:.0f} s piece: {res['long']['wall_s']:.0f} s wall, {res['long']['x_duration']:.2f}x its duration")
     return 0

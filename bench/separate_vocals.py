@@ -36,6 +36,21 @@ RATE = 44100
 SPLEETER_TOP_HZ = 11025.0  # 1024 bins of a 4096-point FFT at 44.1 kHz
 
 
+def data_key() -> str:
+    """What the pieces are made by: the data module's source and whether pyworld (the sung
+    vocals) is there. A cache made otherwise is not reused (one made without pyworld had
+    12 pieces with vocals where the plan now has 27)."""
+    import hashlib
+    import importlib.util
+
+    from auracore.models.separation import data as D
+
+    with open(D.__file__, "rb") as f:
+        h = hashlib.sha256(f.read())
+    h.update(b"pyworld" if importlib.util.find_spec("pyworld") else b"no pyworld")
+    return h.hexdigest()[:12]
+
+
 def make_pieces(work: str, n: int) -> dict:
     """{split: (pieces, 6, 2, frames) int16} for test and ood, cached in work."""
     from multiprocessing import get_context
@@ -44,8 +59,9 @@ def make_pieces(work: str, n: int) -> dict:
 
     out = {}
     jobs = [j for j in D.plan(1.0, 1) if j["split"] in ("test", "ood")]
+    key = data_key()
     for split in ("test", "ood"):
-        path = os.path.join(work, f"vocals-{split}-{n}.npy")
+        path = os.path.join(work, f"vocals-{split}-{n}-{key}.npy")
         if os.path.exists(path):
             out[split] = np.load(path)
             continue
