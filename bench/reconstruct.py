@@ -283,7 +283,7 @@ def family_by_stage(seeds, seconds: float, runner, separator=None) -> dict:
     (``timbre.choose_jointly``). {stage: accuracy}, and
     the rows (stage, seed, part, true program, chosen program)."""
     from auracore.offline.reconstruct import timbre
-    from auracore.offline.reconstruct.core import Part, _excerpt_render, part_notes
+    from auracore.offline.reconstruct.core import STEM_FAMILIES, Part, _excerpt_render, part_notes
     from auracore.offline.separate import separate
     from auracore.offline.transcribe import transcribe
 
@@ -305,7 +305,7 @@ def family_by_stage(seeds, seconds: float, runner, separator=None) -> dict:
                     i0, i1 = int(a * rate), int(b * rate)
                     mask = timbre.note_band_mask(timbre.band_mask(stem[i0:i1], mix[i0:i1], rate), [n[2] for n in notes], rate)
                     choice = timbre.choose(_excerpt_render(Part(part, False, notes, 1.0), a, b, rate), stem[i0:i1], rate,
-                                           mask=mask, runner=runner)
+                                           mask=mask, runner=runner, families=STEM_FAMILIES.get(stem_name))
                     rows.append((f"{stems_from} stem, {notes_from} notes", seed, part, piece["parts"][part]["program"],
                                  choice.program))
         # the lead and the chords as one: vocals + other transcribed, split into its top line
@@ -380,7 +380,8 @@ def main(argv=None) -> int:
            "oracle_qc_mean": float(np.mean([r["oracle_qc"] for r in rows])),
            "family_accuracy": float(np.mean([h for r in rows for h in r["family_hits"]])),
            "x_duration_mean": float(np.mean([r["x_duration"] for r in rows])), "rows": rows,
-           "dimensions_mean": {d: float(np.mean([r["dimensions"][d] for r in rows])) for d in rows[0]["dimensions"]}}
+           "dimensions_mean": {d: float(np.mean([r["dimensions"][d] for r in rows if r["dimensions"].get(d) is not None]
+                                                 or [math.nan])) for d in rows[0]["dimensions"]}}
     if args.long_s:
         piece = make_piece(2000, args.long_s)
         t0 = time.time()

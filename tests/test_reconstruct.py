@@ -69,6 +69,20 @@ def test_every_output_is_written(run):
     assert not [n for n in os.listdir(out) if n.startswith(".auracore")]
 
 
+def test_programs_keep_to_the_families_the_stems_allow(run):
+    """The bass stem gets a bass; vocals and other never a bass, a synth effect or a sound
+    effect: not as the program, nor among the candidates a later round may move to (the
+    separator puts every bass in its bass stem)."""
+    out, s = run
+    with open(os.path.join(out, "report.json"), encoding="utf-8") as f:
+        choices = json.load(f)["choices"]
+    assert s["programs"]["bass"] // 8 == 4
+    assert all(c["program"] // 8 == 4 for c in choices["bass"]["candidates"])
+    for name in ("vocals", "other"):
+        tried = [s["programs"][name]] + [c["program"] for c in choices[name]["candidates"]]
+        assert len(tried) > 4 and all(p // 8 not in (4, 12, 15) for p in tried), (name, tried)
+
+
 def test_scores_rise_or_hold_and_only_changes_are_rendered(run):
     out, s = run
     report = json.load(open(os.path.join(out, "report.json"), encoding="utf-8"))

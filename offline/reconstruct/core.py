@@ -27,8 +27,13 @@ from .decide import RuleDecider
 
 STEMS = ("drums", "bass", "vocals", "other")
 STEM_TYPES = {"drums": "drums", "bass": "bass", "vocals": "pitched", "other": "pitched"}
-# what the separator's label already says: the bass stem is played by a bass (GM family 4)
-STEM_FAMILIES = {"bass": (4,)}
+# what the separator's labels already say: the bass stem is played by a bass (GM family 4),
+# and so the other pitched stems are not (the separator was trained to put every GM bass
+# program in its bass stem). Synth effects (family 12: rain, soundtrack, crystal,
+# atmosphere, ...) and sound effects (15) are patches for effects, not a part's instrument:
+# candidates for no stem (docs/reconstruct.md#measured has what this changed)
+_MELODIC_FAMILIES = tuple(f for f in range(16) if f not in (4, 12, 15))
+STEM_FAMILIES = {"bass": (4,), "vocals": _MELODIC_FAMILIES, "other": _MELODIC_FAMILIES}
 LEVEL_WINDOW_S = 2.0
 MAX_GAIN_DB = 24.0
 RAMP_S = 0.02
