@@ -33,6 +33,7 @@ class DspSeparator:
     name = "dsp"
     sample_rate = F.SAMPLE_RATE
     stems = STEMS
+    pad_edges = True  # zeros beyond the file's ends as context (ChunkedSeparation), as qc's rules were measured
 
     def __init__(self):
         freqs = np.fft.rfftfreq(F.N_FFT, 1.0 / self.sample_rate)
