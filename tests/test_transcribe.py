@@ -155,15 +155,23 @@ def test_pitch_bend_glide_is_one_note_with_its_bend_curve(tmp_path):
 
 
 def test_drums_onsets_and_kit_pieces(tmp_path):
-    pm = bench.random_midi("drums", 77, 10.0, 0)
-    path, x, sr = render(tmp_path, pm)
-    notes = transcribe(x, sr, stem_type="drums")
-    est = [(n.onset_s, n.offset_s, n.pitch) for n in notes.notes]
-    sc = bench.drum_scores(bench.reference_notes(pm, drums=True), est)
-    assert bench.prf(sc["onset_matches"], sc["ref_onsets"], sc["est_onsets"])[2] >= 0.85
+    """FluidR3's standard kit, 8 seeded grooves of 10 s pooled (one seed holds about 20
+    snares, so one miss moves its F1 by 0.05): onsets F1 >= 0.85, kick and snare F1 >= 0.8
+    (measured 2026-12-06, means over the seeds: onsets 0.98, kick 0.95, snare 0.90)."""
+    totals = {"onsets": [0, 0, 0], "kick": [0, 0, 0], "snare": [0, 0, 0]}
+    for seed in range(70, 78):
+        pm = bench.random_midi("drums", seed, 10.0, 0)
+        path, x, sr = render(tmp_path, pm, f"drums{seed}.wav")
+        notes = transcribe(x, sr, stem_type="drums")
+        sc = bench.drum_scores(bench.reference_notes(pm, drums=True),
+                               [(n.onset_s, n.offset_s, n.pitch) for n in notes.notes])
+        for key, got in (("onsets", (sc["onset_matches"], sc["ref_onsets"], sc["est_onsets"])),
+                         ("kick", (sc["kick"]["matches"], sc["kick"]["ref"], sc["kick"]["est"])),
+                         ("snare", (sc["snare"]["matches"], sc["snare"]["ref"], sc["snare"]["est"]))):
+            totals[key] = [a + b for a, b in zip(totals[key], got)]
+    assert bench.prf(*totals["onsets"])[2] >= 0.85
     for cls in ("kick", "snare"):
-        c = sc[cls]
-        assert bench.prf(c["matches"], c["ref"], c["est"])[2] >= 0.8, cls
+        assert bench.prf(*totals[cls])[2] >= 0.8, (cls, totals[cls])
     assert notes.tracks[0].is_drums
     mid = str(tmp_path / "d.mid")
     notes.to_midi().save(mid)
@@ -171,6 +179,44 @@ def test_drums_onsets_and_kit_pieces(tmp_path):
     assert channels == {9}  # channel 10
     # auto tells a drum stem from a melody
     assert transcribe(x, sr).tracks[0].stem_type == "drums"
+
+
+def _groove(seed: int, seconds: float = 8.0) -> list:
+    rng = np.random.default_rng(seed)
+    step = 60.0 / rng.uniform(90, 140) / 2
+    notes, t, k = [], 0.25, 0
+    while t < seconds - 0.5:
+        if k % 8 in (0, 5):
+            notes.append((t, 0.1, 36, int(rng.integers(90, 121))))
+        if k % 8 in (2, 6):
+            notes.append((t, 0.1, 38, int(rng.integers(90, 121))))
+        notes.append((t, 0.1, 42, int(rng.integers(60, 101))))
+        t += step
+        k += 1
+    return notes
+
+
+@pytest.mark.parametrize("font, kit, single, floor", [
+    ("FluidR3_GM.sf2", 24, False, 0.9),            # electronic: its kick peaks where the standard snare does
+    ("FluidR3_GM.sf2", 25, False, 0.9),            # TR-808
+    ("Red_Zeppelin_4_LV2.sf2", 0, True, 0.7),      # an acoustic kit no template was measured on
+])
+def test_kicks_and_snares_of_other_kits(font, kit, single, floor):
+    """Kick and snare F1 on kits other than the standard one (measured 2026-12-06: 1.0 / 1.0
+    on the electronic and TR-808 kits, 0.84 / 0.82 on AVL's Red Zeppelin kit; with the
+    standard kit's templates alone they were 0.0 / 0.0, 0.0 / 1.0 and 0.0 / 0.74)."""
+    path = os.path.join("/usr/share/sounds/sf2", font)
+    if not os.path.exists(path):
+        pytest.skip(f"needs {path}")
+    from auracore.models import fluid
+
+    notes = _groove(kit + 7)
+    x = fluid.render_tracks(path, [fluid.Track(kit, 64, tuple(notes))], 8.0, drums=True, single_kit=single,
+                            sample_format="float")
+    est = [(n.onset_s, n.offset_s, n.pitch) for n in transcribe(x, 44100, stem_type="drums").notes]
+    sc = bench.drum_scores([(n[0], n[0] + 0.1, n[2]) for n in notes], est)
+    for cls in ("kick", "snare"):
+        assert bench.prf(sc[cls]["matches"], sc[cls]["ref"], sc[cls]["est"])[2] >= floor, (cls, sc[cls])
 
 
 def test_auto_keeps_pitched_material_pitched(mono_clip):

@@ -7,16 +7,17 @@ over two frames) that stand ``ONSET_RISE_DB`` above their +-24-frame mean, at le
 ``MIN_GAP_S`` apart, and within ``FLOOR_DB`` of the loudest hit so far. At each onset the
 energy that arrived (the band power's peak over the next ``ATTACK_S`` less its mean over
 the ``PRE_S`` before) is fitted, by non-negative least squares weighted for relative error,
-with the band shapes of the kit pieces (``TEMPLATES_DB``: kick, snare, hi-hat, low, mid and
-high tom, crash cymbal). A piece is hit when it explains ``MIN_SHARE`` of the new energy in
+with the band shapes of the kit pieces (kick, snare, hi-hat, low, mid and high tom, crash
+cymbal) of each kit in ``KIT_TEMPLATES_DB``, and the kit that fits best classifies the hit. A piece is hit when it explains ``MIN_SHARE`` of the new energy in
 its home bands (those within ``HOME_DB`` of its loudest; for the hi-hat the top band, where
 kicks and snares hardly reach). Hi-hats are then closed or open by how far the top bands
 fall in the ``OPEN_HAT_CHECK_MS`` after the hit (``OPEN_HAT_DROP_DB``). Hits are GM drum notes (36 kick, 38 snare, 42/46 closed/open hat,
 41/45/48 toms, 49 crash) on channel 10, velocity from the hit's level on the GM curve.
 
-The templates are the new-energy band shapes of single hits of FluidR3_GM's standard kit
-at velocity 100 (measured by ``measure_template``; see docs/transcribe.md); kits that sound
-very differently split less well. A ride cymbal has no template of its own (its shape
+The templates are the new-energy band shapes of single hits of FluidR3_GM's seven kits
+(standard, room, power, electronic, TR-808, jazz, brush) at velocity 100 (measured by
+``measure_template`` through bench/drum_templates.py; see docs/transcribe.md); kits that
+sound very differently from all of them split less well. A ride cymbal has no template of its own (its shape
 lies too close to the hi-hat's to tell them apart this way): it is written as a hi-hat. Memory is flat: frames are kept only for a chunk and its
 context.
 """
@@ -51,16 +52,76 @@ CONTEXT_FRAMES = 256  # either side: the local mean, the attack, and the open-ha
 # piece -> GM drum note
 GM_NOTE = {"kick": 36, "snare": 38, "closed_hat": 42, "open_hat": 46, "low_tom": 41, "mid_tom": 45,
            "high_tom": 48, "crash": 49}
-# new-energy band shapes (dB re the loudest band), bands as BAND_EDGES_HZ
-TEMPLATES_DB = {
-    "kick": (-3.7, -0.7, 0.0, -9.7, -19.9, -21.3, -27.3, -27.9, -18.3, -17.3, -19.5, -27.2, -52.0),
-    "snare": (-27.5, -26.7, -13.9, 0.0, -10.5, -8.9, -14.2, -16.9, -16.2, -17.3, -16.4, -20.6, -39.2),
-    "hat": (-36.2, -34.8, -22.5, -11.6, -10.2, -14.1, -11.5, -11.5, -9.7, -0.6, 0.0, -0.7, -7.3),
-    "low_tom": (-4.1, 0.0, -1.5, -0.7, -6.6, -11.7, -8.3, -8.8, -9.4, -9.2, -9.3, -23.3, -41.5),
-    "mid_tom": (-14.4, -0.3, -0.8, 0.0, -3.3, -13.6, -7.4, -13.8, -15.7, -11.5, -11.8, -13.5, -42.9),
-    "high_tom": (-18.8, -14.4, 0.0, -8.8, -1.9, -11.0, -10.9, -16.6, -17.7, -18.6, -17.3, -17.4, -33.2),
-    "crash": (-64.2, -65.0, -42.1, -21.6, -19.0, -2.6, -5.5, -2.4, -8.6, 0.0, -3.9, -5.4, -19.6),
+# the GM note whose single hit gives each template (bench/drum_templates.py)
+TEMPLATE_NOTES = {"kick": 36, "snare": 38, "hat": 42, "low_tom": 41, "mid_tom": 45, "high_tom": 48, "crash": 49}
+# new-energy band shapes (dB re the loudest band), bands as BAND_EDGES_HZ, of single hits of
+# FluidR3_GM's kits by bank-128 program (bench/drum_templates.py prints this table)
+KIT_TEMPLATES_DB = {
+    0: {
+        "kick": (-3.7, -0.6, 0.0, -9.6, -19.7, -21.3, -27.3, -27.8, -18.5, -17.3, -19.3, -27.0, -51.9),
+        "snare": (-27.4, -26.5, -13.9, 0.0, -10.4, -8.9, -14.1, -16.8, -16.3, -17.4, -16.5, -20.6, -39.0),
+        "hat": (-35.8, -34.8, -22.6, -11.4, -10.2, -14.0, -11.3, -11.4, -9.6, -0.4, 0.0, -0.7, -7.2),
+        "low_tom": (-4.0, 0.0, -1.4, -0.7, -6.3, -11.6, -8.4, -8.8, -9.4, -9.3, -9.4, -23.1, -41.4),
+        "mid_tom": (-14.3, -0.2, -0.7, 0.0, -3.3, -13.4, -7.4, -13.8, -15.7, -11.4, -11.6, -13.3, -42.6),
+        "high_tom": (-18.8, -14.4, 0.0, -9.1, -1.8, -10.8, -10.7, -16.4, -17.9, -18.4, -17.1, -17.6, -33.4),
+        "crash": (-70.7, -65.0, -42.1, -21.6, -19.0, -2.6, -5.5, -2.4, -8.6, 0.0, -3.9, -6.4, -19.6),
+    },
+    8: {
+        "kick": (-5.6, 0.0, -2.5, -17.4, -16.4, -22.6, -21.1, -23.1, -18.4, -19.6, -30.2, -35.9, -57.7),
+        "snare": (-27.4, -26.5, -13.9, 0.0, -10.4, -8.9, -14.1, -16.8, -16.3, -17.4, -16.5, -20.6, -39.0),
+        "hat": (-35.8, -34.8, -22.6, -11.4, -10.2, -14.0, -11.3, -11.4, -9.6, -0.4, 0.0, -0.7, -7.2),
+        "low_tom": (-4.0, 0.0, -1.4, -0.7, -6.3, -11.6, -8.4, -8.8, -9.4, -9.3, -9.4, -23.1, -41.4),
+        "mid_tom": (-14.3, -0.2, -0.7, 0.0, -3.3, -13.4, -7.4, -13.8, -15.7, -11.4, -11.6, -13.3, -42.6),
+        "high_tom": (-18.8, -14.4, 0.0, -9.1, -1.8, -10.8, -10.7, -16.4, -17.9, -18.4, -17.1, -17.6, -33.4),
+        "crash": (-70.7, -65.0, -42.1, -21.6, -19.0, -2.6, -5.5, -2.4, -8.6, 0.0, -3.9, -6.4, -19.6),
+    },
+    16: {
+        "kick": (-8.4, 0.0, -4.9, -19.2, -20.6, -25.8, -23.4, -24.4, -22.2, -18.1, -13.8, -15.4, -36.4),
+        "snare": (-23.9, -18.8, -9.9, 0.0, -10.3, -7.7, -12.4, -10.0, -11.4, -9.7, -8.1, -7.1, -24.1),
+        "hat": (-35.8, -34.7, -22.6, -11.3, -10.2, -14.0, -11.3, -11.4, -9.6, -0.4, 0.0, -0.7, -7.3),
+        "low_tom": (-20.5, 0.0, -4.7, -4.8, -10.2, -15.4, -14.4, -11.2, -12.5, -16.6, -21.4, -27.2, -40.5),
+        "mid_tom": (-25.6, -11.4, 0.0, -8.8, -15.1, -14.8, -15.5, -13.3, -10.6, -11.6, -15.8, -21.2, -32.8),
+        "high_tom": (-28.0, -20.1, 0.0, -0.9, -6.9, -13.8, -12.6, -12.4, -9.9, -10.4, -11.3, -17.0, -27.6),
+        "crash": (-70.7, -65.0, -42.1, -21.6, -19.0, -2.6, -5.5, -2.4, -8.6, 0.0, -3.9, -6.4, -19.6),
+    },
+    24: {
+        "kick": (-15.9, -4.3, 0.0, -6.4, -12.0, -17.2, -17.8, -17.9, -18.6, -16.8, -19.0, -19.3, -29.3),
+        "snare": (-22.6, -19.0, 0.0, -6.2, -21.9, -19.9, -21.3, -16.8, -14.8, -14.5, -12.7, -13.2, -22.3),
+        "hat": (-35.8, -34.7, -22.6, -11.3, -10.2, -14.0, -11.3, -11.4, -9.6, -0.4, 0.0, -0.7, -7.3),
+        "low_tom": (-12.0, -16.4, -0.4, -6.8, -17.2, -19.6, -15.5, -12.1, -5.6, -0.8, 0.0, -10.3, -29.1),
+        "mid_tom": (-13.6, -16.4, -14.4, -0.2, -21.1, -17.7, -20.2, -14.2, -9.8, -3.5, 0.0, -4.7, -20.7),
+        "high_tom": (-17.6, -13.3, -19.8, -2.0, 0.0, -18.1, -21.6, -17.0, -14.2, -7.2, -2.5, -0.2, -12.4),
+        "crash": (-70.7, -65.0, -42.1, -21.6, -19.0, -2.6, -5.5, -2.4, -8.6, 0.0, -3.9, -6.4, -19.6),
+    },
+    25: {
+        "kick": (-3.8, 0.0, -4.6, -7.3, -15.1, -19.3, -28.4, -34.8, -38.2, -43.8, -49.9, -56.5, -69.1),
+        "snare": (-39.0, -27.2, -9.9, -8.2, -5.1, -15.6, -15.9, -9.5, -3.8, 0.0, -1.3, -4.2, -16.1),
+        "hat": (-46.5, -54.4, -53.4, -47.4, -46.4, -47.5, -42.9, -35.8, -28.2, -17.5, -3.8, 0.0, -9.2),
+        "low_tom": (-20.0, 0.0, -0.1, -11.1, -14.4, -17.8, -22.2, -26.6, -32.8, -39.5, -47.6, -55.3, -67.9),
+        "mid_tom": (-32.9, -21.2, 0.0, -6.5, -15.2, -19.2, -23.6, -26.8, -32.7, -40.1, -46.8, -56.3, -73.4),
+        "high_tom": (-47.3, -34.5, -21.8, 0.0, -10.8, -18.0, -23.2, -28.3, -33.4, -39.9, -48.3, -58.0, -75.2),
+        "crash": (-71.4, -65.0, -42.1, -21.6, -19.0, -2.6, -5.5, -2.4, -8.6, 0.0, -3.9, -6.4, -19.6),
+    },
+    32: {
+        "kick": (-2.8, 0.0, -4.0, -16.7, -20.2, -18.8, -25.7, -30.0, -28.2, -27.2, -31.7, -42.3, -59.0),
+        "snare": (-41.4, -29.7, -17.1, 0.0, -9.4, -10.2, -13.2, -15.7, -14.2, -12.8, -10.0, -18.0, -33.9),
+        "hat": (-35.8, -34.7, -22.6, -11.3, -10.2, -14.0, -11.3, -11.4, -9.6, -0.4, 0.0, -0.7, -7.3),
+        "low_tom": (-4.0, 0.0, -1.4, -0.7, -6.3, -11.6, -8.4, -8.8, -9.4, -9.3, -9.4, -23.1, -41.4),
+        "mid_tom": (-14.3, -0.2, -0.7, 0.0, -3.3, -13.4, -7.4, -13.8, -15.7, -11.4, -11.6, -13.3, -42.6),
+        "high_tom": (-18.8, -14.4, 0.0, -9.1, -1.8, -10.8, -10.7, -16.4, -17.9, -18.4, -17.1, -17.6, -33.4),
+        "crash": (-70.7, -65.0, -42.1, -21.6, -19.0, -2.6, -5.5, -2.4, -8.6, 0.0, -3.9, -6.4, -19.6),
+    },
+    40: {
+        "kick": (-2.8, 0.0, -4.0, -16.7, -20.2, -18.8, -25.7, -30.0, -28.2, -27.2, -31.7, -42.3, -59.0),
+        "snare": (-23.6, -20.8, -8.7, 0.0, -2.5, -2.4, -14.2, -11.0, -10.9, -5.6, -7.7, -11.3, -23.1),
+        "hat": (-35.8, -34.8, -22.6, -11.4, -10.2, -14.0, -11.3, -11.4, -9.6, -0.4, 0.0, -0.7, -7.2),
+        "low_tom": (-4.0, 0.0, -1.4, -0.7, -6.3, -11.6, -8.4, -8.8, -9.4, -9.3, -9.4, -23.1, -41.4),
+        "mid_tom": (-14.3, -0.2, -0.7, 0.0, -3.3, -13.4, -7.4, -13.8, -15.7, -11.4, -11.6, -13.3, -42.6),
+        "high_tom": (-18.8, -14.4, 0.0, -9.1, -1.8, -10.8, -10.7, -16.4, -17.9, -18.4, -17.1, -17.6, -33.4),
+        "crash": (-70.7, -65.0, -42.1, -21.6, -19.0, -2.6, -5.5, -2.4, -8.6, 0.0, -3.9, -6.4, -19.6),
+    },
 }
+
 HOME_DB = 6.0
 HIGH_BANDS = slice(10, 13)  # 4 kHz and up: the hi-hat's ring
 
@@ -75,13 +136,23 @@ def _band_matrix() -> np.ndarray:
 
 BANDS = _band_matrix()
 WINDOW = np.hanning(FFT_SIZE + 1)[:FFT_SIZE].astype(np.float32)
-NAMES = tuple(TEMPLATES_DB)
-TEMPLATE_MATRIX = np.stack([10.0 ** (np.array(TEMPLATES_DB[n]) / 10.0) for n in NAMES], axis=1)
-TEMPLATE_MATRIX /= TEMPLATE_MATRIX.sum(axis=0, keepdims=True)
-HOME = np.stack([np.array(TEMPLATES_DB[n]) >= -HOME_DB for n in NAMES], axis=1).astype(np.float64)
-# a hi-hat is judged on the top bands alone, where snares and kicks hardly reach
-HOME[:, NAMES.index("hat")] = 0.0
-HOME[12:, NAMES.index("hat")] = 1.0
+NAMES = tuple(TEMPLATE_NOTES)
+KIT_PIECES = ("kick", "snare", "hat")
+
+
+def _kit_matrices(shapes: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(templates (13, pieces) each summing to one, home bands (13, pieces)) of one kit."""
+    t = np.stack([10.0 ** (np.array(shapes[n]) / 10.0) for n in NAMES], axis=1)
+    t /= t.sum(axis=0, keepdims=True)
+    home = np.stack([np.array(shapes[n]) >= -HOME_DB for n in NAMES], axis=1).astype(np.float64)
+    # a hi-hat is judged on the top bands alone, where snares and kicks hardly reach
+    home[:, NAMES.index("hat")] = 0.0
+    home[12:, NAMES.index("hat")] = 1.0
+    return t, home
+
+
+KITS = {kit: _kit_matrices({**KIT_TEMPLATES_DB[0], **{n: shapes[n] for n in KIT_PIECES}})
+        for kit, shapes in KIT_TEMPLATES_DB.items()}
 
 
 def band_power(y: np.ndarray) -> np.ndarray:
@@ -191,13 +262,22 @@ class DrumTranscriber:
 
 def explained_share(new: np.ndarray) -> np.ndarray:
     """(pieces,) for each kit piece, the share of the new energy in its home bands (those
-    within HOME_DB of its loudest) that the piece explains, from a non-negative fit of the
-    templates to new: (13,) band power weighted by relative error (so quiet bands such as a
-    hi-hat's count beside a kick's loud ones)."""
+    within HOME_DB of its loudest) that the piece explains, from a non-negative fit of a
+    kit's templates to new: (13,) band power weighted by relative error (so quiet bands such
+    as a hi-hat's count beside a kick's loud ones). Every kit of ``KIT_TEMPLATES_DB`` is
+    fitted and the one that leaves the least residual speaks for the hit: one kit's kick is
+    another's tom or snare (the electronic kit's kick peaks where the standard snare does),
+    so the pieces are told apart within a kit, not across kits."""
     scale = 1.0 / (new + 1e-3 * new.sum() + 1e-20)
-    weights, _ = nnls(TEMPLATE_MATRIX * scale[:, None], new * scale)
-    parts = TEMPLATE_MATRIX * weights[None, :]
-    return (parts * HOME).sum(axis=0) / np.maximum((new[:, None] * HOME).sum(axis=0), 1e-20)
+    target = new * scale
+    best = None
+    for templates, home in KITS.values():
+        weights, residual = nnls(templates * scale[:, None], target)
+        if best is None or residual < best[0]:
+            best = (residual, templates, home, weights)
+    _, templates, home, weights = best
+    parts = templates * weights[None, :]
+    return (parts * home).sum(axis=0) / np.maximum((new[:, None] * home).sum(axis=0), 1e-20)
 
 
 def _velocity(hit_db: float, loudest_db: float) -> int:
@@ -207,7 +287,7 @@ def _velocity(hit_db: float, loudest_db: float) -> int:
 
 def measure_template(y: np.ndarray, onset_s: float) -> np.ndarray:
     """The new-energy band shape (dB re its loudest band) of a single hit at onset_s in y
-    (22050 Hz mono): how TEMPLATES_DB was measured."""
+    (22050 Hz mono): how KIT_TEMPLATES_DB was measured."""
     p = band_power(np.concatenate((np.zeros(FFT_SIZE // 2, dtype=np.float32), y))).astype(np.float64)
     j = int(round(onset_s * RATE / HOP))
     n_att, n_pre = int(round(ATTACK_S * RATE / HOP)), int(round(PRE_S * RATE / HOP))
