@@ -24,6 +24,7 @@ from auracore.errors import AuraCoreError
 
 from . import timbre
 from .decide import RuleDecider
+from .width import match_band_width
 
 STEMS = ("drums", "bass", "vocals", "other")
 STEM_TYPES = {"drums": "drums", "bass": "bass", "vocals": "pitched", "other": "pitched"}
@@ -334,6 +335,7 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
         mix = sum(out_stems.values())
         if not np.any(mix):
             raise ReconstructError("the re-synthesised stems are silent")
+        mix = match_band_width(mix, x, sr)
         mastered = master(mix, x, sr).audio
         report = qc(x, mastered, sr, runner=runner, log=log, cache=qc_cache)
         rounds.append(Round(index, report.score, dict(report.dimensions), list(report.weakest),
