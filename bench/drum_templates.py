@@ -1,7 +1,7 @@
 """Measure the drum transcriber's kit templates: the new-energy band shape of single hits of
 each of FluidR3_GM's kits (bank 128), at velocity 100, as ``offline/transcribe/drums.py``'s
-``KIT_TEMPLATES_DB`` holds them (printed as Python; kits whose pieces all sound alike are
-printed once).
+``KIT_TEMPLATES_DB`` holds them (printed as Python): every piece of the standard kit, the
+pieces each kit brings (``KIT_PIECES``) of the others.
 
     .venv/bin/python bench/drum_templates.py
 """
@@ -29,18 +29,15 @@ def measure(kit: int) -> dict:
 
 
 def main() -> int:
-    seen = {}
+    from auracore.offline.transcribe.drums import KIT_PIECES
+
     print("KIT_TEMPLATES_DB = {")
     for kit in KITS:
         shapes = measure(kit)
-        key = tuple(shapes.values())
-        if key in seen:
-            print(f"    # kit {kit}: as kit {seen[key]}")
-            continue
-        seen[key] = kit
         print(f"    {kit}: {{")
         for name, shape in shapes.items():
-            print(f"        {name!r}: {shape},")
+            if kit == 0 or name in KIT_PIECES:
+                print(f'        "{name}": {shape},')
         print("    },")
     print("}")
     return 0
