@@ -11,12 +11,18 @@ calls it when a command returns, and ``quiet_unraisable`` keeps the swallowed ra
 printing a traceback. A stop can also land between a file's open and the ``with`` that
 would close it (in the standard library's own importlib too: the fuzz suite caught it in an
 import); the collector then closes the file and warns. The process is stopping, so from the
-stop on ResourceWarnings are not shown. This module imports only ``signal``, ``sys`` and
-``warnings``, so every layer may use it.
+stop on ResourceWarnings are not shown. ``held_back`` runs a step that a stop must not cut in
+two (a temporary file made but not yet known to its cleanup, Numba loading machine code)
+with the signals held (``holding_stops`` for a block). This module imports only the standard
+library's ``contextlib``, ``functools``, ``signal``, ``sys``, ``threading`` and ``warnings``,
+so every layer may use it.
 """
 
+import contextlib
+import functools
 import signal
 import sys
+import threading
 import warnings
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)   # besides SIGINT: what asks a command to stop
@@ -67,3 +73,28 @@ def raise_if_stopped() -> None:
     swallowed by a destructor)."""
     if _pending:
         raise _exception_for(_pending)
+
+
+@contextlib.contextmanager
+def holding_stops():
+    """The block runs with the stop signals (SIGINT, SIGTERM, SIGHUP) held back when it runs
+    on the main thread; a signal that came in meanwhile is delivered, and raised by its
+    handler, as the block ends: after its last assignment, so what it made is already bound
+    to a name a cleanup can see."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *STOP_SIGNALS})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def held_back(fn):
+    """fn, run inside ``holding_stops``. For steps a stop must not cut in two."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with holding_stops():
+            return fn(*args, **kwargs)
+    return run

@@ -26,11 +26,12 @@ import functools
 import hashlib
 import os
 import pickle
-import signal
 import sys
 import threading
 
 import numpy as np
+
+from auracore.stopping import held_back
 
 AOT_MODULE = "_auracore_aot"
 MANIFEST = AOT_MODULE + ".manifest"
@@ -72,7 +73,11 @@ class Kernel(_Declared):
 
     def make(self, numba):
         """The Numba dispatcher, whose compiling and cache loading hold the stop signals back
-        (``held_back``): a kernel's callees compile inside its own compile."""
+        on the main thread (``held_back``; a kernel's callees compile inside its own compile).
+        llvmlite frees compiled modules in destructors, where Python swallows a stop's raise
+        (auracore.stopping), and Numba then carries on with an engine in a state it never
+        expects: the fuzz suite saw a SIGHUP that landed while a kernel's cached machine code
+        loaded end in a segmentation fault inside Numba's ``set_env``."""
         dispatcher = numba.njit(**self.options)(self.py_func)
         dispatcher.compile = held_back(dispatcher.compile)
         return dispatcher
@@ -144,33 +149,11 @@ def answer_no_blas() -> None:
     _no_blas = True
 
 
-def held_back(fn):
-    """fn, run with the stop signals held back when it runs on the main thread; a signal that
-    came in meanwhile is delivered (and raised) the moment fn returns.
-
-    Numba's imports and its compiling and cache loading are no place for a stop: its C
-    extension turns an exception raised inside its imports (a KeyboardInterrupt) into an
-    ImportError with a traceback, and llvmlite frees compiled modules in destructors, where
-    Python swallows the raise (auracore.stopping) and Numba carries on with an engine in a
-    state it never expects: the fuzz suite saw a SIGHUP that landed while a kernel's cached
-    machine code loaded end in a segmentation fault inside Numba's ``set_env``."""
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        if threading.current_thread() is not threading.main_thread():
-            return fn(*args, **kwargs)
-        from auracore.stopping import STOP_SIGNALS
-
-        before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *STOP_SIGNALS})
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, before)
-    return run
-
-
 @held_back
 def _import_numba():
-    """Import Numba (with the stop signals held back on the main thread: ``held_back``)."""
+    """Import Numba with the stop signals held back on the main thread (``held_back``):
+    Numba's C extension turns an exception raised inside its imports (a KeyboardInterrupt)
+    into an ImportError with a traceback."""
     import numba
     import numba.extending  # noqa: F401
     if _no_blas and "numba.np.arraymath" not in sys.modules:

@@ -16,7 +16,7 @@ import soundfile as sf
 
 from auracore.errors import AudioFileError
 from auracore.kernels.quantize import quantize
-from auracore.stopping import raise_if_stopped
+from auracore.stopping import holding_stops, raise_if_stopped
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".aifc", ".mp3")
 SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
@@ -266,12 +266,16 @@ def atomic_file(path: str, inputs: tuple = (), suffix: str | None = None):
     target = check_output_path(path, inputs)
     folder = os.path.dirname(os.path.abspath(target))
     suffix = os.path.splitext(target)[1] if suffix is None else suffix
+    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=folder)
-    except OSError as exc:
-        raise AudioFileError(f"{path}: cannot write in {folder} ({_os_reason(exc)})") from None
-    os.close(fd)
-    try:
+        try:
+            # made and known to the cleanup below as one step: a stop that landed between the
+            # two once left the temporary file behind (the fuzz suite, normalize with SIGINT)
+            with holding_stops():
+                fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=folder)
+                os.close(fd)
+        except OSError as exc:
+            raise AudioFileError(f"{path}: cannot write in {folder} ({_os_reason(exc)})") from None
         try:
             yield tmp
             raise_if_stopped()  # a stop whose first raise a destructor swallowed: nothing is committed
@@ -283,7 +287,7 @@ def atomic_file(path: str, inputs: tuple = (), suffix: str | None = None):
             why = "no space left on the device" if _full(folder) else f"{_reason(exc) or 'short write'}; is the disk full?"
             raise AudioFileError(f"{path}: writing failed ({why})") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 

@@ -177,6 +177,34 @@ def mounts(tmp_path):
         subprocess.run(["umount", "-l", d], capture_output=True)
 
 
+def test_a_stop_as_the_temporary_file_is_made_leaves_nothing(tmp_path, monkeypatch):
+    """A SIGINT that arrives the moment mkstemp has made the temporary file, before the
+    atomic output knows of it: the stop is raised once the file is known, and the file is
+    removed (the fuzz suite once found `normalize` leaving one behind)."""
+    import tempfile
+
+    from auracore.offline.audio_io import atomic_file
+
+    made = tempfile.mkstemp
+
+    def mkstemp_then_stop(*args, **kwargs):
+        out = made(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # Python code runs on: an unheld handler would fire in here
+            pass
+        return out
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_stop)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with atomic_file(str(tmp_path / "out.wav")):
+                raise AssertionError("the stop should have come before the body")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_stop_while_an_argparse_exit_becomes_a_code_is_a_clean_stop():
     """SIGHUP landing inside main's handling of argparse's SystemExit (the fuzz suite found
     it: exit 98 and a traceback) is a clean stop: exit 129, one line, no traceback."""
