@@ -26,6 +26,7 @@ from .audio_io import (AudioFileError, Quantizer, atomic_output, check_output_pa
 TWO_PASS_TOLERANCE_LU = 0.03
 TWO_PASS_MAX_PASSES = 6
 READ_FRAMES = 1 << 16
+F32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -78,7 +79,9 @@ class _AiSteering:
         while start < block.shape[0]:
             n = min(self.block - self.fill, block.shape[0] - start)
             piece = block[start:start + n]
-            mono = piece.mean(axis=1)  # before the chain changes the piece in place
+            # before the chain changes the piece in place; held within float32's range (a
+            # file of huge float samples would overflow the models' float32 buffer)
+            mono = np.clip(piece.mean(axis=1), -F32_MAX, F32_MAX)
             yield piece
             self.buf[self.fill:self.fill + n] = mono
             self.fill += n

@@ -286,3 +286,15 @@ def test_the_commands_run_blas_on_one_thread_unless_told(user, expected):
     line = [ln for ln in r.stdout.splitlines() if ln.startswith("BLAS")][-1]
     counts = json.loads(line[5:])
     assert counts and all(c == expected for c in counts), r.stdout + r.stderr
+
+
+def test_huge_float_samples_with_the_ai_say_nothing_on_stderr(tmp_path):
+    """A DOUBLE file of 1e300 samples through render --ai: exit 0 and no warning (the
+    models' float32 buffer had overflowed with a RuntimeWarning; the fuzz suite found it)."""
+    src = str(tmp_path / "huge.wav")
+    sf.write(src, np.full((4800, 2), 1e300), 48000, subtype="DOUBLE")
+    r = subprocess.run([sys.executable, "-W", "default"] + AURACORE[1:] + [
+        "render", src, str(tmp_path / "out.wav"), "--set", "loudness.auto=1", "--ai", "--json"],
+        capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "Warning" not in r.stderr, r.stderr
