@@ -280,7 +280,7 @@ def family_by_stage(seeds, seconds: float, runner, separator=None) -> dict:
     separated stem) x (the true notes or the stem's transcription); and a fifth way, the
     separated vocals and other summed and transcribed (notes from C3 up), split into its top
     line (the lead) and the rest (the chords), the two programs chosen together
-    (``timbre.choose_jointly``). {stage: accuracy}, and
+    (``choose_jointly`` above). {stage: accuracy}, and
     the rows (stage, seed, part, true program, chosen program)."""
     from auracore.offline.reconstruct import timbre
     from auracore.offline.reconstruct.core import STEM_FAMILIES, Part, _excerpt_render, part_notes

@@ -54,20 +54,18 @@ def interpolation(n_bins: int = N_BINS, n_bands: int = N_BANDS, linear: int = LI
 _INTERP = None
 
 
-def expand(masks: np.ndarray) -> np.ndarray:
-    """(..., n_bands) band masks -> (..., N_BINS) bin masks (the same as @ expansion_matrix().T)."""
-    global _INTERP
-    if _INTERP is None:
-        _INTERP = expansion_matrix().T.copy()
-    return masks.astype(np.float32, copy=False) @ _INTERP
-
-
-def expand_bins(masks: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """Bins [start, stop) of expand(masks)."""
+def expand_bins(masks: np.ndarray, start: int = 0, stop: int = N_BINS) -> np.ndarray:
+    """(..., n_bands) band masks -> bins [start, stop) of their (..., N_BINS) bin masks
+    (the same as @ expansion_matrix().T, sliced)."""
     global _INTERP
     if _INTERP is None:
         _INTERP = expansion_matrix().T.copy()
     return masks.astype(np.float32, copy=False) @ _INTERP[:, start:stop]
+
+
+def expand(masks: np.ndarray) -> np.ndarray:
+    """(..., n_bands) band masks -> (..., N_BINS) bin masks (the same as @ expansion_matrix().T)."""
+    return expand_bins(masks)
 
 
 def pooling_matrix(n_bins: int = N_BINS, n_bands: int = N_BANDS, linear: int = LINEAR_BINS) -> np.ndarray:

@@ -16,7 +16,7 @@ masks, so the sum is exact.
 
 v_j is the mean over channels of |M_j X|^``POWER`` with ``POWER`` 0.65 rather than the
 textbook 2: on the held-out renders the squared magnitudes sharpen the masks and lose
-(docs/separate.md#the-wiener-filter has the figures). With one channel the filter is the
+(models/separation/MODEL_CARD.md, under Status, has the figures). With one channel the filter is the
 masks raised to ``POWER`` and normalised to sum to one.
 """
 
