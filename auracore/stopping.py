@@ -27,6 +27,8 @@ import warnings
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)   # besides SIGINT: what asks a command to stop
 _pending: int = 0
+_holding: int = 0  # depth of holding_stops blocks on the main thread
+_held: int = 0     # a stop that came in while holding, raised when the outermost block ends
 
 
 class Terminated(BaseException):
@@ -53,9 +55,12 @@ def _exception_for(signum: int) -> BaseException:
 def handle(signum, frame) -> None:
     """A signal handler: record the stop, then raise it (KeyboardInterrupt for SIGINT,
     Terminated for the others)."""
-    global _pending
+    global _pending, _held
     _pending = int(signum)
     warnings.filterwarnings("ignore", category=ResourceWarning)  # files a stop left open
+    if _holding:
+        _held = int(signum)
+        return
     raise _exception_for(signum)
 
 
@@ -78,17 +83,25 @@ def raise_if_stopped() -> None:
 @contextlib.contextmanager
 def holding_stops():
     """The block runs with the stop signals (SIGINT, SIGTERM, SIGHUP) held back when it runs
-    on the main thread; a signal that came in meanwhile is delivered, and raised by its
-    handler, as the block ends: after its last assignment, so what it made is already bound
-    to a name a cleanup can see."""
+    on the main thread; a stop that came in meanwhile is raised as the block ends: after its
+    last assignment, so what it made is already bound to a name a cleanup can see. Two
+    holds: ``handle`` (the program's handler) records a stop instead of raising it, which
+    works whichever thread the kernel gave the signal to; and the main thread's signal mask,
+    for other handlers in a process with no other threads."""
+    global _holding, _held
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *STOP_SIGNALS})
+    _holding += 1
     try:
         yield
     finally:
+        _holding -= 1
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        if not _holding and _held:
+            signum, _held = _held, 0
+            raise _exception_for(signum)
 
 
 def held_back(fn):
