@@ -219,6 +219,39 @@ def test_the_language_model_adapter_is_asked_and_obeyed(piece):
     assert r.decider == "llm"
 
 
+class _WorseThenRoom:
+    """A decider that first swaps the loudest pitched stem to a sound effect (a change that
+    lowers the score), then asks for a room; it records the programs it is shown."""
+
+    name = "planted"
+
+    def __init__(self):
+        self.seen = []
+
+    def decide(self, report, state, tried):
+        from auracore.offline.reconstruct.decide import Change
+
+        self.seen.append({n: p.program for n, p in state.items()})
+        if len(self.seen) == 1:
+            stem = max((n for n in state if not state[n].drums), key=lambda n: state[n].energy)
+            state[stem].ranking = (state[stem].program, 125)  # 125: helicopter
+            return [Change("program", stem, "planted: a change that cannot help")]
+        return [Change("reverb", None, "planted")]
+
+
+def test_a_round_that_does_not_rise_is_undone(piece):
+    _, p = piece
+    decider = _WorseThenRoom()
+    r = reconstruct(p["mix"][: 5 * bench.RATE], bench.RATE, target_score=100.0, max_rounds=3, decider=decider)
+    assert len(r.rounds) == 3, [x.qc_score for x in r.rounds]
+    assert r.rounds[1].qc_score < r.rounds[0].qc_score  # the helicopter scored lower
+    # the next change was made on round 1's state: the programs the decider saw again are round 1's
+    assert decider.seen[1] == decider.seen[0]
+    assert r.rounds[2].from_round == 1 and r.rounds[1].from_round == 1
+    assert r.rounds[2].rendered == []  # back to round 1's programs: cached, nothing rendered again
+    assert 125 not in r.programs.values()
+
+
 def test_bad_input(tmp_path, piece):
     path, _ = piece
     sf.write(str(tmp_path / "silent.wav"), np.zeros((3 * 44100, 2)), 44100)

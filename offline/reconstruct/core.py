@@ -10,9 +10,10 @@
    the input (``auracore.offline.master``) and scored against it (``auracore.offline.qc``).
 4. Iterate: a decider (decide.py) reads the report and changes a stem's program, adds a
    room, quantises notes or refines the levels; only what changed is rendered again (renders
-   are cached by stem, program and quantisation). It stops at the target score, after
-   max_rounds, or when a round scores no higher than the best so far; the best round is the
-   result.
+   are cached by stem, program and quantisation). A round that scores no higher than the
+   best so far is undone: the next change starts from the best round's state. It stops at
+   the target score, after max_rounds, or after ``PATIENCE`` rounds in a row without a rise;
+   the best round is the result.
 """
 
 import math
@@ -41,6 +42,9 @@ RAMP_S = 0.02
 DEFAULT_RT60_S = 1.0
 REVERB_WET = 0.25
 MIN_SECONDS = 2.0
+# rounds in a row that may score no higher than the best before the loop stops; a round that
+# does not rise is undone (the next change starts from the best round's state)
+PATIENCE = 2
 
 
 class ReconstructError(AuraCoreError, ValueError):
@@ -76,7 +80,8 @@ class Part:
 
 @dataclass(frozen=True)
 class Round:
-    """One round: its QC score and dimensions, what was changed before it, the stems rendered for it."""
+    """One round: its QC score and dimensions, what was changed before it (on the state of
+    round ``from_round``: the best so far), the stems rendered for it."""
 
     index: int
     qc_score: float
@@ -84,10 +89,12 @@ class Round:
     weakest: list
     changed: list
     rendered: list
+    from_round: int = 0
 
     def to_dict(self) -> dict:
         return {"round": self.index, "qc_score": self.qc_score, "dimensions": self.dimensions,
-                "weakest": self.weakest, "changed": self.changed, "rendered": self.rendered}
+                "weakest": self.weakest, "changed": self.changed, "rendered": self.rendered,
+                "from_round": self.from_round}
 
 
 @dataclass(frozen=True)
@@ -200,14 +207,15 @@ def room(x: np.ndarray, sample_rate: int, rt60_s: float, wet: float = REVERB_WET
 
 class Synth:
     """Renders a stem's notes with a program through FluidSynth (float32), cached by (stem,
-    program, quantised): a stem is rendered again only when one of those changed. The loop
-    never returns to a program or quantisation it left, so only each stem's latest render is
-    kept."""
+    program, quantised): a stem is rendered again only when one of those changed. Per stem,
+    only the latest render and the one in ``pinned`` (the best round's, which the loop returns
+    to when a round does not rise) are kept."""
 
     def __init__(self, sample_rate: int, duration_s: float):
         self.sample_rate = sample_rate
         self.duration_s = duration_s
         self.cache = {}
+        self.pinned = set()
         self.renders = 0
 
     def render(self, part: Part, notes: tuple, channels: int) -> np.ndarray:
@@ -218,7 +226,7 @@ class Synth:
             self.renders += 1
             y = fluid.render_tracks(fluid.SOUNDFONT, [fluid.Track(part.program, 64, notes)], self.duration_s,
                                     drums=part.drums, sample_rate=self.sample_rate, sample_format="float")
-            for old in [k for k in self.cache if k[0] == part.name]:
+            for old in [k for k in self.cache if k[0] == part.name and k not in self.pinned]:
                 del self.cache[old]
             y = y if channels == 2 else y.mean(axis=1, keepdims=True)
             self.cache[key] = y.astype(np.float32)
@@ -246,7 +254,8 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
                 separator: str | None = None, log=None, stage=None, runner=None) -> Reconstruction:
     """Rebuild x: (frames, channels) float (1 or 2 channels) at sample_rate (22.05-96 kHz)
     from its own stems, notes and profile, and iterate until QC reaches target_score (0-100),
-    max_rounds (1-20) have run, or the score stops rising. decider: a RuleDecider (default)
+    max_rounds (1-20) have run, or the score stops rising (PATIENCE rounds in a row, each
+    undone). decider: a RuleDecider (default)
     or LLMDecider. separator: a model folder or "dsp" (default: the shipped model, else
     DSP). log(line): notes from the steps; stage(name): called as each stage starts (a
     progress display). runner: a models.runtime.ModelRunner (timbre and QC embeddings)."""
@@ -317,7 +326,12 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
     settings = {"reverb": False, "level_window_s": None}
     rounds, tried, changed = [], set(), []
     qc_cache = {}  # the input's QC analyses (stems, notes, profile, embedding), made once for every round
-    best = None  # (score, audio, stems)
+    best = None  # (score, audio, stems, index, programs, quantise flags)
+    best_state, best_report, stale = None, None, 0
+
+    def state():
+        return {n: (p.program, p.quantise) for n, p in parts.items()}, dict(settings)
+
     for index in range(1, max_rounds + 1):
         stage(f"round {index}")
         before = synth.renders
@@ -339,16 +353,25 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
         mastered = master(mix, x, sr).audio
         report = qc(x, mastered, sr, runner=runner, log=log, cache=qc_cache)
         rounds.append(Round(index, report.score, dict(report.dimensions), list(report.weakest),
-                            [c.to_dict() for c in changed], rendered_now))
-        log(f"round {index}: QC {report.score:.1f} (weakest {', '.join(report.weakest)}); rendered "
-            f"{synth.renders - before} stem(s)")
+                            [c.to_dict() for c in changed], rendered_now, best[3] if best else 0))
         improved = best is None or report.score > best[0]
+        log(f"round {index}: QC {report.score:.1f} (weakest {', '.join(report.weakest)}); rendered "
+            f"{synth.renders - before} stem(s)" + ("" if improved else f"; no rise: back to round {best[3]}"))
         if improved:
             best = (report.score, mastered, out_stems, index, {n: p.program for n, p in parts.items()},
                     {n: p.quantise for n, p in parts.items()})
-        if report.score >= target_score or index == max_rounds or (not improved and index > 1):
+            best_state, best_report, stale = state(), report, 0
+            synth.pinned = {(n, p.program, p.quantise) for n, p in parts.items()}
+        else:
+            stale += 1
+            # undo this round's change: the next one starts from the best state (its renders are cached)
+            for n, (program, quant) in best_state[0].items():
+                parts[n].program, parts[n].quantise = program, quant
+            settings.clear()
+            settings.update(best_state[1])
+        if report.score >= target_score or index == max_rounds or stale >= PATIENCE:
             break
-        changed = decider.decide(report, parts, tried)
+        changed = decider.decide(best_report, parts, tried)
         if not changed:
             break
         for c in changed:

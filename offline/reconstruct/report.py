@@ -98,7 +98,8 @@ def write_outputs(result: Reconstruction, x: np.ndarray, in_path: str, outdir: s
             json.dump({**summary, "input": in_path, **result.to_dict()}, f, indent=2, default=_plain)
     rel_a = os.path.relpath(os.path.abspath(in_path), os.path.abspath(outdir))
     rows = "".join(f"<tr><td>{r.index}</td><td>{r.qc_score:.1f}</td><td>{html.escape(', '.join(r.weakest))}</td>"
-                   f"<td>{html.escape('; '.join(c['kind'] + (' ' + c['stem'] if c['stem'] else '') for c in r.changed) or '-')}</td>"
+                   f"<td>{html.escape('; '.join(c['kind'] + (' ' + c['stem'] if c['stem'] else '') for c in r.changed) or '-')}"
+                   f"{f' (on round {r.from_round})' if 0 < r.from_round < r.index - 1 else ''}</td>"
                    f"<td>{html.escape(', '.join(r.rendered) or '-')}</td></tr>" for r in result.rounds)
     progs = "".join(f"<tr><td>{html.escape(n)}</td><td>{p}</td><td>{html.escape(result.choices.get(n, {}).get('family', ''))}</td></tr>"
                     for n, p in result.programs.items())
