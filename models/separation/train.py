@@ -125,10 +125,8 @@ class Loss:
     """The training loss, its front end and tail compiled when asked and when they work."""
 
     def __init__(self, front: Frontend, compiled: bool, log=print):
-        self.front = front
-        self.spectra = lambda stems: spectra(front, stems)
-        self.tail = lambda masks, mm, sm: masked_l1(front, masks, mm, sm)
-        self.compiled = False
+        self.front, self.log = front, log
+        self._eager()
         if compiled:
             # the STFT stays an eager complex op inside the compiled graph: said once per shape, not useful
             warnings.filterwarnings("ignore", message="Torchinductor does not support code generation for complex")
@@ -137,11 +135,15 @@ class Loss:
                 self.compiled = None  # checked on the first batch
             except Exception as exc:  # no compiler, no backend: eager is the same loss
                 log(f"train: torch.compile unavailable ({type(exc).__name__}); the loss runs eagerly")
-        self.log = log
+
+    def _eager(self):
+        self.spectra = lambda stems: spectra(self.front, stems)
+        self.tail = lambda masks, mm, sm: masked_l1(self.front, masks, mm, sm)
+        self.compiled = False
 
     def __call__(self, net: SepNet, stems: torch.Tensor, bf16: bool = False) -> torch.Tensor:
         if self.compiled is None:
-            self._check(net, stems, bf16)
+            self._check(stems)
         with torch.no_grad():
             mix_mag, band, stem_mag = self.spectra(stems)
         if bf16:
@@ -151,7 +153,7 @@ class Loss:
             masks = net(band)  # (B, S, 2, T, NB)
         return self.tail(masks, mix_mag, stem_mag)
 
-    def _check(self, net, stems, bf16):
+    def _check(self, stems):
         """The compiled functions against the eager ones on one batch; eager on any fault."""
         try:
             with torch.no_grad():
@@ -167,9 +169,7 @@ class Loss:
         except Exception as exc:
             self.log(f"train: torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
                      "the loss runs eagerly")
-            self.spectra = lambda s: spectra(self.front, s)
-            self.tail = lambda m, a, b: masked_l1(self.front, m, a, b)
-            self.compiled = False
+            self._eager()
 
 
 def train(work_dir: str, cfg: TrainConfig, log=print) -> tuple[SepNet, dict]:
