@@ -326,11 +326,8 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
     settings = {"reverb": False, "level_window_s": None}
     rounds, tried, changed = [], set(), []
     qc_cache = {}  # the input's QC analyses (stems, notes, profile, embedding), made once for every round
-    best = None  # (score, audio, stems, index, programs, quantise flags)
-    best_state, best_report, stale = None, None, 0
-
-    def state():
-        return {n: (p.program, p.quantise) for n, p in parts.items()}, dict(settings)
+    best = None  # (score, audio, stems, index, report, ({stem: (program, quantised)}, settings))
+    stale = 0  # rounds in a row without a rise
 
     for index in range(1, max_rounds + 1):
         stage(f"round {index}")
@@ -358,20 +355,20 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
         log(f"round {index}: QC {report.score:.1f} (weakest {', '.join(report.weakest)}); rendered "
             f"{synth.renders - before} stem(s)" + ("" if improved else f"; no rise: back to round {best[3]}"))
         if improved:
-            best = (report.score, mastered, out_stems, index, {n: p.program for n, p in parts.items()},
-                    {n: p.quantise for n, p in parts.items()})
-            best_state, best_report, stale = state(), report, 0
-            synth.pinned = {(n, p.program, p.quantise) for n, p in parts.items()}
+            best = (report.score, mastered, out_stems, index, report,
+                    ({n: (p.program, p.quantise) for n, p in parts.items()}, dict(settings)))
+            synth.pinned = {(n, program, quant) for n, (program, quant) in best[5][0].items()}
+            stale = 0
         else:
             stale += 1
             # undo this round's change: the next one starts from the best state (its renders are cached)
-            for n, (program, quant) in best_state[0].items():
+            for n, (program, quant) in best[5][0].items():
                 parts[n].program, parts[n].quantise = program, quant
             settings.clear()
-            settings.update(best_state[1])
+            settings.update(best[5][1])
         if report.score >= target_score or index == max_rounds or stale >= PATIENCE:
             break
-        changed = decider.decide(best_report, parts, tried)
+        changed = decider.decide(best[4], parts, tried)
         if not changed:
             break
         for c in changed:
@@ -386,7 +383,9 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
                 settings["reverb"] = True
             elif c.kind == "level":
                 settings["level_window_s"] = LEVEL_WINDOW_S
-    score, audio, best_stems, best_index, programs, quant = best
+    _, audio, best_stems, best_index, _, (best_parts, _) = best
+    programs = {n: program for n, (program, _) in best_parts.items()}
+    quant = {n: q for n, (_, q) in best_parts.items()}
     tracks = []
     for t in notes.tracks:
         if t.name in programs and not t.is_drums:
