@@ -16,9 +16,8 @@ Around the network, the front end (STFT, magnitudes, band pooling) and the loss 
 the masks onto every bin, L1) are compiled by torch.compile where a C++ compiler is present
 (a first step checks them against the eager functions; any failure falls back to eager, with
 a line): 0.71 s a step against 0.97 s measured here, mostly the loss's elementwise passes
-over every bin fused. The checkpoint kept is an exponential moving average of the weights
-(and BatchNorm statistics, decay ``EMA_DECAY``) is judged beside the weights themselves by the
-same validation loss after every epoch; the better of the two at the best epoch is kept.
+over every bin fused. (A moving average of the weights, judged beside them in one full run,
+was never the better and is not kept.)
 """
 
 import csv
@@ -37,7 +36,6 @@ from .net import SepNet, parameter_count
 
 SEGMENT_FRAMES = 128
 REMIX = 0.5
-EMA_DECAY = 0.999  # about 1000 steps (10 epochs) of memory
 CURVES_FILE = "separation_curves.csv"
 CHECKPOINT = "separation_best.pt"
 
@@ -52,7 +50,6 @@ class TrainConfig:
     threads: int = 2
     bf16: bool | None = None  # None: where the CPU supports it
     compile: bool = True  # torch.compile the front end and the loss (falls back to eager)
-    ema: bool = True  # also judge an exponential moving average of the weights
 
 
 def bf16_supported() -> bool:
@@ -192,13 +189,9 @@ def train(work_dir: str, cfg: TrainConfig, log=print) -> tuple[SepNet, dict]:
         f"budget {cfg.max_minutes:.0f} min{'; bfloat16 autocast' if bf16 else ''}")
     loss_fn = Loss(front, cfg.compile, log=log)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    ema = (torch.optim.swa_utils.AveragedModel(
-        net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(EMA_DECAY), use_buffers=True)
-        if cfg.ema else None)
-    judged = {"weights": net, **({"ema": ema.module} if ema is not None else {})}  # what validation scores
     t0 = time.time()
     budget = cfg.max_minutes * 60.0
-    best, best_epoch, best_kind, epoch = math.inf, -1, "weights", 0
+    best, best_epoch, epoch = math.inf, -1, 0
     curves = []
     ckpt = os.path.join(work_dir, CHECKPOINT)
     while True:
@@ -216,25 +209,18 @@ def train(work_dir: str, cfg: TrainConfig, log=print) -> tuple[SepNet, dict]:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
-            if ema is not None:
-                ema.update_parameters(net)
             total += float(loss.detach())
-        vals = {}
-        for kind, model in judged.items():
-            model.eval()
-            with torch.no_grad():
-                vals[kind] = float(np.mean([float(loss_fn(model, b, bf16)) for b in val_batches]))
+        net.eval()
+        with torch.no_grad():
+            val = float(np.mean([float(loss_fn(net, b, bf16)) for b in val_batches]))
         train_loss = total / cfg.steps_per_epoch
         curves.append({"epoch": epoch, "seconds": round(time.time() - t0, 1), "lr": lr,
-                       "train_loss": round(train_loss, 5), "val_loss": round(vals["weights"], 5),
-                       "val_loss_ema": round(vals.get("ema", math.nan), 5)})
-        kind = min(vals, key=vals.get)
-        if vals[kind] < best:
-            best, best_epoch, best_kind = vals[kind], epoch, kind
-            torch.save(judged[kind].state_dict(), ckpt)
-        log(f"train: epoch {epoch} train {train_loss:.4f} val {vals['weights']:.4f}"
-            + (f" (average {vals['ema']:.4f})" if "ema" in vals else "")
-            + f" (best {best:.4f} at {best_epoch}, {best_kind}) {time.time() - t0:.0f} s")
+                       "train_loss": round(train_loss, 5), "val_loss": round(val, 5)})
+        if val < best:
+            best, best_epoch = val, epoch
+            torch.save(net.state_dict(), ckpt)
+        log(f"train: epoch {epoch} train {train_loss:.4f} val {val:.4f} (best {best:.4f} at {best_epoch}) "
+            f"{time.time() - t0:.0f} s")
         epoch += 1
         if time.time() - t0 > budget:
             break
@@ -245,8 +231,7 @@ def train(work_dir: str, cfg: TrainConfig, log=print) -> tuple[SepNet, dict]:
     net.load_state_dict(torch.load(ckpt, weights_only=True))
     net = net.to(memory_format=torch.contiguous_format)
     net.eval()
-    return net, {"epochs": epoch, "best_epoch": best_epoch, "best_val_loss": round(best, 5), "kept": best_kind,
+    return net, {"epochs": epoch, "best_epoch": best_epoch, "best_val_loss": round(best, 5),
                  "parameters": parameter_count(net), "seconds": round(time.time() - t0, 1),
                  "segment_frames": SEGMENT_FRAMES, "batch": cfg.batch, "steps_per_epoch": cfg.steps_per_epoch,
-                 "max_minutes": cfg.max_minutes, "bf16": bf16, "compiled": bool(loss_fn.compiled),
-                 "ema_decay": EMA_DECAY if ema is not None else None}
+                 "max_minutes": cfg.max_minutes, "bf16": bf16, "compiled": bool(loss_fn.compiled)}
