@@ -84,14 +84,25 @@ def raise_if_stopped() -> None:
 def holding_stops():
     """The block runs with the stop signals (SIGINT, SIGTERM, SIGHUP) held back when it runs
     on the main thread; a stop that came in meanwhile is raised as the block ends: after its
-    last assignment, so what it made is already bound to a name a cleanup can see. Two
-    holds: ``handle`` (the program's handler) records a stop instead of raising it, which
-    works whichever thread the kernel gave the signal to; and the main thread's signal mask,
-    for other handlers in a process with no other threads."""
+    last assignment, so what it made is already bound to a name a cleanup can see. Three
+    holds: ``handle`` (the program's handler) records a stop instead of raising it; any other
+    Python handler (Python's own KeyboardInterrupt one, for an API user) is swapped for one
+    that records the signal, and is called with it when the block ends; and the main thread's
+    signal mask, for what no Python handler sees. The first two work whichever thread the
+    kernel gives the signal to: the mask alone does not when the process has other threads
+    (Numba's, a user's), because the kernel then hands the signal to one of those."""
     global _holding, _held
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    swapped = {}
+    deferred = []
+    if not _holding:
+        for signum in (signal.SIGINT, *STOP_SIGNALS):
+            handler = signal.getsignal(signum)
+            if callable(handler) and handler is not handle:
+                swapped[signum] = handler
+                signal.signal(signum, lambda n, frame: deferred.append(n))
     before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *STOP_SIGNALS})
     _holding += 1
     try:
@@ -99,9 +110,13 @@ def holding_stops():
     finally:
         _holding -= 1
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        for signum, handler in swapped.items():
+            signal.signal(signum, handler)
         if not _holding and _held:
             signum, _held = _held, 0
             raise _exception_for(signum)
+        for signum in deferred[:1]:   # the first stop, as an unheld handler would have seen it
+            swapped[signum](signum, None)
 
 
 def held_back(fn):
