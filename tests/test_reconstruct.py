@@ -252,6 +252,29 @@ def test_a_round_that_does_not_rise_is_undone(piece):
     assert 125 not in r.programs.values()
 
 
+def test_every_render_is_filtered_to_its_stem_once(piece, monkeypatch):
+    """Each FluidSynth render takes the tonal balance of the stem it replaces (tone.py, tested
+    against known filters in test_reconstruct_tone.py) once, when it is rendered: a render
+    the loop returns to (round 1's, after a round that did not rise) is not filtered again;
+    and on FluidR3's programs against the separated stems the filter moves every stem's
+    long-term spectrum by more than 1 dB somewhere."""
+    from auracore.offline.reconstruct import core, tone
+
+    seen = []
+    real = tone.match_tone
+
+    def recording(y, target, sample_rate):
+        seen.append(float(np.max(np.abs(tone.gain_curve_db(y, target, sample_rate)[1]))))
+        return real(y, target, sample_rate)
+
+    monkeypatch.setattr(core.tone, "match_tone", recording)
+    _, p = piece
+    r = reconstruct(p["mix"][: 5 * bench.RATE], bench.RATE, target_score=100.0, max_rounds=3, decider=_WorseThenRoom())
+    assert r.renders == len(r.programs) + 1  # every stem, then the helicopter; round 3 renders nothing
+    assert len(seen) == r.renders, seen
+    assert min(seen) > 1.0, seen
+
+
 def test_bad_input(tmp_path, piece):
     path, _ = piece
     sf.write(str(tmp_path / "silent.wav"), np.zeros((3 * 44100, 2)), 44100)

@@ -4,7 +4,8 @@
    profile (tempo, beats, sections, RT60).
 2. Re-synthesise: each stem's GM program is chosen by timbre (``timbre.choose``: family
    first, then the program; drums choose a kit), and its notes are rendered through FluidSynth
-   (models/fluid.py, FluidR3 GM) at the input's rate.
+   (models/fluid.py, FluidR3 GM) at the input's rate, then filtered to the tonal balance of
+   the stem it replaces (``tone.match_tone``).
 3. Mix: each rendered stem at the original stem's level section by section (the profile's
    sections; after a ``level`` change, in 2 s windows), summed; then mastered by reference to
    the input (``auracore.offline.master``) and scored against it (``auracore.offline.qc``).
@@ -23,7 +24,7 @@ import numpy as np
 
 from auracore.errors import AuraCoreError
 
-from . import timbre
+from . import timbre, tone
 from .decide import RuleDecider
 from .width import match_band_width
 
@@ -206,14 +207,15 @@ def room(x: np.ndarray, sample_rate: int, rt60_s: float, wet: float = REVERB_WET
 
 
 class Synth:
-    """Renders a stem's notes with a program through FluidSynth (float32), cached by (stem,
-    program, quantised): a stem is rendered again only when one of those changed. Per stem,
+    """Renders a stem's notes with a program through FluidSynth, then through ``tone`` (the
+    tone match to its stem; float32), cached by (stem, program, quantised): a stem is rendered again only when one of those changed. Per stem,
     only the latest render and the one in ``pinned`` (the best round's, which the loop returns
     to when a round does not rise) are kept."""
 
-    def __init__(self, sample_rate: int, duration_s: float):
+    def __init__(self, sample_rate: int, duration_s: float, tone=None):
         self.sample_rate = sample_rate
         self.duration_s = duration_s
+        self.tone = tone or (lambda name, y: y)   # tone(stem name, render) -> the render EQ'd to its stem
         self.cache = {}
         self.pinned = set()
         self.renders = 0
@@ -229,7 +231,7 @@ class Synth:
             for old in [k for k in self.cache if k[0] == part.name and k not in self.pinned]:
                 del self.cache[old]
             y = y if channels == 2 else y.mean(axis=1, keepdims=True)
-            self.cache[key] = y.astype(np.float32)
+            self.cache[key] = self.tone(part.name, y).astype(np.float32, copy=False)
         return self.cache[key]
 
 
@@ -321,7 +323,8 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
         log(f"{name}: program {choice.program} ({choices[name]['family']})")
 
     rt = rt60(x, sr)
-    synth = Synth(sr, duration_s)
+    # every render takes the tonal balance of the stem it replaces (tone.py)
+    synth = Synth(sr, duration_s, tone=lambda name, y: tone.match_tone(y, stems[name], sr))
     sections = [(s.start_s, s.end_s) for s in prof.sections]
     settings = {"reverb": False, "level_window_s": None}
     rounds, tried, changed = [], set(), []
