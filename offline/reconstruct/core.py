@@ -208,9 +208,10 @@ def room(x: np.ndarray, sample_rate: int, rt60_s: float, wet: float = REVERB_WET
 
 class Synth:
     """Renders a stem's notes with a program through FluidSynth, then through ``tone`` (the
-    tone match to its stem; float32), cached by (stem, program, quantised): a stem is rendered again only when one of those changed. Per stem,
-    only the latest render and the one in ``pinned`` (the best round's, which the loop returns
-    to when a round does not rise) are kept."""
+    tone match to its stem; float32), cached by (stem, program, quantised): a stem is
+    rendered again only when one of those changed. Per stem, only the latest render and the
+    one in ``pinned`` (the best round's, which the loop returns to when a round does not
+    rise) are kept."""
 
     def __init__(self, sample_rate: int, duration_s: float, tone=None):
         self.sample_rate = sample_rate
