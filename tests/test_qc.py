@@ -269,7 +269,7 @@ def aba():
 
 
 def _profile_dim(name, a, b, prof_a=None):
-    from auracore.offline.profile import profile, rt60
+    from auracore.offline.profile import profile
 
     al = align(a, b, FS)
     pa = prof_a if prof_a is not None else profile(al.a, FS)
