@@ -29,6 +29,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)   # besides SIGINT: what asks a c
 _pending: int = 0
 _holding: int = 0  # depth of holding_stops blocks on the main thread
 _held: int = 0     # a stop that came in while holding, raised when the outermost block ends
+_finished: bool = False  # the command's result is committed: a stop is too late (see finish)
 
 
 class Terminated(BaseException):
@@ -56,6 +57,8 @@ def handle(signum, frame) -> None:
     """A signal handler: record the stop, then raise it (KeyboardInterrupt for SIGINT,
     Terminated for the others)."""
     global _pending, _held
+    if _finished:
+        return
     _pending = int(signum)
     warnings.filterwarnings("ignore", category=ResourceWarning)  # files a stop left open
     if _holding:
@@ -76,8 +79,26 @@ def quiet_unraisable(unraisable) -> None:
 def raise_if_stopped() -> None:
     """Raise the recorded stop, if a signal asked for one (also when its first raise was
     swallowed by a destructor)."""
-    if _pending:
+    if _pending and not _finished:
         raise _exception_for(_pending)
+
+
+def finish() -> None:
+    """The command's result is committed, or its last commit runs now with the stops held:
+    a stop from here on is too late to undo it, and is neither raised nor recorded; the
+    command ends with its result and exit code. Without it, a stop that lands between a
+    command's last commit and its exit says "nothing was written" with the result in place
+    (the fuzz suite caught it in ``catalog add``). For a command line's last steps only: an
+    API never calls it, since it holds for the rest of the process."""
+    global _finished
+    _finished = True
+
+
+def begin() -> None:
+    """A command begins (the command line's handlers are installed): a stop is no longer
+    too late, whatever an earlier command run in the same process called ``finish``."""
+    global _finished
+    _finished = False
 
 
 @contextlib.contextmanager
@@ -114,7 +135,8 @@ def holding_stops():
             signal.signal(signum, handler)
         if not _holding and _held:
             signum, _held = _held, 0
-            raise _exception_for(signum)
+            if not _finished:
+                raise _exception_for(signum)
         for signum in deferred[:1]:   # the first stop, as an unheld handler would have seen it
             swapped[signum](signum, None)
 

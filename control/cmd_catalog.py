@@ -206,6 +206,7 @@ def _remove_if_empty(db: str) -> None:
 @_sqlite_errors
 def run_add(args) -> int:
     from auracore.offline.catalog.store import collect_paths
+    from auracore.stopping import finish  # a stop after the last file's commit is too late to undo it
 
     plugins = _plugins(args)
     files = collect_paths(args.paths)  # a missing path is refused before a catalog is made
@@ -218,7 +219,8 @@ def run_add(args) -> int:
         with _catalog(args) as cat:
             res = cat.add(args.paths, plugins=plugins, threshold_db=args.threshold_db,
                           min_region_s=args.min_region_s, min_gap_s=args.min_gap_s, progress=_bar(),
-                          log=None if args.json else (lambda line: print(line, flush=True)))
+                          log=None if args.json else (lambda line: print(line, flush=True)),
+                          before_last_commit=finish)
     except BaseException as exc:
         if created and os.path.isfile(args.db):
             _remove_if_empty(args.db)

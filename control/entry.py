@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 
-from auracore.stopping import STOP_SIGNALS, Terminated, handle, quiet_unraisable
+from auracore.stopping import STOP_SIGNALS, Terminated, begin, finish, handle, quiet_unraisable
 
 __all__ = ["Terminated", "install_signal_handlers", "main", "run"]
 
@@ -23,6 +23,7 @@ def install_signal_handlers() -> None:
     A parent that starts the program with them blocked (a forking supervisor, the fuzz
     suite) gets any signal it sent early delivered here, inside main's ``try``: a signal
     can never land between a handler inherited from the parent and that ``try``."""
+    begin()
     for sig in (signal.SIGINT, *STOP_SIGNALS):
         signal.signal(sig, handle)
     sys.unraisablehook = quiet_unraisable
@@ -69,6 +70,8 @@ def main(argv=None) -> int:
     except Terminated as stop:
         print(f"auracore: stopped by {stop.name}; nothing was written", file=sys.stderr)
         return stop.exit_code
+    finally:
+        finish()  # the command has ended: a stop from here on does not change its exit code
 
 
 def _command(argv) -> int:
@@ -87,5 +90,10 @@ def _command(argv) -> int:
 
 
 def run() -> None:
-    """The console script: exit with main's code."""
-    sys.exit(main())
+    """The console script: exit with main's code. The stop signals are ignored from main's
+    return on: Python gives them their default action back while it shuts down, and a
+    SIGTERM then killed a run whose output was written (exit -15 instead of its code)."""
+    code = main()
+    for sig in (signal.SIGINT, *STOP_SIGNALS):
+        signal.signal(sig, signal.SIG_IGN)
+    sys.exit(code)

@@ -264,6 +264,44 @@ def test_sigkill_mid_add_leaves_a_consistent_db_and_rerun_resumes(tmp_path):
     assert d["files_unchanged"] == n_files and d["files_added"] == 6 - n_files
 
 
+_STOP_AT_COMMIT = """
+import os, signal, sqlite3, sys
+from auracore.control.entry import install_signal_handlers
+from auracore.offline.catalog.store import Catalog
+from auracore.stopping import Terminated, finish
+install_signal_handlers()
+db, wav, late = sys.argv[1], sys.argv[2], sys.argv[3] == "late"
+def hook():  # runs with the stops held, just before the last file's commit
+    if late:
+        finish()
+    os.kill(os.getpid(), signal.SIGTERM)
+try:
+    with Catalog(db) as cat:
+        res = cat.add([wav], plugins=[], before_last_commit=hook)
+    outcome = f"finished {res.to_dict()['files_added']}"
+except Terminated as exc:
+    outcome = f"stopped {exc.signum}"
+n = sqlite3.connect(db).execute("SELECT count(*) FROM files WHERE error IS NULL").fetchone()[0]
+print(outcome, n)
+"""
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_a_stop_at_the_last_commit_keeps_the_file_and_after_finish_is_too_late(tmp_path, late):
+    """A SIGTERM that lands while a file's transaction commits is held over the commit: the
+    file is stored whole, and the stop is then raised (not an SQLite "no transaction is
+    active" from a rollback after the commit). Once the command line has called finish (it
+    does for the last file: a stop there is too late to undo the add), the add ends normally."""
+    wav = tmp_path / "a.wav"
+    sf.write(str(wav), sine(2, freq_hz=300), SR)
+    db = tmp_path / "c.sqlite"
+    r = subprocess.run([sys.executable, "-c", _STOP_AT_COMMIT, str(db), str(wav), "late" if late else "now"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    expect = "finished 1 1" if late else f"stopped {int(signal.SIGTERM)} 1"
+    assert r.stdout.split("\n")[-2] == expect, r.stdout + r.stderr[-2000:]
+
+
 # ---- search, tag, stats, export -------------------------------------------------------------
 def test_search_filters_and_json(built):
     db = built["db"]

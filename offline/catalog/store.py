@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from auracore.errors import AuraCoreError
+from auracore.stopping import holding_stops, raise_if_stopped
 from auracore.kernels.chain import SANE_LIMIT
 from auracore.offline import audio_io
 
@@ -174,6 +175,7 @@ class Catalog:
         self.path = path
         self.con = connect(path, readonly=readonly)
         self.con.row_factory = sqlite3.Row
+        self._before_commit = None  # add's before_last_commit, set for its last file
 
     def close(self) -> None:
         self.con.close()
@@ -186,10 +188,12 @@ class Catalog:
 
     # ---- add ---------------------------------------------------------------------------
     def add(self, paths, plugins=None, threshold_db: float = -30.0, min_region_s: float = 0.5,
-            min_gap_s: float = 0.5, progress=None, log=None) -> AddResult:
+            min_gap_s: float = 0.5, progress=None, log=None, before_last_commit=None) -> AddResult:
         """Add files and folders (see the module docstring). plugins: Plugin objects
         (default: the built-in ones that can run here); progress: a callable
-        (total_s, label) -> bar with update(seconds)/close(), or None; log(line) for per-file notes."""
+        (total_s, label) -> bar with update(seconds)/close(), or None; log(line) for per-file
+        notes; before_last_commit: called with the stop signals held, just before the last
+        file's transaction commits (the command line's ``stopping.finish``)."""
         files = collect_paths(paths)
         plugins = default_plugins() if plugins is None else list(plugins)
         t0 = time.perf_counter()
@@ -199,7 +203,8 @@ class Catalog:
         bar = progress(total, "catalog add") if progress else None
         worker = PluginWorker(plugins)
         try:
-            for path in files:
+            for i, path in enumerate(files):
+                self._before_commit = before_last_commit if i == len(files) - 1 else None
                 size = os.path.getsize(path) if os.path.isfile(path) else 0
                 status, regions, errs, dur = self._add_one(path, worker, threshold_db, min_region_s, min_gap_s)
                 added += status == "added"
@@ -213,6 +218,7 @@ class Catalog:
                 if bar:
                     bar.update(size)
         finally:
+            self._before_commit = None
             worker.close()
             if bar:
                 bar.close()
@@ -244,6 +250,7 @@ class Catalog:
         path, x_ok = record["path"], record["sample_rate"] is not None
         con = self.con
         con.execute("BEGIN IMMEDIATE")
+        committed = False
         try:
             old = con.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
             if old is not None:
@@ -286,14 +293,28 @@ class Catalog:
                              _num(record["true_peak_dbtp"]), _num(record["threshold_dbfs"]), record["analysis_s"],
                              waveform.tobytes()))
             con.execute("INSERT INTO file_text (rowid, name, tags) VALUES (?, ?, '')", (fid, record["name"]))
-            con.execute("COMMIT")
+            # a stop may not land between the commit and the flag: a rollback after a commit
+            # fails ("no transaction is active") and hid the stop behind an SQLite error
+            with holding_stops():
+                self._commit_step()
+                con.execute("COMMIT")
+                committed = True
         except BaseException:
-            con.execute("ROLLBACK")
+            if not committed:
+                con.execute("ROLLBACK")
             raise
         return ("failed" if record["error"] else "added"), len(record["regions"]), n_err, (record["duration_s"] or 0.0)
 
+    def _commit_step(self) -> None:
+        """Before a file's transaction commits (stops held): a stop whose first raise a
+        destructor swallowed is raised, so nothing is committed; then the last file's hook."""
+        raise_if_stopped()
+        if self._before_commit is not None:
+            self._before_commit()
+
     def _store_failure(self, path: str, why: str):
-        with self.con:
+        with holding_stops(), self.con:
+            self._commit_step()
             old = self.con.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
             if old is not None:
                 self.con.execute("DELETE FROM files WHERE id = ?", (old[0],))
