@@ -135,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _analyze_one(path: str, index: int, several: bool, args, bars) -> dict:
-    result = analyze_file(path, target_lufs=args.target_lufs, progress_factory=bars)
+    result = analyze_file(path, target_lufs=args.target_lufs, progress_factory=bars, exact_series=bool(args.plot))
     metrics = result.metrics
     if args.plot:
         from auracore.offline.plot import plot_analysis  # matplotlib loads only when asked for

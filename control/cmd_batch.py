@@ -73,7 +73,7 @@ def run_analyze(ns, input_path: str, output_path: str) -> None:
     """What ``auracore analyze --json INPUT`` prints, into output_path."""
     from auracore.offline.analyze import analyze_file, json_safe
 
-    metrics = json_safe(analyze_file(input_path, target_lufs=ns.target_lufs).metrics)
+    metrics = json_safe(analyze_file(input_path, target_lufs=ns.target_lufs, exact_series=False).metrics)
     _write_text(output_path, json.dumps(metrics, indent=2, allow_nan=False) + "\n", input_path)
 
 

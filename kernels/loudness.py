@@ -75,6 +75,7 @@ SCALARS = np.dtype([
     ("logged", "i8"),       # hops seen by the hop log since it was enabled
     ("start", "i8"),        # the last hop before the measurement (re)started: windows count from here
     ("tp_skip", "i8"),      # true-peak estimates still depending on audio from before the last reset
+    ("tp_log_floor", "f8"), # the hop log's true-peak floor (linear; 0: every hop exact)
     # levels: mean squares (energies), not LUFS, then the windows' running sums
     ("m", "f8"),
     ("s", "f8"),
@@ -292,7 +293,8 @@ def _end_hop(sc, weights, kw_state, hop_sum, ring, gate_count, gate_energy, lra_
                 log_true_peak[k, c] = hop_true_peak[c]
         sc.logged = k + 1
         for c in range(channels):
-            hop_true_peak[c] = 0.0
+            # the next hop's estimate starts at its floor: what stays under it is skipped
+            hop_true_peak[c] = min(true_peak_lin[c], sc.tp_log_floor)
 
 
 @njit(cache=True, nogil=True)
@@ -491,16 +493,23 @@ class LoudnessMeter:
         Call it from the thread that calls ``process``, or between calls."""
         _reset_flat(self.flat)
 
-    def hop_log_enable(self, max_hops: int) -> None:
+    def hop_log_enable(self, max_hops: int, tp_floor_dbtp: float | None = None) -> None:
         """Record every hop from now on, up to max_hops of them (0 turns the log off); this
         replaces the log arrays of ``arrays``. With true peak on, the true peak is then
-        computed hop by hop (for its per-hop maxima), which prunes less and runs slower."""
+        computed hop by hop (for its per-hop maxima), which prunes less and runs slower.
+
+        tp_floor_dbtp: a hop's true peak is then exact only where it exceeds
+        min(floor, the channel's maximum so far), and reads that bound where it does not;
+        the meter's maxima stay exact, and so does every hop's comparison with the floor
+        (what counting overs needs), while quiet hops skip the interpolation as the meter
+        without a log does (300 s of music: 0.13 s instead of 0.47). None: every hop exact."""
         self.log_hop = np.zeros(max_hops, dtype=np.int64)
         self.log_levels = np.zeros((max_hops, 2))
         self.log_true_peak = np.zeros((max_hops, self.channels))
         self.stats["logged"] = 0
+        self.stats["tp_log_floor"] = 0.0 if tp_floor_dbtp is None else 10.0 ** (tp_floor_dbtp / 20.0)
         self.true_peak_lin[:] = np.maximum(self.true_peak_lin, self.hop_true_peak)
-        self.hop_true_peak[:] = 0.0
+        self.hop_true_peak[:] = np.minimum(self.true_peak_lin, self.stats["tp_log_floor"])
         self.arrays = MeterArrays(*(getattr(self, name) for name in MeterArrays._fields))
         self.flat = tuple(self.arrays)  # for the quick call from Python (see _meter_flat)
 

@@ -208,17 +208,25 @@ class SpectrumAccumulator:
         self.segments = 0
 
     def process(self, xt: np.ndarray) -> None:
-        """xt: (channels, frames) float64."""
-        i = 0
-        while i < xt.shape[1]:
-            k = min(self.fft_size - self.fill, xt.shape[1] - i)
-            self.buf[:, self.fill:self.fill + k] = xt[:, i:i + k]
-            self.fill += k
-            i += k
-            if self.fill == self.fft_size:
-                self._segment(self.window)
-                self.buf[:, :self.hop] = self.buf[:, self.hop:]
-                self.fill = self.fft_size - self.hop
+        """xt: (channels, frames) float64. The segments a block completes go through the FFT
+        four at a time (one at a time spent a third of the time in Python)."""
+        frames = xt.shape[1]
+        if self.fill + frames < self.fft_size:
+            self.buf[:, self.fill:self.fill + frames] = xt
+            self.fill += frames
+            return
+        data = np.concatenate((self.buf[:, :self.fill], xt), axis=1)
+        n = (data.shape[1] - self.fft_size) // self.hop + 1  # segments complete in data
+        segments = np.lib.stride_tricks.sliding_window_view(data, self.fft_size, axis=1)[:, :n * self.hop:self.hop]
+        power = np.zeros_like(self.power_sum)
+        for channel in segments:  # 4 segments of a channel at a time: few temporaries in flight
+            for j in range(0, n, 4):
+                spec = np.fft.rfft(channel[j:j + 4] * self.window, axis=1)
+                power += (spec.real ** 2 + spec.imag ** 2).sum(axis=0)
+        self.power_sum += power / segments.shape[0]
+        self.segments += n
+        self.fill = data.shape[1] - n * self.hop  # the next segment's start onwards: under one segment
+        self.buf[:, :self.fill] = data[:, n * self.hop:]
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
         """(freqs_hz, power): (fft_size//2 + 1,) each; power scaled so a sine of amplitude A
@@ -333,11 +341,14 @@ class MeterLog:
     nothing of a hop is in flight, so the series do not depend on the block size.
     """
 
-    def __init__(self, sample_rate: int, channels: int):
+    def __init__(self, sample_rate: int, channels: int, exact_series: bool = True):
         self.meter = LoudnessMeter(sample_rate, channels)
         self.hop_frames, step_frames = hop_frames(sample_rate)
         self.step_hops = step_frames // self.hop_frames
-        self.meter.hop_log_enable(LOG_HOPS)
+        # without the plot, a hop's true peak is needed only against the overs' threshold:
+        # just under it, so a hop that reads the floor is not an over
+        self.tp_floor_dbtp = None if exact_series else TP_OVER_DBTP - 1e-6
+        self.meter.hop_log_enable(LOG_HOPS, self.tp_floor_dbtp)
         self.armed_frames = 0  # frames metered since the log was armed
         self.hops = 0          # hops drained so far
         self.overs = RunCounter(channels, TP_OVER_DBTP, 1)
@@ -355,7 +366,7 @@ class MeterLog:
             self.armed_frames += k
             if self.armed_frames == room:
                 self.drain()
-                self.meter.hop_log_enable(LOG_HOPS)
+                self.meter.hop_log_enable(LOG_HOPS, self.tp_floor_dbtp)
                 self.armed_frames = 0
 
     def drain(self) -> None:
@@ -465,10 +476,13 @@ class FileAnalysis:
 class FileAnalyzer:
     """The streaming state of every measurement for one stream of blocks."""
 
-    def __init__(self, sample_rate: int, channels: int, frames_hint: int = 0):
+    def __init__(self, sample_rate: int, channels: int, frames_hint: int = 0, exact_series: bool = True):
+        """exact_series=False: the plot's 100 ms true-peak series may read a floor (just
+        under TP_OVER_DBTP, or the channel's maximum so far) for the steps under it, and
+        the meter skips their interpolation; every metric stays exact."""
         self.sample_rate = sample_rate
         self.channels = channels
-        self.meter = MeterLog(sample_rate, channels)
+        self.meter = MeterLog(sample_rate, channels, exact_series)
         self.moments = MomentStats(channels)
         self.spectrum = SpectrumAccumulator(sample_rate, channels)
         self.clips = RunCounter(channels, 10.0 ** (CLIP_THRESHOLD_DBFS / 20.0), CLIP_MIN_RUN)
@@ -635,19 +649,20 @@ def analyze(x, sample_rate: int, target_lufs: float = TARGET_LUFS, path: str = "
     a = as_audio(a, channels)
     if a.shape[0] == 0:
         raise AudioArrayError("audio: no frames")
-    analyzer = FileAnalyzer(check_rate(sample_rate), channels, frames_hint=a.shape[0])
+    analyzer = FileAnalyzer(check_rate(sample_rate), channels, frames_hint=a.shape[0], exact_series=False)
     for start in range(0, a.shape[0], BLOCK_FRAMES):
         analyzer.process(a[start:start + BLOCK_FRAMES])
     return analyzer.finish(path, target_lufs).analysis
 
 
 def analyze_file(path: str, target_lufs: float = TARGET_LUFS, blocksize: int = BLOCK_FRAMES,
-                 progress_factory=None) -> FileAnalysis:
+                 progress_factory=None, exact_series: bool = True) -> FileAnalysis:
     """Analyse one audio file (1 to MAX_CHANNELS channels) in blocks of blocksize frames;
     memory stays flat whatever the file length.
 
     progress_factory(total_frames, label) returns an object with update(n) and close(), or
-    None (as ``auracore.control.progress.progress_factory`` makes). Raises AudioFileError
+    None (as ``auracore.control.progress.progress_factory`` makes). exact_series=False
+    when the plot is not drawn (see FileAnalyzer): the same metrics, faster. Raises AudioFileError
     with a one-line reason when the file cannot be read or is cut short.
     """
     # open_input's channel message speaks for the stereo commands; analyze gives its own
@@ -656,7 +671,7 @@ def analyze_file(path: str, target_lufs: float = TARGET_LUFS, blocksize: int = B
         if f.channels > MAX_CHANNELS:
             raise AudioFileError(f"{path}: {f.channels} channels; analyze takes 1 to "
                                  f"{MAX_CHANNELS} channels")
-        analyzer = FileAnalyzer(f.samplerate, f.channels, frames_hint=f.frames)
+        analyzer = FileAnalyzer(f.samplerate, f.channels, frames_hint=f.frames, exact_series=exact_series)
         bar = progress_factory(f.frames, os.path.basename(path)) if progress_factory else None
         try:
             # reading, the checks, the meter and the rest each on a thread of their own

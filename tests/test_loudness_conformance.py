@@ -456,6 +456,35 @@ def test_hop_log_series_and_capacity():
     np.testing.assert_array_equal(np.max(series["true_peak_dbtp"], axis=0), full.true_peak_dbtp)
 
 
+@pytest.mark.parametrize("floor_dbtp", [-1.0, -6.0, -60.0])
+def test_a_hop_log_with_a_true_peak_floor_keeps_what_is_over_it(floor_dbtp):
+    """With a floor, a hop's true peak is exact wherever it exceeds min(floor, the channel's
+    maximum so far) and reads that bound where it does not: the maxima stay exact to the
+    bit, and so does every hop's comparison with the floor (analyze's overs)."""
+    fs = 48000
+    x = music_like(8.0, fs)
+    x *= 10 ** (-0.5 / 20) / np.max(np.abs(x))  # peaks near -0.5 dBFS: some hops over -1 dBTP
+    exact, floored = LoudnessMeter(fs, 2), LoudnessMeter(fs, 2)
+    hops = x.shape[0] // exact.hop + 1
+    exact.hop_log_enable(hops)
+    floored.hop_log_enable(hops, tp_floor_dbtp=floor_dbtp)
+    for part in np.array_split(x, 7):  # the floor follows the running maximum across blocks
+        exact.process(part)
+        floored.process(part)
+    a, b = exact.hop_log()["true_peak_dbtp"], floored.hop_log()["true_peak_dbtp"]
+    assert a.shape == b.shape
+    np.testing.assert_array_equal(floored.true_peak_dbtp, exact.true_peak_dbtp)
+    assert floored.readings() == exact.readings()
+    running = np.maximum.accumulate(a, axis=0)
+    bound = np.minimum(np.vstack([np.full((1, 2), -np.inf), running[:-1]]), floor_dbtp)
+    over = a > bound + 1e-9
+    assert over.any() and (~over).any()
+    np.testing.assert_array_equal(b[over], a[over])             # exact where over the bound
+    np.testing.assert_allclose(b[~over], bound[~over], atol=1e-9)  # the bound where not
+    # the comparison with the floor (a hop under it may read it, to rounding)
+    np.testing.assert_array_equal(b > floor_dbtp + 1e-9, a > floor_dbtp + 1e-9)
+
+
 def test_bad_input_is_refused():
     m = LoudnessMeter(48000, 2)
     with pytest.raises(ValueError):
