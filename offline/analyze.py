@@ -29,7 +29,8 @@ Measurements (JSON keys in brackets; dB values of silence are -inf, written as n
   the total power of the averaged spectrum (all bins, DC included), in dB; null for a band
   wholly above Nyquist or holding no power. The spectrum is Welch's average: Hann windows of
   ``SPECTRUM_FFT_SIZE`` frames, 50 % overlap, power averaged over channels (a file shorter than
-  one window gets one Hann window of its own length, zero-padded).
+  one window gets one Hann window of its own length, zero-padded); the transforms run in single
+  precision where ``fft32`` loads, the sums in double (band levels within 1e-5 dB of double).
 - [duration_s], [frames], [sample_rate], [channels], [path], [target_lufs].
 - [sanitised_samples]: NaN, Inf and absurd (above +80 dBFS) samples, measured as 0 (as the
   chain's sanitiser replaces them).
@@ -60,6 +61,7 @@ from auracore.kernels.chain import sanitised
 from auracore.kernels.loudness import LoudnessMeter, hop_frames
 from auracore.offline.audio_io import AudioFileError, open_input, read_blocks
 from auracore.offline.chain import as_audio, check_rate
+from auracore.offline.fft32 import rfft32
 from auracore.offline.pipeline import pipelined
 
 BLOCK_FRAMES = 32768
@@ -123,6 +125,12 @@ class RunCounter:
                 self.open_len[c] = lengths[-1]
                 lengths = lengths[:-1]
             self.counts[c] += np.count_nonzero(lengths >= self.min_run)
+
+    def below(self) -> None:
+        """A block with nothing at or over the threshold (``process`` would find no run):
+        the open runs end."""
+        for c in range(self.counts.size):
+            self._close(c)
 
     def finish(self) -> np.ndarray:
         """Close open runs; return the counts: (channels,) int64."""
@@ -202,6 +210,7 @@ class SpectrumAccumulator:
         self.fft_size = fft_size
         self.hop = fft_size // 2
         self.window = periodic_hann(fft_size)
+        self.window32 = self.window.astype(np.float32)
         self.buf = np.zeros((channels, fft_size))
         self.fill = 0
         self.power_sum = np.zeros(fft_size // 2 + 1)
@@ -209,7 +218,8 @@ class SpectrumAccumulator:
 
     def process(self, xt: np.ndarray) -> None:
         """xt: (channels, frames) float64. The segments a block completes go through the FFT
-        four at a time (one at a time spent a third of the time in Python)."""
+        eight at a time (one at a time spent a third of the time in Python), in single
+        precision where ``fft32`` loads (0.09 s instead of 0.28 s for 300 s of stereo)."""
         frames = xt.shape[1]
         if self.fill + frames < self.fft_size:
             self.buf[:, self.fill:self.fill + frames] = xt
@@ -219,10 +229,13 @@ class SpectrumAccumulator:
         n = (data.shape[1] - self.fft_size) // self.hop + 1  # segments complete in data
         segments = np.lib.stride_tricks.sliding_window_view(data, self.fft_size, axis=1)[:, :n * self.hop:self.hop]
         power = np.zeros_like(self.power_sum)
-        for channel in segments:  # 4 segments of a channel at a time: few temporaries in flight
-            for j in range(0, n, 4):
-                spec = np.fft.rfft(channel[j:j + 4] * self.window, axis=1)
-                power += (spec.real ** 2 + spec.imag ** 2).sum(axis=0)
+        for channel in segments:  # a few segments of a channel at a time: few temporaries in flight
+            for j in range(0, n, 8):
+                if rfft32 is not None:  # single precision: the power to 1e-6 relative
+                    spec = rfft32(channel[j:j + 8].astype(np.float32) * self.window32)
+                else:
+                    spec = np.fft.rfft(channel[j:j + 8] * self.window, axis=1)
+                power += (spec.real ** 2 + spec.imag ** 2).sum(axis=0, dtype=np.float64)
         self.power_sum += power / segments.shape[0]
         self.segments += n
         self.fill = data.shape[1] - n * self.hop  # the next segment's start onwards: under one segment
@@ -497,12 +510,14 @@ class FileAnalyzer:
     # process in three steps, which analyze_file runs on threads of their own, in order
     def prepared(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The block sanitised, and a channel-major copy of it (numpy reduces along the
-        contiguous axis many times faster)."""
+        contiguous axis many times faster); the moments."""
         x = np.ascontiguousarray(x, dtype=np.float64)
         x, bad = sanitised(x)
         self.sanitised += bad
         self.frames += x.shape[0]
-        return x, np.ascontiguousarray(x.T)
+        xt = np.ascontiguousarray(x.T)
+        self.moments.process(xt)  # here, not in measured: the two steps after this one weigh more
+        return x, xt
 
     def metered(self, pair: tuple) -> tuple:
         """The loudness meter's step (frame-major block)."""
@@ -510,11 +525,13 @@ class FileAnalyzer:
         return pair
 
     def measured(self, pair: tuple) -> tuple:
-        """Moments, spectrum, clipping and envelope (channel-major block)."""
+        """Spectrum, clipping and envelope (channel-major block)."""
         xt = pair[1]
-        self.moments.process(xt)
         self.spectrum.process(xt)
-        self.clips.process(np.abs(xt))
+        if max(xt.max(), -xt.min()) < self.clips.threshold:  # two passes, no copy: the usual case
+            self.clips.below()
+        else:
+            self.clips.process(np.abs(xt))
         self.envelope.process(xt)
         return pair
 
