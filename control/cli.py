@@ -13,8 +13,6 @@ import sys
 
 from auracore import __version__
 from auracore.errors import AuraCoreError, clip_text, one_line
-from auracore.kernels import params as P
-from auracore.offline.params import preset_description, preset_names
 from auracore.stopping import raise_if_stopped
 
 from .entry import Terminated, install_signal_handlers
@@ -52,6 +50,8 @@ def _add_info_parsers(sub) -> None:
 
 
 def _run_presets(args) -> int:
+    from auracore.offline.params import preset_description, preset_names  # here: the other commands skip it
+
     for name in preset_names():
         print(f"{name:10s} {preset_description(name)}")
     return 0
@@ -65,6 +65,8 @@ def params_markdown() -> str:
             "Booleans take 0 or 1. Glide: the time constant (ms) of the one-pole that smooths a change.", "",
             "| id | OSC address | unit | range | default | glide ms | description |",
             "|---|---|---|---|---|---|---|"]
+    from auracore.kernels import params as P  # here: the other commands skip it
+
     for p in P.PARAMS:
         rows.append(f"| `{p.id}` | `{p.osc_address}` | {p.unit} | {p.range_text} | {p.default:g} | "
                     f"{p.smoothing_ms:g} | {p.description} |")

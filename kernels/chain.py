@@ -23,9 +23,9 @@ from .biquad import (SHAPE_HIGHSHELF, SHAPE_LOWSHELF, SHAPE_PEAKING, cascade_pro
 from .compressor import RMS_WINDOW_MS, compressor_process, compressor_state, compressor_work, time_coef
 from .kweighting import design_kweighting
 from .limiter import LimiterArrays, LimiterState, limiter_process, limiter_reset
+from .sane import SANE_LIMIT, sanitised  # noqa: F401 - the chain's input rule, also offline's
 
 TICK = 128
-SANE_LIMIT = 1.0e4          # +80 dBFS: anything beyond is treated as garbage, like NaN/Inf
 LOUDNESS_STEP_S = 0.1
 LOUDNESS_BLOCK_STEPS = 4      # 400 ms gating blocks, as in BS.1770
 LOUDNESS_TRACK_S = 3.0        # memory of the loudness follower
@@ -36,18 +36,6 @@ REL_GATE_LU = -10.0
 ABS_GATE_ENERGY = 10.0 ** ((ABS_GATE_LUFS + 0.691) / 10.0)
 REL_GATE_RATIO = 10.0 ** (REL_GATE_LU / 10.0)
 INV_TICK = 1.0 / TICK
-
-def sanitised(x: np.ndarray) -> tuple[np.ndarray, int]:
-    """(x with NaN, Inf and absurd values (beyond SANE_LIMIT) replaced by 0, how many were):
-    the chain's own input rule, for the offline measurements. x itself is never changed.
-    A clean block (the usual case) costs two passes and no copy: a NaN anywhere makes the
-    extremes NaN, and that fails the test as an absurd value does."""
-    if x.size == 0 or max(x.max(), -x.min()) <= SANE_LIMIT:
-        return x, 0
-    bad = ~(np.abs(x) <= SANE_LIMIT)
-    count = int(np.count_nonzero(bad))
-    return (np.where(bad, 0.0, x), count) if count else (x, 0)
-
 
 # the chain's scalar state: one record (a one-element structured array, which Numba reads
 # and writes by field name)

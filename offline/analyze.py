@@ -57,10 +57,9 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from auracore.errors import AudioArrayError
-from auracore.kernels.chain import sanitised
+from auracore.kernels.sane import sanitised
 from auracore.kernels.loudness import LoudnessMeter, hop_frames
 from auracore.offline.audio_io import AudioFileError, open_input, read_blocks
-from auracore.offline.chain import as_audio, check_rate
 from auracore.offline.fft32 import rfft32
 from auracore.offline.pipeline import pipelined
 
@@ -659,6 +658,8 @@ def analyze(x, sample_rate: int, target_lufs: float = TARGET_LUFS, path: str = "
     """Analyse a whole signal x: (frames, channels) or (frames,) float, 1 to MAX_CHANNELS
     channels, at sample_rate Hz (the figures do not depend on how it is split); path only
     labels the result. AudioArrayError for a bad shape, dtype or rate."""
+    from auracore.offline.chain import as_audio, check_rate  # here: analyze_file (the command) skips it
+
     a = np.asarray(x)
     channels = 1 if a.ndim == 1 else (a.shape[1] if a.ndim == 2 else 0)
     if not 1 <= channels <= MAX_CHANNELS:

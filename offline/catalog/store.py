@@ -18,7 +18,7 @@ import numpy as np
 
 from auracore.errors import AuraCoreError
 from auracore.stopping import holding_stops, raise_if_stopped
-from auracore.kernels.chain import SANE_LIMIT
+from auracore.kernels.sane import SANE_LIMIT
 from auracore.offline import audio_io
 
 from .plugins import PluginWorker, default_plugins

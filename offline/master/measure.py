@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from auracore.kernels.chain import SANE_LIMIT
+from auracore.kernels.sane import SANE_LIMIT
 from auracore.kernels.loudness import HIST_BINS_PER_LU, HIST_LOW_LUFS, LoudnessMeter
 from auracore.kernels.truepeak import TP_DELAY
 

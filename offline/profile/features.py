@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from auracore.kernels.chain import sanitised
+from auracore.kernels.sane import sanitised
 from auracore.kernels.loudness import LoudnessMeter, hop_frames
 from auracore.offline import mel
 

@@ -13,7 +13,7 @@ import numpy as np
 
 
 from auracore.errors import AuraCoreError
-from auracore.kernels.chain import sanitised
+from auracore.kernels.sane import sanitised
 
 from . import elements as E
 from . import harmony, structure, tempo as T

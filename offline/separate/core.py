@@ -19,7 +19,7 @@ from fractions import Fraction
 import numpy as np
 
 
-from auracore.kernels.chain import sanitised
+from auracore.kernels.sane import sanitised
 from auracore.errors import AuraCoreError, ModelError
 from auracore.models.separation import features as F
 from auracore.offline.pipeline import model_threads

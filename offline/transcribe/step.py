@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 
-from auracore.kernels.chain import sanitised
+from auracore.kernels.sane import sanitised
 from auracore.errors import ParamError
 
 from .drums import DrumTranscriber
