@@ -57,7 +57,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from auracore.errors import AudioArrayError
-from auracore.kernels.sane import sanitised
+from auracore.kernels.sane import sanitised_peak
 from auracore.kernels.loudness import LoudnessMeter, hop_frames
 from auracore.offline.audio_io import AudioFileError, open_input, read_blocks
 from auracore.offline.fft32 import rfft32
@@ -507,32 +507,32 @@ class FileAnalyzer:
         self.measured(self.metered(self.prepared(x)))
 
     # process in three steps, which analyze_file runs on threads of their own, in order
-    def prepared(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The block sanitised, and a channel-major copy of it (numpy reduces along the
-        contiguous axis many times faster); the moments."""
+    def prepared(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """The block sanitised, a channel-major copy of it (numpy reduces along the
+        contiguous axis many times faster) and its largest magnitude; the moments."""
         x = np.ascontiguousarray(x, dtype=np.float64)
-        x, bad = sanitised(x)
+        x, bad, top = sanitised_peak(x)
         self.sanitised += bad
         self.frames += x.shape[0]
         xt = np.ascontiguousarray(x.T)
         self.moments.process(xt)  # here, not in measured: the two steps after this one weigh more
-        return x, xt
+        return x, xt, top
 
-    def metered(self, pair: tuple) -> tuple:
-        """The loudness meter's step (frame-major block)."""
-        self.meter.process(pair[0])
-        return pair
+    def metered(self, block: tuple) -> tuple:
+        """The loudness meter's step (frame-major block), and the envelope's."""
+        self.meter.process(block[0])
+        self.envelope.process(block[1])
+        return block
 
-    def measured(self, pair: tuple) -> tuple:
-        """Spectrum, clipping and envelope (channel-major block)."""
-        xt = pair[1]
+    def measured(self, block: tuple) -> tuple:
+        """Spectrum and clipping (channel-major block)."""
+        xt = block[1]
         self.spectrum.process(xt)
-        if max(xt.max(), -xt.min()) < self.clips.threshold:  # two passes, no copy: the usual case
+        if block[2] < self.clips.threshold:  # nothing near full scale: the usual case, no copy
             self.clips.below()
         else:
             self.clips.process(np.abs(xt))
-        self.envelope.process(xt)
-        return pair
+        return block
 
     def finish(self, path: str = "", target_lufs: float = TARGET_LUFS) -> FileAnalysis:
         """Flush the streams and compute every figure; the analyzer is spent afterwards."""
@@ -693,10 +693,10 @@ def analyze_file(path: str, target_lufs: float = TARGET_LUFS, blocksize: int = B
         bar = progress_factory(f.frames, os.path.basename(path)) if progress_factory else None
         try:
             # reading, the checks, the meter and the rest each on a thread of their own
-            for x, _ in pipelined(read_blocks(f, blocksize), analyzer.prepared, analyzer.metered, analyzer.measured,
-                                  depth=1):  # one block waiting per step: flat and small
+            for block in pipelined(read_blocks(f, blocksize), analyzer.prepared, analyzer.metered, analyzer.measured,
+                                   depth=1):  # one block waiting per step: flat and small
                 if bar is not None:
-                    bar.update(x.shape[0])
+                    bar.update(block[0].shape[0])
         finally:
             if bar is not None:
                 bar.close()

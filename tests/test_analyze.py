@@ -435,3 +435,20 @@ def test_the_single_precision_fft_loads_and_matches_numpy_without_importing_scip
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     dtype, err, imported = r.stdout.split()
     assert dtype == "complex64" and float(err) < 1e-6 and imported == "False", r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("samples, count, peak", [
+    ([0.1, -0.25], 0, 0.25), ([float("nan"), 0.5], 1, 0.5), ([float("inf"), -0.3], 1, 0.3),
+    ([-float("inf"), float("nan")], 2, 0.0), ([2e4, -0.1], 1, 0.1), ([1e4, -1e4], 0, 1e4), ([], 0, 0.0)])
+def test_sanitised_peak_counts_the_bad_samples_and_reads_the_peak_of_the_rest(samples, count, peak):
+    """The input rule's fast path (two passes over a clean block) and its slow path agree:
+    NaN, Inf and values beyond SANE_LIMIT (1e4) become 0 and are counted; the peak is the
+    largest magnitude left, exactly."""
+    from auracore.kernels.sane import sanitised_peak
+
+    x = np.array(samples, dtype=np.float64).reshape(-1, 1)
+    y, n, top = sanitised_peak(x)
+    assert n == count and top == peak
+    assert np.all(np.isfinite(y)) and np.max(np.abs(y), initial=0.0) == peak
+    if count == 0:
+        assert y is x  # a clean block is not copied
