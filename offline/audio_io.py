@@ -107,16 +107,23 @@ def open_input(path: str, max_channels: int = 2) -> sf.SoundFile:
     return f
 
 
+# encodings whose every sample libsndfile gives exactly in single precision (integers of up
+# to 24 bits scaled by a power of two, and float files): for them a float32 read widened by
+# numpy is the float64 read to the bit, in 0.03 s instead of 0.08 s for 300 s of stereo
+EXACT_IN_FLOAT32 = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "FLOAT", "ULAW", "ALAW"})
+
+
 def read_blocks(f: sf.SoundFile, blocksize: int, path: str | None = None):
     """Yield (frames, channels) float64 blocks; AudioFileError if the data is cut short."""
     name = path if path is not None else os.fsdecode(f.name)
+    single = f.subtype in EXACT_IN_FLOAT32
     try:
         while True:
             with _quiet_decoder(name):
-                block = f.read(blocksize, dtype="float64", always_2d=True)
+                block = f.read(blocksize, dtype="float32" if single else "float64", always_2d=True)
             if block.shape[0] == 0:
                 return
-            yield block
+            yield block.astype(np.float64) if single else block
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioFileError(f"{name}: read failed part-way ({_reason(exc)}); the file may be truncated") from None
 
