@@ -506,7 +506,7 @@ class FileAnalyzer:
         """x: (frames, channels) float64, any number of frames."""
         self.measured(self.metered(self.prepared(x)))
 
-    # process in three steps, which analyze_file runs on threads of their own, in order
+    # process in three steps, which analyze_file runs in order on threads of their own (the first on the reader's)
     def prepared(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """The block sanitised, a channel-major copy of it (numpy reduces along the
         contiguous axis many times faster) and its largest magnitude; the moments."""
@@ -692,8 +692,9 @@ def analyze_file(path: str, target_lufs: float = TARGET_LUFS, blocksize: int = B
         analyzer = FileAnalyzer(f.samplerate, f.channels, frames_hint=f.frames, exact_series=exact_series)
         bar = progress_factory(f.frames, os.path.basename(path)) if progress_factory else None
         try:
-            # reading, the checks, the meter and the rest each on a thread of their own
-            for block in pipelined(read_blocks(f, blocksize), analyzer.prepared, analyzer.metered, analyzer.measured,
+            # reading with the checks, the meter, and the rest each on a thread of their own (the
+            # checks on a thread of their own cost more in handing blocks over than they took)
+            for block in pipelined(map(analyzer.prepared, read_blocks(f, blocksize)), analyzer.metered, analyzer.measured,
                                    depth=1):  # one block waiting per step: flat and small
                 if bar is not None:
                     bar.update(block[0].shape[0])
