@@ -368,7 +368,7 @@ class MeterLog:
         self.chunks: list[tuple[np.ndarray, ...]] = []
 
     def process(self, x: np.ndarray) -> None:
-        """x: (frames, channels) float64."""
+        """x: (frames, channels) float64 or float32 (the meter widens each sample exactly)."""
         room = LOG_HOPS * self.hop_frames
         pos = 0
         while pos < x.shape[0]:
@@ -508,13 +508,14 @@ class FileAnalyzer:
 
     # process in three steps, which analyze_file runs in order on threads of their own (the first on the reader's)
     def prepared(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """The block sanitised, a channel-major copy of it (numpy reduces along the
-        contiguous axis many times faster) and its largest magnitude; the moments."""
-        x = np.ascontiguousarray(x, dtype=np.float64)
+        """The block sanitised (float32 as read, or float64), a channel-major float64 copy
+        of it (numpy reduces along the contiguous axis many times faster) and its largest
+        magnitude; the moments."""
+        x = np.ascontiguousarray(x, dtype=x.dtype if x.dtype == np.float32 else np.float64)
         x, bad, top = sanitised_peak(x)
         self.sanitised += bad
         self.frames += x.shape[0]
-        xt = np.ascontiguousarray(x.T)
+        xt = np.ascontiguousarray(x.T, dtype=np.float64)
         self.moments.process(xt)  # here, not in measured: the two steps after this one weigh more
         return x, xt, top
 
@@ -694,7 +695,9 @@ def analyze_file(path: str, target_lufs: float = TARGET_LUFS, blocksize: int = B
         try:
             # reading with the checks, the meter, and the rest each on a thread of their own (the
             # checks on a thread of their own cost more in handing blocks over than they took)
-            for block in pipelined(map(analyzer.prepared, read_blocks(f, blocksize)), analyzer.metered, analyzer.measured,
+            # float32 where it holds the file exactly: the meter takes it as it is
+            blocks = map(analyzer.prepared, read_blocks(f, blocksize, native=True))
+            for block in pipelined(blocks, analyzer.metered, analyzer.measured,
                                    depth=1):  # one block waiting per step: flat and small
                 if bar is not None:
                     bar.update(block[0].shape[0])

@@ -113,8 +113,10 @@ def open_input(path: str, max_channels: int = 2) -> sf.SoundFile:
 EXACT_IN_FLOAT32 = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "FLOAT", "ULAW", "ALAW"})
 
 
-def read_blocks(f: sf.SoundFile, blocksize: int, path: str | None = None):
-    """Yield (frames, channels) float64 blocks; AudioFileError if the data is cut short."""
+def read_blocks(f: sf.SoundFile, blocksize: int, path: str | None = None, native: bool = False):
+    """Yield (frames, channels) float64 blocks; AudioFileError if the data is cut short.
+    native=True: the encodings of EXACT_IN_FLOAT32 come as the float32 blocks read (each
+    sample the float64 read's, to the bit), for a caller that widens only what needs it."""
     name = path if path is not None else os.fsdecode(f.name)
     single = f.subtype in EXACT_IN_FLOAT32
     try:
@@ -123,7 +125,7 @@ def read_blocks(f: sf.SoundFile, blocksize: int, path: str | None = None):
                 block = f.read(blocksize, dtype="float32" if single else "float64", always_2d=True)
             if block.shape[0] == 0:
                 return
-            yield block.astype(np.float64) if single else block
+            yield block.astype(np.float64) if single and not native else block
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioFileError(f"{name}: read failed part-way ({_reason(exc)}); the file may be truncated") from None
 
