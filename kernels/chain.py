@@ -23,7 +23,7 @@ from .biquad import (SHAPE_HIGHSHELF, SHAPE_LOWSHELF, SHAPE_PEAKING, cascade_pro
 from .compressor import RMS_WINDOW_MS, compressor_process, compressor_state, compressor_work, time_coef
 from .kweighting import design_kweighting
 from .limiter import LimiterArrays, LimiterState, limiter_process, limiter_reset
-from .sane import SANE_LIMIT, sanitised  # noqa: F401 - the chain's input rule, also offline's
+from .sane import SANE_LIMIT
 
 TICK = 128
 LOUDNESS_STEP_S = 0.1

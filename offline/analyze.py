@@ -230,10 +230,8 @@ class SpectrumAccumulator:
         power = np.zeros_like(self.power_sum)
         for channel in segments:  # a few segments of a channel at a time: few temporaries in flight
             for j in range(0, n, 8):
-                if rfft32 is not None:  # single precision: the power to 1e-6 relative
-                    spec = rfft32(np.multiply(channel[j:j + 8], self.window32, dtype=np.float32))
-                else:
-                    spec = np.fft.rfft(channel[j:j + 8] * self.window, axis=1)
+                # single precision: the power to 1e-6 relative
+                spec = rfft32(np.multiply(channel[j:j + 8], self.window32, dtype=np.float32))
                 power += (spec.real ** 2 + spec.imag ** 2).sum(axis=0, dtype=np.float64)
         self.power_sum += power / segments.shape[0]
         self.segments += n

@@ -168,6 +168,14 @@ def _blob(values) -> bytes | None:
     return None if values is None else np.asarray(values, dtype=np.float32).tobytes()
 
 
+def _commit_step(before_commit) -> None:
+    """Before a file's transaction commits (stops held): a stop whose first raise a
+    destructor swallowed is raised, so nothing is committed; then the caller's hook."""
+    raise_if_stopped()
+    if before_commit is not None:
+        before_commit()
+
+
 class Catalog:
     """A catalog file: ``Catalog(path)``; close() or use as a context manager."""
 
@@ -175,7 +183,6 @@ class Catalog:
         self.path = path
         self.con = connect(path, readonly=readonly)
         self.con.row_factory = sqlite3.Row
-        self._before_commit = None  # add's before_last_commit, set for its last file
 
     def close(self) -> None:
         self.con.close()
@@ -204,9 +211,9 @@ class Catalog:
         worker = PluginWorker(plugins)
         try:
             for i, path in enumerate(files):
-                self._before_commit = before_last_commit if i == len(files) - 1 else None
                 size = os.path.getsize(path) if os.path.isfile(path) else 0
-                status, regions, errs, dur = self._add_one(path, worker, threshold_db, min_region_s, min_gap_s)
+                hook = before_last_commit if i == len(files) - 1 else None
+                status, regions, errs, dur = self._add_one(path, worker, threshold_db, min_region_s, min_gap_s, hook)
                 added += status == "added"
                 skipped += status == "unchanged"
                 failed += status == "failed"
@@ -218,16 +225,15 @@ class Catalog:
                 if bar:
                     bar.update(size)
         finally:
-            self._before_commit = None
             worker.close()
             if bar:
                 bar.close()
         return AddResult(added, skipped, failed, n_regions, errors, audio_s, time.perf_counter() - t0)
 
-    def _add_one(self, path, worker, threshold_db, min_region_s, min_gap_s):
+    def _add_one(self, path, worker, threshold_db, min_region_s, min_gap_s, before_commit=None):
         name_error = utf8_problem(path)
         if name_error:
-            return self._store_failure(*name_error)
+            return self._store_failure(*name_error, before_commit=before_commit)
         sha = None
         if audio_io.input_problem(path, "an audio file") is None:
             try:
@@ -237,16 +243,17 @@ class Catalog:
         if sha is not None and self.unchanged(path, sha):
             return "unchanged", 0, 0, 0.0
         record = analyse_file(path, worker, threshold_db, min_region_s, min_gap_s, sha=sha)
-        return self.insert(record)
+        return self.insert(record, before_commit)
 
     def unchanged(self, path: str, sha: str) -> bool:
         """True when path is stored with this content hash (adding it again does nothing)."""
         old = self.con.execute("SELECT content_sha256 FROM files WHERE path = ?", (path,)).fetchone()
         return old is not None and old["content_sha256"] == sha
 
-    def insert(self, record: dict):
+    def insert(self, record: dict, before_commit=None):
         """Store one file's analysis (``analyse_file``'s record) in one transaction, replacing
-        the file's old rows: (status, regions, plugin errors, duration_s)."""
+        the file's old rows: (status, regions, plugin errors, duration_s). before_commit:
+        called with the stop signals held, just before the transaction commits."""
         path, x_ok = record["path"], record["sample_rate"] is not None
         con = self.con
         con.execute("BEGIN IMMEDIATE")
@@ -296,7 +303,7 @@ class Catalog:
             # a stop may not land between the commit and the flag: a rollback after a commit
             # fails ("no transaction is active") and hid the stop behind an SQLite error
             with holding_stops():
-                self._commit_step()
+                _commit_step(before_commit)
                 con.execute("COMMIT")
                 committed = True
         except BaseException:
@@ -305,16 +312,9 @@ class Catalog:
             raise
         return ("failed" if record["error"] else "added"), len(record["regions"]), n_err, (record["duration_s"] or 0.0)
 
-    def _commit_step(self) -> None:
-        """Before a file's transaction commits (stops held): a stop whose first raise a
-        destructor swallowed is raised, so nothing is committed; then the last file's hook."""
-        raise_if_stopped()
-        if self._before_commit is not None:
-            self._before_commit()
-
-    def _store_failure(self, path: str, why: str):
+    def _store_failure(self, path: str, why: str, before_commit=None):
         with holding_stops(), self.con:
-            self._commit_step()
+            _commit_step(before_commit)
             old = self.con.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
             if old is not None:
                 self.con.execute("DELETE FROM files WHERE id = ?", (old[0],))

@@ -81,8 +81,7 @@ class MidSideSpectrum:
             segs = np.lib.stride_tricks.sliding_window_view(buf, self.fft_size, axis=1)[:, ::self.hop][:, :count]
             # single-precision FFTs: the averaged power needs no more; through pocketfft's own
             # float32 path where it loads (numpy 2's float32 FFT runs slower than its float64)
-            windowed = np.multiply(segs, self.window, dtype=np.float32)
-            spec = rfft32(windowed) if rfft32 is not None else np.fft.rfft(windowed, axis=2)
+            spec = rfft32(np.multiply(segs, self.window, dtype=np.float32))
             self.power_sum += (spec.real ** 2 + spec.imag ** 2).sum(axis=1, dtype=np.float64)
             self.segments += count
         self.pending = buf[:, count * self.hop:].copy()

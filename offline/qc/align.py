@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from auracore.kernels.loudness import LoudnessMeter
+from auracore.offline.fft32 import rfft32
 
 MAX_OFFSET_S = 2.0
 ENVELOPE_HOP_S = 0.002
@@ -59,8 +60,6 @@ def _onset_envelope(mono: np.ndarray, sample_rate: int, hop: int) -> np.ndarray:
     band, not of the broadband level: a re-synthesis has the original's onsets in other
     proportions (a rebuilt kick louder, a pad softer), and the broadband envelope's peak
     wandered by tens of ms on rebuilds."""
-    from scipy import fft as sfft  # float32 transforms: 5x numpy's float64 ones here
-
     n_fft = 1 << int(round(math.log2(FLUX_FFT_S * sample_rate)))
     x = np.concatenate([np.zeros(n_fft, dtype=np.float32), mono.astype(np.float32)])
     frames = (x.shape[0] - n_fft) // hop + 1
@@ -74,7 +73,7 @@ def _onset_envelope(mono: np.ndarray, sample_rate: int, hop: int) -> np.ndarray:
     energy = np.empty((frames, FLUX_BANDS), dtype=np.float32)
     for s in range(0, frames, 2048):
         idx = np.arange(s, min(frames, s + 2048))[:, None] * hop + np.arange(n_fft)[None, :]
-        spec = sfft.rfft(x[idx] * win, axis=1)
+        spec = rfft32(x[idx] * win)  # float32 transforms: 3x numpy's float64 ones here
         energy[s:s + idx.shape[0]] = (spec.real ** 2 + spec.imag ** 2) @ fb
     level = 10.0 * np.log10(energy + max(float(energy.max()), 1e-30) * 10 ** (-FLUX_FLOOR_DB / 10))
     rise = np.clip(np.diff(level, axis=0, prepend=level[:1]), 0.0, FLUX_CAP_DB)
