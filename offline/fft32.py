@@ -1,5 +1,6 @@
-"""A single-precision real FFT for the offline measurements, where numpy's is double only
-in effect (numpy 2.4 runs float32 input 2.5x slower than float64 here).
+"""Single-precision real FFTs, forward and inverse, for the offline measurements and the
+mastering FIRs, where numpy's is double only in effect (numpy 2.4 runs float32 input 2.5x
+slower than float64 here).
 
 It is scipy's own pocketfft extension (``scipy.fft._pocketfft.pypocketfft``, the C++
 pocketfft that numpy's FFT also builds on), loaded from its file by itself: importing
@@ -7,7 +8,7 @@ pocketfft that numpy's FFT also builds on), loaded from its file by itself: impo
 points (300 s of stereo at 44.1 kHz, analyze's spectrum) it takes 0.09 s against numpy's
 0.28 s in float64. Where the file is not there or will not load (another scipy layout),
 ``rfft32`` is numpy's float64 transform of the same samples instead (complex128, slower),
-so callers never branch.
+and ``irfft32`` numpy's inverse, so callers never branch.
 """
 
 import glob
@@ -23,28 +24,38 @@ def _numpy_rfft(x):
     return np.fft.rfft(np.asarray(x, dtype=np.float64), axis=-1)
 
 
+def _numpy_irfft(spec, n):
+    """The fallback's inverse: numpy's (float64)."""
+    return np.fft.irfft(spec, n, axis=-1)
+
+
 def _load():
     try:
         spec = importlib.util.find_spec("scipy")
         if spec is None or spec.origin is None:
-            return _numpy_rfft
+            return _numpy_rfft, _numpy_irfft
         pattern = os.path.join(os.path.dirname(spec.origin), "fft", "_pocketfft", "pypocketfft*.so")
         paths = glob.glob(pattern)
         if not paths:
-            return _numpy_rfft
+            return _numpy_rfft, _numpy_irfft
         loader = importlib.machinery.ExtensionFileLoader("pypocketfft", paths[0])
         module = importlib.util.module_from_spec(importlib.util.spec_from_loader("pypocketfft", loader))
         loader.exec_module(module)
-        r2c = module.r2c
+        r2c, c2r = module.r2c, module.c2r
     except Exception:  # noqa: BLE001 - any failure means: use numpy
-        return _numpy_rfft
+        return _numpy_rfft, _numpy_irfft
 
     def rfft32(x):
         """The forward real FFT of x: (..., n) float32 along its last axis: (..., n//2 + 1)
         complex64, unnormalised (numpy.fft.rfft's convention)."""
         return r2c(x, (x.ndim - 1,), True, 0, None, 1)
 
-    return rfft32
+    def irfft32(spec, n):
+        """The inverse of ``rfft32``: spec (..., n//2 + 1) complex64 -> (..., n) float32,
+        scaled by 1/n (numpy.fft.irfft's convention)."""
+        return c2r(spec, (spec.ndim - 1,), n, False, 2, None, 1)
+
+    return rfft32, irfft32
 
 
-rfft32 = _load()
+rfft32, irfft32 = _load()

