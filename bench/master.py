@@ -5,7 +5,9 @@ arranged for a band, FluidSynth with FluidR3 GM, 44.1 kHz so matchering runs at 
 rate); the reference is one segment of it processed with known random settings
 (pedalboard: low shelf, two peaks, high shelf, compressor, stereo width, level), the input
 another segment left as it is, so the ideal result (the input through the same settings)
-is known. Each tool runs in a process of its own (wall time and peak RSS of that process).
+is known. Each tool runs as a user runs it, in a process of its own: `auracore master IN OUT
+--reference REF`, and matchering's Python API (its only interface) in `python -c`; wall time
+from launch to exit (start-up included), CPU time and peak RSS of that process.
 
 Figures per pair and tool: band error (mean |dB| over 1/3-octave bands 31.5 Hz - 16 kHz of
 the output against the reference, both levels aligned on their integrated loudness; and
@@ -211,31 +213,39 @@ def figures(out: dict, ref: dict, ideal: dict) -> dict:
 
 # ---------------------------------------------------------------- tools, each in a child process
 
-CHILD = r"""
-import json, resource, sys, time
-tool, inp, ref, out = sys.argv[1:5]
+# the timer: runs one tool's command as a child of its own, from launch to exit (start-up
+# included); CPU time and peak RSS are that child's (getrusage of the children: nothing of
+# this process or of the bench is counted)
+TIMER = r"""
+import json, resource, subprocess, sys, time
 t = time.perf_counter()
-c0 = time.process_time()
-try:
-    if tool == "auracore":
-        from auracore.offline.master import master_file
-        master_file(inp, out, ref)
-    else:
-        import matchering as mg
-        mg.process(target=inp, reference=ref, results=[mg.pcm24(out)])
-    err = None
-except Exception as exc:
-    err = f"{type(exc).__name__}: {exc}"[:300]
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
 wall = time.perf_counter() - t
-cpu = time.process_time() - c0   # all threads of this process
-# VmHWM: this process's own peak (ru_maxrss would carry the parent's peak over the exec)
-hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:")][0].split()[1]
-print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": int(hwm) / 1024, "error": err}))
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+err = None
+if done.returncode != 0:
+    err = ((done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1])[:300]
+print(json.dumps({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024,
+                  "error": err}))
 """
+
+MATCHERING = ("import sys, matchering as mg; "
+              "mg.process(target=sys.argv[1], reference=sys.argv[2], results=[mg.pcm24(sys.argv[3])])")
+
+
+def tool_command(tool: str, inp: str, ref: str, out: str) -> list:
+    """The command a user runs: `auracore master` (the venv's console script, 24-bit output,
+    its default), or matchering's Python API (it has no command of its own) writing 24 bits."""
+    if tool == "auracore":
+        script = os.path.join(os.path.dirname(sys.executable), "auracore")
+        head = [script] if os.path.exists(script) else [sys.executable, "-m", "auracore.control.cli"]
+        return head + ["master", inp, out, "--reference", ref]
+    return [sys.executable, "-c", MATCHERING, inp, ref, out]
 
 
 def run_tool(tool: str, inp: str, ref: str, out: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", CHILD, tool, inp, ref, out], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", TIMER] + tool_command(tool, inp, ref, out),
+                          capture_output=True, text=True)
     lines = [ln for ln in done.stdout.strip().splitlines() if ln.startswith("{")]
     if not lines:
         return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1][:300]}
