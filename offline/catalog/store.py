@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from auracore.errors import AuraCoreError
-from auracore.stopping import holding_stops, raise_if_stopped
 from auracore.kernels.sane import SANE_LIMIT
 from auracore.offline import audio_io
+from auracore.stopping import holding_stops, raise_if_stopped
 
 from .plugins import PluginWorker, default_plugins
 from .regions import split_regions

@@ -62,7 +62,7 @@ class MatchFilter:
     def _piece(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
         buf = self.buf
-        buf[:, n:] = 0.0
+        buf[:, n:self.piece] = 0.0   # a shorter piece than the last; past self.piece it stays zero
         if self.channels == 2:
             np.add(x[:, 0], x[:, 1], out=buf[0, :n], casting="same_kind")
             np.subtract(x[:, 0], x[:, 1], out=buf[1, :n], casting="same_kind")
