@@ -7,8 +7,8 @@ one intra-op thread on the CUDA execution provider when ONNX Runtime offers it, 
 CPU. Any missing, corrupt or incompatible file raises
 ``ModelError`` with one line: what is wrong, which file, what to do.
 
-``Steering`` is the one piece of code that turns a stream of 1024-frame mono blocks into
-parameters, for the live inference thread and for ``render --ai`` alike: it embeds every
+``Steering`` is the one piece of code that turns a stream of 1024-frame blocks (mono, with
+the side signal beside them for stereo) into parameters, for the live inference thread and for ``render --ai`` alike: it embeds every
 block, decides every ``decide_every`` blocks (about 10 Hz at 48 kHz), glides the decisions
 with a ``glide_s`` time constant counted in blocks (so the result depends only on the
 blocks, never on timing) and holds them while the classifier hears silence. The engine
@@ -25,6 +25,9 @@ import numpy as np
 
 from auracore.errors import ModelError
 from auracore.kernels import params as P
+
+from .width import KINDS as WIDTH_KINDS
+from .width import WidthFeatures, WidthModel
 
 try:
     import onnxruntime as ort
@@ -106,6 +109,9 @@ class ModelRunner:
                 raise ModelError(f"model file unreadable: {path}: {first[:200]}; {_FIX}") from None
         self._check_shapes()
         self.provider = self._sessions["extractor"].get_providers()[0]
+        # the width model (models/width.py) hears the stereo input; optional: without it the
+        # decider's width.amount (a prior: the extractor hears mono) stands
+        self.width = WidthModel(self.model_dir, opts, usable) if WidthModel.present(self.model_dir) else None
 
     def _manifest(self) -> dict:
         path = os.path.join(self.model_dir, MANIFEST)
@@ -212,9 +218,23 @@ class Steering:
         self.targets = self.decision.copy()
         self.probabilities = np.full(len(runner.classes), 1.0 / len(runner.classes))
         self._silence = runner.classes.index("silence") if "silence" in runner.classes else None
+        # width from the stereo input: the width model's features over the side blocks pushed
+        self.width = None
+        if runner.width is not None and "width.amount" in runner.target_ids \
+                and all(k in runner.classes for k in WIDTH_KINDS):
+            self.width = WidthFeatures(runner.sample_rate)
+            self._width_index = runner.target_ids.index("width.amount")
+            self._kinds = [runner.classes.index(k) for k in WIDTH_KINDS]
+        self.stereo_blocks = 0
 
-    def push(self, block: np.ndarray) -> bool:
-        """Take one (1024,) mono block; returns True when a new decision was made."""
+    def push(self, block: np.ndarray, side: np.ndarray | None = None) -> bool:
+        """Take one (1024,) mono block (the channel mean) and, for a stereo stream, its side
+        block ((left - right) / 2); returns True when a new decision was made. With side
+        blocks (and the width model shipped), width.amount comes from the width model on
+        what it heard, instead of the decider's prior."""
+        if side is not None and self.width is not None:
+            self.width.push(block, side)
+            self.stereo_blocks += 1
         self.context = np.roll(self.context, -1, axis=0)
         self.context[-1] = self.runner.embed(block)
         self.filled = min(self.filled + 1, self.context.shape[0])
@@ -225,6 +245,9 @@ class Steering:
             self.probabilities = probs
             if self._silence is None or probs[self._silence] < self.silence_hold:
                 self.decision = shrink_eq(self.runner.target_ids, targets, self.eq_deadband_db)
+                if self.stereo_blocks and self.width.heard:
+                    features = self.width.vector(probs[self._kinds])
+                    self.decision[self._width_index] = self.runner.width.amount(features)
             decided = True
         self.targets += self.glide_coef * (self.decision - self.targets)
         return decided

@@ -56,7 +56,8 @@ class RenderResult:
 
 
 class _AiSteering:
-    """render --ai: the models hear the input in 1024-frame mono blocks and their targets
+    """render --ai: the models hear the input in 1024-frame blocks (mono, with the side of a
+    stereo file beside it) and their targets
     take effect from the next 1024-frame boundary, so the result depends on the stream
     only (not on --blocksize), and it is the same every run."""
 
@@ -65,6 +66,7 @@ class _AiSteering:
         self.params = params
         self.block = steering.runner.block
         self.buf = np.zeros(self.block, dtype=np.float32)
+        self.side = np.zeros(self.block, dtype=np.float32)   # (left - right) / 2 of a stereo file
         self.fill = 0
         self.targets = params.copy()
         self.mask = np.zeros_like(params)
@@ -82,14 +84,19 @@ class _AiSteering:
             # before the chain changes the piece in place; held within float32's range (a
             # file of huge float samples would overflow the models' float32 buffer)
             mono = np.clip(piece.mean(axis=1), -F32_MAX, F32_MAX)
+            stereo = piece.shape[1] == 2
+            if stereo:
+                side = np.clip(0.5 * (piece[:, 0] - piece[:, 1]), -F32_MAX, F32_MAX)
             yield piece
             self.buf[self.fill:self.fill + n] = mono
+            if stereo:
+                self.side[self.fill:self.fill + n] = side
             self.fill += n
             start += n
             if self.fill == self.block:
                 self.fill = 0
                 self.steering.target_lufs = float(self.params[P.P_LOUD_TARGET])
-                self.steering.push(self.buf)
+                self.steering.push(self.buf, self.side if stereo else None)
                 self.steering.write_targets(self.targets)
                 blend_targets(self.params, self.targets, self.mask, self.effective)
 

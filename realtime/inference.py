@@ -1,6 +1,6 @@
 """The inference thread: it listens to the analysis ring and publishes the models' targets.
 
-Every 1024-frame block it reads goes to the models' ``Steering`` (the same code render --ai
+Every 1024-frame block it reads (mid, with the side of a stereo input) goes to the models' ``Steering`` (the same code render --ai
 runs): the extractor on every block, the classifier and predictor about ten times a
 second, targets gliding over seconds. After each block the glided targets go out through
 the engine's target mailbox, latest wins; the callback blends them by ``ai.amount``. The
@@ -87,6 +87,8 @@ class InferenceThread:
         engine = self.engine
         steering = self.steering
         block = np.zeros(self.block, dtype=np.float32)
+        side = np.zeros(self.block, dtype=np.float32)
+        stereo = engine.channels == 2  # the width model hears the side of a stereo input
         vec = np.zeros(P.N_PARAMS)
         try:
             while not self._stop.is_set() and generation == self._generation:
@@ -97,12 +99,12 @@ class InferenceThread:
                 if fault == "stall":
                     time.sleep(self.stall_s * 3)
                     continue
-                if not engine.ring.read(block):
+                if not engine.ring.read(block, side):
                     time.sleep(0.005)
                     continue
                 t0 = time.perf_counter()
                 steering.target_lufs = float(engine.params[P.P_LOUD_TARGET])
-                steering.push(block)
+                steering.push(block, side if stereo else None)
                 if np.all(np.isfinite(steering.targets)):
                     steering.write_targets(vec)
                     engine.targets.publish(vec)
