@@ -28,10 +28,10 @@ import os
 
 import numpy as np
 
-from . import dsp
+from . import dsp, width
 from .dataset import load, mono_blocks
 from .degrade import NEUTRAL, apply_flaws
-from .nets import CLASSES, REFERENCE_LUFS, TARGET_IDS
+from .nets import CLASSES, REFERENCE_LUFS, SAMPLE_RATE, TARGET_IDS
 from .runtime import ModelRunner
 
 VERSIONS = ("none", "fixed", "fixed+loudness", "model", "model+loudness", "oracle")
@@ -41,16 +41,21 @@ MASTERED = ("speech", "acoustic", "band")
 
 def model_targets(runner: ModelRunner, flawed: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
     """The models on a whole clip: (averaged targets by id, per-window class probabilities
-    (W, C), per-window targets (W, targets)); output.gain_db aims at REFERENCE_LUFS."""
+    (W, C), per-window targets (W, targets)); output.gain_db aims at REFERENCE_LUFS. For a
+    stereo clip, width.amount is the width model's (when shipped) on the whole clip, with
+    the classifier's mean belief, as ``Steering`` sets it from the side it hears."""
     emb = runner.embed_batch(mono_blocks(flawed))
     t = runner.context_blocks
     starts = range(0, max(1, emb.shape[0] - t + 1), DECIDE_HOP_BLOCKS)
     probs, targets = zip(*(runner.decide(emb[s:s + t], REFERENCE_LUFS) for s in starts))
-    mean = np.mean(targets, axis=0)
-    return dict(zip(runner.target_ids, map(float, mean))), np.array(probs), np.array(targets)
+    mean = dict(zip(runner.target_ids, map(float, np.mean(targets, axis=0))))
+    if runner.width is not None and "width.amount" in mean and flawed.ndim == 2 and flawed.shape[1] == 2:
+        belief = np.mean(probs, axis=0)[[runner.classes.index(k) for k in width.KINDS]]
+        mean["width.amount"] = runner.width.amount(width.clip_features(flawed, belief, SAMPLE_RATE))
+    return mean, np.array(probs), np.array(targets)
 
 
-def _to_reference(x: np.ndarray) -> np.ndarray:
+def to_reference(x: np.ndarray) -> np.ndarray:
     """x with the gain that puts its integrated loudness at REFERENCE_LUFS."""
     lufs = dsp.loudness_lufs(x)
     return x * 10 ** ((REFERENCE_LUFS - lufs) / 20) if np.isfinite(lufs) else x
@@ -88,8 +93,8 @@ def evaluate(work_dir: str, model_dir: str, log=print) -> dict:
             continue
         fixed_out = dsp.apply_correction(flawed, fixed)
         model_out = dsp.apply_correction(flawed, predicted)
-        outs = {"none": flawed, "fixed": fixed_out, "fixed+loudness": _to_reference(fixed_out),
-                "model": model_out, "model+loudness": _to_reference(model_out),
+        outs = {"none": flawed, "fixed": fixed_out, "fixed+loudness": to_reference(fixed_out),
+                "model": model_out, "model+loudness": to_reference(model_out),
                 "oracle": dsp.apply_correction(flawed, made["targets"])}
         clean_levels = dsp.third_octave_levels_db(clean)
         clean_lufs = dsp.loudness_lufs(clean)

@@ -14,9 +14,12 @@ fixed flaw (+6 dB at 300 Hz, Q 1; -6 dB at 6 kHz, Q 0.7; nothing else). The held
 pieces of the data set get the same fixed-flaw copy beside their own copies.
 
 Versions compared (each through the chain's own stages, ``dsp.apply_correction``):
-none; fixed (the mean training correction); model (the ONNX models' targets); balance (the
-DSP match of ``models/balance.py``: EQ only); model+balance (the models' targets with the
-balance EQ); oracle (the known correction). Recovery on spectral shape = 1 - d_shape(version,
+none; fixed (the mean training correction); model (the ONNX models' targets, width from
+the width model); balance (the DSP match of ``models/balance.py``: EQ only); model+balance
+(the models' targets with the balance EQ); oracle (the known correction). On levels (the
+whole correction, level included, as evaluate.py reports it held out): fixed+loudness and
+model+loudness (the gain to the reference loudness measured, as the engine's follower sets
+it), and model+loudness with the predictor's width prior instead of the width model. Recovery on spectral shape = 1 - d_shape(version,
 clean) / d_shape(flawed, clean), d_shape the mean |level-aligned 1/3-octave difference|, as
 the ratio of the means over the clips. "Do no harm": the EQ each version asks on the clean
 clips themselves (the largest |band gain| per clip).
@@ -38,7 +41,7 @@ from auracore.kernels.biquad import SHAPE_PEAKING
 
 from . import balance, degrade, dsp, sources
 from .dataset import load
-from .evaluate import model_targets
+from .evaluate import to_reference, model_targets
 from .nets import TARGET_IDS
 from .runtime import ModelRunner, default_model_dir, shrink_eq
 
@@ -51,6 +54,7 @@ ISSUE_FLAW = {"families": ["issue"], "eq": [[SHAPE_PEAKING, 300.0, 6.0, 1.0], [S
 VERSIONS = ("none", "fixed", "model", "model, deadband", "balance", "model+balance", "oracle")
 SEED = 77
 HARM_VERSIONS = ("fixed", "model", "model, deadband", "balance")
+LEVEL_VERSIONS = ("none", "fixed+loudness", "model+loudness, width prior", "model+loudness", "oracle")
 
 
 def ood_scores() -> list[str]:
@@ -110,8 +114,9 @@ def build_ood(folder: str, pieces: int = 12, log=print) -> list[dict]:
 
 
 def _versions(runner, flawed, clean_levels, fixed, curves, oracle_targets) -> tuple[dict, dict]:
-    """{version: d_shape}, and the EQ gains each asked (for the harm check)."""
-    predicted, probs, _ = model_targets(runner, flawed)
+    """{version: d_shape, "levels": {version: d_abs}}, and the EQ gains each asked (for the
+    harm check)."""
+    predicted, probs, windows = model_targets(runner, flawed)
     shrunk = dict(zip(runner.target_ids, shrink_eq(runner.target_ids, [predicted[t] for t in runner.target_ids])))
     levels = dsp.third_octave_levels_db(flawed)
     bal = balance.match_gains(levels, probs.mean(axis=0), curves)
@@ -124,6 +129,16 @@ def _versions(runner, flawed, clean_levels, fixed, curves, oracle_targets) -> tu
         outs["oracle"] = dsp.apply_correction(flawed, oracle_targets)
     d = {v: dsp.band_distance_db(dsp.third_octave_levels_db(x), clean_levels, clean_levels, align=True)
          for v, x in outs.items()}
+    # levels (the whole correction: EQ, dynamics, width and level), the gain left to the
+    # loudness follower as the engine runs the models with loudness.auto on
+    prior = dict(predicted, **{"width.amount": float(windows[:, runner.target_ids.index("width.amount")].mean())})
+    levels_outs = {"none": flawed, "fixed+loudness": to_reference(outs["fixed"]),
+                   "model+loudness, width prior": to_reference(dsp.apply_correction(flawed, prior)),
+                   "model+loudness": to_reference(outs["model"])}
+    if oracle_targets is not None:
+        levels_outs["oracle"] = outs["oracle"]
+    d["levels"] = {v: dsp.band_distance_db(dsp.third_octave_levels_db(x), clean_levels, clean_levels)
+                   for v, x in levels_outs.items()}
     eq = {"model": np.array([predicted[f"eq.{b}.gain_db"] for b in range(1, 9)]), "balance": bal,
           "model, deadband": np.array([shrunk[f"eq.{b}.gain_db"] for b in range(1, 9)]),
           "fixed": np.array([fixed[f"eq.{b}.gain_db"] for b in range(1, 9)])}
@@ -133,6 +148,10 @@ def _versions(runner, flawed, clean_levels, fixed, curves, oracle_targets) -> tu
 def _recovery(rows: list[dict], version: str) -> float:
     base = np.mean([r["none"] for r in rows])
     return float(1.0 - np.mean([r[version] for r in rows]) / base) if base > 0 else float("nan")
+
+
+def _recovery_levels(rows: list[dict], version: str) -> float:
+    return _recovery([r["levels"] for r in rows], version)
 
 
 def evaluate_sets(work_dir: str, model_dir: str, pieces: int = 12, log=print) -> dict:
@@ -174,10 +193,11 @@ def evaluate_sets(work_dir: str, model_dir: str, pieces: int = 12, log=print) ->
         sets["ood, issue flaw"].append({"kind": item["kind"], "font": item["font"], **d})
         _, eq = _versions(runner, clean, clean_levels, fixed, curves, None)
         harm["ood"].append({v: float(np.max(np.abs(g))) for v, g in eq.items()})
-    out = {"recovery_shape": {}, "clips": {}, "by_kind": {}, "harm_max_band_db": {}}
+    out = {"recovery_shape": {}, "recovery_levels": {}, "clips": {}, "by_kind": {}, "harm_max_band_db": {}}
     for name, rows in sets.items():
         out["clips"][name] = len(rows)
         out["recovery_shape"][name] = {v: _recovery(rows, v) for v in VERSIONS}
+        out["recovery_levels"][name] = {v: _recovery_levels(rows, v) for v in LEVEL_VERSIONS}
         out["by_kind"][name] = {k: {v: _recovery([r for r in rows if r["kind"] == k], v) for v in VERSIONS}
                                 for k in balance.MATCHED if any(r["kind"] == k for r in rows)}
     for name, rows in harm.items():
@@ -193,6 +213,10 @@ def markdown(m: dict) -> str:
     lines = ["| set | clips | " + " | ".join(VERSIONS) + " |", "|---|---|" + "---|" * len(VERSIONS)]
     for name, rec in m["recovery_shape"].items():
         lines.append(f"| {name} | {m['clips'][name]} | " + " | ".join(f"{rec[v]:.2f}" for v in VERSIONS) + " |")
+    lines += ["", "| set (recovery on levels) | clips | " + " | ".join(LEVEL_VERSIONS) + " |",
+              "|---|---|" + "---|" * len(LEVEL_VERSIONS)]
+    for name, rec in m["recovery_levels"].items():
+        lines.append(f"| {name} | {m['clips'][name]} | " + " | ".join(f"{rec[v]:.2f}" for v in LEVEL_VERSIONS) + " |")
     lines += ["", "| clean clips: largest band gain asked, dB | " + " | ".join(HARM_VERSIONS) + " |",
               "|---|" + "---|" * len(HARM_VERSIONS)]
     for name, h in m["harm_max_band_db"].items():

@@ -8,8 +8,9 @@ CPU. Any missing, corrupt or incompatible file raises
 ``ModelError`` with one line: what is wrong, which file, what to do.
 
 ``Steering`` is the one piece of code that turns a stream of 1024-frame blocks (mono, with
-the side signal beside them for stereo) into parameters, for the live inference thread and for ``render --ai`` alike: it embeds every
-block, decides every ``decide_every`` blocks (about 10 Hz at 48 kHz), glides the decisions
+the side signal beside them for stereo) into parameters, for the live inference thread and
+for ``render --ai`` alike: it embeds every block, decides every ``decide_every`` blocks
+(about 10 Hz at 48 kHz; width from the side blocks by the width model), glides the decisions
 with a ``glide_s`` time constant counted in blocks (so the result depends only on the
 blocks, never on timing) and holds them while the classifier hears silence. The engine
 (``kernels.blend.blend_targets``) mixes them into the manual parameters by ``ai.amount``

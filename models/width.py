@@ -123,9 +123,9 @@ class WidthFeatures:
         return out
 
 
-def clip_features(x: np.ndarray, kind: str, sample_rate: float) -> np.ndarray | None:
-    """The features at the end of a stereo clip x: (frames, 2) streamed block by block, with
-    the true kind as the belief; None for mono."""
+def clip_features(x: np.ndarray, belief, sample_rate: float) -> np.ndarray | None:
+    """The features at the end of a stereo clip x: (frames, 2) streamed block by block;
+    belief: a kind (one of KINDS, certain) or probabilities over KINDS. None for mono."""
     if x.ndim != 2 or x.shape[1] != 2:
         return None
     f = WidthFeatures(sample_rate)
@@ -133,7 +133,7 @@ def clip_features(x: np.ndarray, kind: str, sample_rate: float) -> np.ndarray | 
     side = 0.5 * (x[:, 0] - x[:, 1])
     for s in range(0, x.shape[0] - BLOCK + 1, BLOCK):
         f.push(mid[s:s + BLOCK], side[s:s + BLOCK])
-    return f.vector([1.0 if k == kind else 0.0 for k in KINDS])
+    return f.vector([1.0 if k == belief else 0.0 for k in KINDS] if isinstance(belief, str) else belief)
 
 
 class WidthModel:

@@ -57,9 +57,9 @@ class RenderResult:
 
 class _AiSteering:
     """render --ai: the models hear the input in 1024-frame blocks (mono, with the side of a
-    stereo file beside it) and their targets
-    take effect from the next 1024-frame boundary, so the result depends on the stream
-    only (not on --blocksize), and it is the same every run."""
+    stereo file beside it) and their targets take effect from the next 1024-frame boundary,
+    so the result depends on the stream only (not on --blocksize), and it is the same every
+    run."""
 
     def __init__(self, steering, params: np.ndarray):
         self.steering = steering

@@ -1,10 +1,10 @@
 """The inference thread: it listens to the analysis ring and publishes the models' targets.
 
-Every 1024-frame block it reads (mid, with the side of a stereo input) goes to the models' ``Steering`` (the same code render --ai
-runs): the extractor on every block, the classifier and predictor about ten times a
-second, targets gliding over seconds. After each block the glided targets go out through
-the engine's target mailbox, latest wins; the callback blends them by ``ai.amount``. The
-audio never waits for any of it. A watchdog restarts the thread when it raises or stalls;
+Every 1024-frame block it reads (mid, with the side of a stereo input) goes to the models'
+``Steering`` (the same code render --ai runs): the extractor on every block, the classifier
+and predictor about ten times a second, targets gliding over seconds. After each block the
+glided targets go out through the engine's target mailbox, latest wins; the callback blends
+them by ``ai.amount``. The audio never waits for any of it. A watchdog restarts the thread when it raises or stalls;
 the engine keeps the last targets meanwhile. ONNX Runtime releases the GIL while it runs.
 """
 
