@@ -27,8 +27,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "feature extractor, content classifier and parameter predictor, export them as "
                     "ONNX and measure them on held-out pieces. Needs the train extra "
                     "(pip install 'auracore[train]') and Debian's fluidsynth, fluid-soundfont-gm and espeak-ng.")
-    p.add_argument("target", nargs="?", choices=("models", "separation", "fingerprint"), default="models",
-                   help="what to train: models (default: the mastering models), separation (the stem "
+    p.add_argument("target", nargs="?", choices=("models", "width", "separation", "fingerprint"), default="models",
+                   help="what to train: models (default: the mastering models), width (the width model "
+                        "on stereo input, see models/MODEL_CARD.md; renders the data set's clean pieces of "
+                        "seed 1 into --work-dir, --seed and --scale do not apply), separation (the stem "
                         "separation model, see docs/separate.md) or fingerprint (the flaw classifier on "
                         "fingerprints, see docs/fingerprint.md)")
     p.add_argument("--work-dir", default="auracore-train",
@@ -63,6 +65,29 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _train_width(args) -> int:
+    try:
+        import sklearn  # noqa: F401
+        import skl2onnx  # noqa: F401
+
+        from auracore.models import width
+        from auracore.models.runtime import default_model_dir
+        from auracore.models.sources import SourceError
+    except ImportError as exc:
+        print(f"{PROG}: needs the train extra ({exc.name} is missing): pip install 'auracore[train]'",
+              file=sys.stderr)
+        return 1
+    os.makedirs(args.work_dir, exist_ok=True)
+    try:
+        metrics = width.train(args.work_dir, args.out or default_model_dir(), log=_log)
+    except SourceError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(width.markdown(metrics))
+    _log(f"{PROG}: width model written to {args.out or default_model_dir()} in {metrics['trained']['seconds']:.0f} s")
+    return 0
+
+
 def run(args) -> int:
     if getattr(args, "target", "models") == "separation":
         from .cmd_separate import train_separation
@@ -72,6 +97,8 @@ def run(args) -> int:
         from .cmd_fingerprint import train_fingerprint
 
         return train_fingerprint(args)
+    if getattr(args, "target", "models") == "width":
+        return _train_width(args)
     if args.out is None:
         import auracore.models
 

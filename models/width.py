@@ -18,6 +18,7 @@ run time) maps the features and the classifier's belief (speech, acoustic, band)
 scale the side was given; the correction is ``width.amount = 1 / scale``.
 
     python -m auracore.models.width WORK_DIR [--out DIR] [--ood-pieces 12] [--json]
+    auracore train width [--work-dir DIR] [--out DIR]      (the same, 12 pieces)
 
 That command renders the clean pieces the main data set plans (``dataset.plan_pieces``, seed
 1: train, validation and test pieces, the same split) and the out-of-domain pieces of
@@ -211,6 +212,9 @@ def _render_pieces(folder: str, log) -> list[dict]:
     if os.path.exists(index):
         with open(index) as f:
             return json.load(f)
+    from . import sources
+
+    sources.require_tools()
     os.makedirs(folder, exist_ok=True)
     plan = [(p, folder) for p in dataset.plan_pieces(1.0, 1) if p["kind"] in KINDS]
     with multiprocessing.get_context("spawn").Pool(2) as pool:
