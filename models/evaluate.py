@@ -49,7 +49,8 @@ def model_targets(runner: ModelRunner, flawed: np.ndarray) -> tuple[dict, np.nda
     starts = range(0, max(1, emb.shape[0] - t + 1), DECIDE_HOP_BLOCKS)
     probs, targets = zip(*(runner.decide(emb[s:s + t], REFERENCE_LUFS) for s in starts))
     mean = dict(zip(runner.target_ids, map(float, np.mean(targets, axis=0))))
-    if runner.width is not None and "width.amount" in mean and flawed.ndim == 2 and flawed.shape[1] == 2:
+    if runner.width is not None and "width.amount" in mean and flawed.ndim == 2 and flawed.shape[1] == 2 \
+            and all(k in runner.classes for k in width.KINDS):
         belief = np.mean(probs, axis=0)[[runner.classes.index(k) for k in width.KINDS]]
         mean["width.amount"] = runner.width.amount(width.clip_features(flawed, belief, SAMPLE_RATE))
     return mean, np.array(probs), np.array(targets)

@@ -181,7 +181,7 @@ class ModelRunner:
 NEUTRAL_TARGETS = {"comp.threshold_db": 0.0, "comp.ratio": 1.0, "width.amount": 1.0}
 # "do no harm": the models' EQ requests are soft-thresholded by this much (a request of 2.5 dB
 # becomes 1.5, one of 0.8 becomes 0). On clean clips the raw models ask up to 2.4 dB (held
-# out) and 4.2 dB (out of domain) of a band; see the model card's out-of-domain section.
+# out) and 1.9 dB (out of domain; 4.2 in the first run of that set) of a band; see the model card.
 EQ_DEADBAND_DB = 1.0
 
 
@@ -246,7 +246,8 @@ class Steering:
             self.probabilities = probs
             if self._silence is None or probs[self._silence] < self.silence_hold:
                 self.decision = shrink_eq(self.runner.target_ids, targets, self.eq_deadband_db)
-                if self.stereo_blocks and self.width.heard:
+                # the width model learned on whole clips: it decides once it has heard a context
+                if self.stereo_blocks >= self.runner.context_blocks and self.width.heard:
                     features = self.width.vector(probs[self._kinds])
                     self.decision[self._width_index] = self.runner.width.amount(features)
             decided = True

@@ -23,9 +23,10 @@ scale the side was given; the correction is ``width.amount = 1 / scale``.
 That command renders the clean pieces the main data set plans (``dataset.plan_pieces``, seed
 1: train, validation and test pieces, the same split) and the out-of-domain pieces of
 ``models/ood.py``. It draws width flaws as ``degrade.draw_flaws`` does, trains on training
-and validation pieces, and writes ``width.onnx`` and ``width.json`` (the model card's figures
-and the file's SHA-256) into DIR (default: the shipped weights). It prints the figures for
-the held-out and out-of-domain sets beside the baselines.
+pieces (the validation pieces choose the deadband), and writes ``width.onnx`` and
+``width.json`` (the model card's figures and the file's SHA-256) into DIR (default: the
+shipped weights). It prints the figures for the held-out and out-of-domain sets beside the
+baselines.
 """
 
 import argparse
@@ -39,6 +40,7 @@ from auracore.errors import ModelError
 
 FILE = "width.onnx"
 CARD = "width.json"
+_FIX = "reinstall auracore or rebuild them with `auracore train width`"
 FORMAT = 1
 BLOCK = 1024
 DECAY_S = 4.0
@@ -145,24 +147,34 @@ class WidthModel:
 
         self.path = os.path.join(model_dir, FILE)
         card_path = os.path.join(model_dir, CARD)
+        for path in (self.path, card_path):
+            if not os.path.isfile(path):
+                raise ModelError(f"model file missing: {path} (the width model needs {FILE} and {CARD}); {_FIX}")
         try:
             with open(card_path) as f:
                 card = json.load(f)
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"model file corrupt: {card_path} is unreadable ({exc})") from None
+            if not isinstance(card, dict):
+                raise ValueError("not a JSON object")
+            low, high = (float(v) for v in card.get("clip", (0.5, 2.0)))
+            deadband = float(card.get("deadband", 0.0))
+            smallest = float(card.get("smallest_side_mid", -np.inf))
+        except (OSError, ValueError, TypeError) as exc:
+            raise ModelError(f"model file corrupt: {card_path} is unreadable ({exc}); {_FIX}") from None
         if card.get("format") != FORMAT or card.get("features") != N_FEATURES:
             raise ModelError(f"model files incompatible: {card_path} has format {card.get('format')} with "
-                             f"{card.get('features')} features; this auracore reads format {FORMAT} with {N_FEATURES}")
+                             f"{card.get('features')} features; this auracore reads format {FORMAT} with "
+                             f"{N_FEATURES}; {_FIX}")
         if sha256(self.path) != card.get("sha256"):
-            raise ModelError(f"model file corrupt: {self.path} does not match its checksum in {CARD}")
+            raise ModelError(f"model file corrupt: {self.path} does not match its checksum in {CARD}; {_FIX}")
         self.session = open_session(self.path, threads=1, providers=providers) if session_options is None \
             else _session(self.path, session_options, providers)
         self.input = self.session.get_inputs()[0].name
-        self.low, self.high = (float(v) for v in card.get("clip", (0.5, 2.0)))
-        self.deadband = float(card.get("deadband", 0.0))
+        self.low, self.high, self.deadband, self.smallest_side_mid = low, high, deadband, smallest
 
     @staticmethod
     def present(model_dir: str) -> bool:
+        """Whether model_dir holds the width model (either of its files: a half-present model
+        is reported by the constructor, not silently skipped)."""
         return os.path.isfile(os.path.join(model_dir, FILE)) or os.path.isfile(os.path.join(model_dir, CARD))
 
     def log_scale(self, features: np.ndarray) -> np.ndarray:
@@ -170,10 +182,21 @@ class WidthModel:
         x = np.ascontiguousarray(np.atleast_2d(features), dtype=np.float32)
         return np.asarray(self.session.run(None, {self.input: x})[0], dtype=np.float64).reshape(-1)
 
+    def decided_log_scale(self, features: np.ndarray) -> np.ndarray:
+        """(N, N_FEATURES) -> (N,) the ln scale acted on: the prediction after the deadband,
+        and 0 (leave it) where the side is quieter against the mid than in any training copy
+        (mono or nearly mono material in two channels: outside what the trees learned, and
+        widening it would only raise its noise) or a feature is not finite."""
+        x = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        usable = np.all(np.isfinite(x), axis=1) & (x[:, 0] >= self.smallest_side_mid)
+        out = np.zeros(x.shape[0])
+        if usable.any():
+            out[usable] = shrink(self.log_scale(x[usable]), self.deadband)
+        return out
+
     def amount(self, features: np.ndarray) -> float:
-        """width.amount that undoes the scale heard in one feature vector (after the
-        deadband), within the clip range."""
-        return float(np.clip(np.exp(-shrink(self.log_scale(features)[0], self.deadband)), self.low, self.high))
+        """width.amount that undoes the scale heard in one feature vector, within the clip range."""
+        return float(np.clip(np.exp(-self.decided_log_scale(features)[0]), self.low, self.high))
 
 
 def _session(path, opts, providers):
@@ -331,13 +354,15 @@ def train(work_dir: str, out_dir: str, ood_pieces: int = 12, log=print) -> dict:
 
     metrics = {"format": FORMAT, "features": N_FEATURES, "clip": [0.5, 2.0], "sha256": sha256(path),
                "deadband": deadband, "decay_s": DECAY_S,
+               # the quietest side the training copies had (ln side/mid amplitude): below it, 1
+               "smallest_side_mid": round(float(x_fit[:, 0].min()), 3),
                "trained": {"pieces": len(fit_items), "copies": int(len(y_fit)), **GBR, "seconds": None}}
     _write_card(metrics, out_dir)  # the runtime checks the file against it
     runtime = WidthModel(out_dir, providers=["CPUExecutionProvider"])
     for name, x, y, kinds in (("validation", x_val, y_val, k_val), ("held_out", x_test, y_test, k_test),
                               ("out_of_domain", x_ood, y_ood, k_ood)):
         raw = runtime.log_scale(x)
-        metrics[name] = {"model": figures(shrink(raw, deadband), y, kinds),
+        metrics[name] = {"model": figures(runtime.decided_log_scale(x), y, kinds),
                          "model_no_deadband": figures(raw, y, kinds),
                          "side_mid_ratio_only": figures(ratio_only.predict(x[:, [0, -3, -2, -1]]), y, kinds),
                          "neutral": figures(np.zeros_like(y), y, kinds),

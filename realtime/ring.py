@@ -32,6 +32,8 @@ class AnalysisRing:
     def read(self, out: np.ndarray, side: np.ndarray | None = None) -> bool:
         """Fill out: (n,) float32 with the next n mid frames (and side, when given: (n,)
         float32, with their side frames) if that many are there."""
+        if side is not None and side.shape != out.shape:
+            raise ValueError(f"side must be shaped like out {out.shape}, got {side.shape}")
         return ring_read(self.data, self.idx, out, self._no_side if side is None else side)
 
     @property
