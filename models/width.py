@@ -74,9 +74,8 @@ class WidthFeatures:
     def __init__(self, sample_rate: float, decay_s: float = DECAY_S):
         self.window = np.hanning(BLOCK + 1)[:BLOCK].astype(np.float64)
         freqs = np.fft.rfftfreq(BLOCK, 1.0 / sample_rate)
-        band = np.searchsorted(np.asarray(BANDS_HZ), freqs, side="right") - 1
-        self.band_base = band * N_HIST                       # each bin's first histogram place
-        self.band_start = np.searchsorted(band, np.arange(N_BANDS))  # bands are runs of bins
+        self.band = np.searchsorted(np.asarray(BANDS_HZ), freqs, side="right") - 1
+        self.band_base = self.band * N_HIST                   # each bin's first histogram place
         self.decay = float(np.exp(-BLOCK / (sample_rate * decay_s)))
         self.reset()
 
@@ -102,8 +101,8 @@ class WidthFeatures:
         rho = 0.5 * np.log((ps[keep] + 1e-30) / (pm[keep] + 1e-30))
         self.hist += np.bincount(self.band_base[keep] + np.searchsorted(EDGES, rho), weights=e[keep],
                                  minlength=N_BANDS * N_HIST)
-        self.mid += np.add.reduceat(pm, self.band_start)
-        self.side += np.add.reduceat(ps, self.band_start)
+        self.mid += np.bincount(self.band, weights=pm, minlength=N_BANDS)   # any rate: a band may be empty
+        self.side += np.bincount(self.band, weights=ps, minlength=N_BANDS)
 
     @property
     def heard(self) -> bool:
