@@ -184,3 +184,17 @@ def test_the_live_inference_thread_hears_the_side(runner, held_out_band):
         thread.stop()
     assert engine.ring.dropped == 0
     assert width > 1.2, width   # the decision is 1.42 (truth 1.67), glided from 1.0 with a 2 s time constant
+
+
+def test_the_cards_figures_and_the_deadband_are_exact():
+    """shrink moves requests toward 0 by the deadband; figures gives the width error, the share
+    of each flaw undone (log terms) and what clean copies are asked, to 1e-12."""
+    np.testing.assert_allclose(W.shrink([0.3, -0.05, -0.4, 0.0], 0.1), [0.2, 0.0, -0.3, 0.0], atol=1e-12)
+    y = np.log([1.0, 0.5, 2.0, 1.0])          # scales: clean, narrowed by 0.5, widened by 2, clean
+    pred = np.log([1.0, 0.5 ** 0.5, 1.0, 2.0 ** 0.25])   # half of the first flaw (in logs), none of the second
+    f = W.figures(pred, y, ["band"] * 4)
+    truth, got = np.array([1.0, 2.0, 0.5, 1.0]), np.array([1.0, 2 ** 0.5, 1.0, 2 ** -0.25])
+    assert f["mae"] == pytest.approx(np.mean(np.abs(got - truth)), abs=1e-12)
+    assert f["mae_neutral"] == pytest.approx(np.mean(np.abs(1.0 - truth)), abs=1e-12)
+    assert f["recovery"] == pytest.approx(1.0 - (0.5 * np.log(2) + np.log(2)) / (2 * np.log(2)), abs=1e-12)
+    assert f["clean_p90_octaves"] == pytest.approx(0.9 * 0.25, abs=1e-12)
