@@ -255,8 +255,9 @@ def train_fingerprint(args) -> int:
 
         from auracore.offline.fingerprint import train
     except ImportError as exc:
-        print(f"{prog}: needs the train extra ({exc.name} is missing): pip install 'auracore[train]'", file=sys.stderr)
-        return 1
+        from .cmd_train import missing_train_extra
+
+        return missing_train_extra(prog, exc)
     from auracore.models.fingerprint import default_model_dir
 
     def log(msg):

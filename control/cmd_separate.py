@@ -97,9 +97,9 @@ def train_separation(args) -> int:
 
         from auracore.models.separation import data, export, train
     except ImportError as exc:
-        print(f"{prog}: needs the train extra ({exc.name} is missing): pip install 'auracore[train]'",
-              file=sys.stderr)
-        return 1
+        from .cmd_train import missing_train_extra
+
+        return missing_train_extra(prog, exc)
     from auracore.offline.separate import evaluate
 
     def log(msg):

@@ -61,6 +61,12 @@ def _positive(text: str) -> float:
     return v
 
 
+def missing_train_extra(prog: str, exc: ImportError) -> int:
+    """The one line for a training target whose train extra is not installed; exit code 1."""
+    print(f"{prog}: needs the train extra ({exc.name} is missing): pip install 'auracore[train]'", file=sys.stderr)
+    return 1
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -74,9 +80,7 @@ def _train_width(args) -> int:
         from auracore.models.runtime import default_model_dir
         from auracore.models.sources import SourceError
     except ImportError as exc:
-        print(f"{PROG}: needs the train extra ({exc.name} is missing): pip install 'auracore[train]'",
-              file=sys.stderr)
-        return 1
+        return missing_train_extra(PROG, exc)
     os.makedirs(args.work_dir, exist_ok=True)
     try:
         metrics = width.train(args.work_dir, args.out or default_model_dir(), log=_log)
@@ -110,9 +114,7 @@ def run(args) -> int:
         from auracore.models import dataset, evaluate, export, train
         from auracore.models.sources import SourceError
     except ImportError as exc:
-        print(f"{PROG}: needs the train extra ({exc.name} is missing): pip install 'auracore[train]'",
-              file=sys.stderr)
-        return 1
+        return missing_train_extra(PROG, exc)
     t0 = time.time()
     os.makedirs(args.work_dir, exist_ok=True)
     try:

@@ -112,7 +112,7 @@ class ModelRunner:
         self.provider = self._sessions["extractor"].get_providers()[0]
         # the width model (models/width.py) hears the stereo input; optional: without it the
         # decider's width.amount (a prior: the extractor hears mono) stands
-        self.width = WidthModel(self.model_dir, opts, usable) if WidthModel.present(self.model_dir) else None
+        self.width = WidthModel(self.model_dir, usable) if WidthModel.present(self.model_dir) else None
 
     def _manifest(self) -> dict:
         path = os.path.join(self.model_dir, MANIFEST)

@@ -141,7 +141,7 @@ def clip_features(x: np.ndarray, belief, sample_rate: float) -> np.ndarray | Non
 class WidthModel:
     """The exported regressor on ONNX Runtime: features -> width.amount."""
 
-    def __init__(self, model_dir: str, session_options=None, providers=None):
+    def __init__(self, model_dir: str, providers=None):
         from .runtime import open_session, sha256  # runtime imports this module: import here
 
         self.path = os.path.join(model_dir, FILE)
@@ -165,8 +165,7 @@ class WidthModel:
                              f"{N_FEATURES}; {_FIX}")
         if sha256(self.path) != card.get("sha256"):
             raise ModelError(f"model file corrupt: {self.path} does not match its checksum in {CARD}; {_FIX}")
-        self.session = open_session(self.path, threads=1, providers=providers) if session_options is None \
-            else _session(self.path, session_options, providers)
+        self.session = open_session(self.path, threads=1, providers=providers)
         self.input = self.session.get_inputs()[0].name
         self.low, self.high, self.deadband, self.smallest_side_mid = low, high, deadband, smallest
 
@@ -198,16 +197,6 @@ class WidthModel:
         return float(np.clip(np.exp(-self.decided_log_scale(features)[0]), self.low, self.high))
 
 
-def _session(path, opts, providers):
-    import onnxruntime as ort
-
-    try:
-        return ort.InferenceSession(path, sess_options=opts, providers=providers)
-    except Exception as exc:  # ONNX Runtime raises its own exception types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"model file unreadable: {path}: {first[:200]}") from None
-
-
 # --- training and evaluation (needs the train extras: scikit-learn, skl2onnx, music21, FluidSynth)
 
 
@@ -216,12 +205,6 @@ def _draw(rng) -> float:
     if rng.random() >= FLAW_SHARE:
         return 1.0
     return float(rng.uniform(*NARROW)) if rng.random() < 0.5 else float(rng.uniform(*WIDE))
-
-
-def _set_width(x, scale):
-    from . import dsp
-
-    return dsp.set_width(x, scale)
 
 
 def _render_pieces(folder: str, log) -> list[dict]:
@@ -261,13 +244,15 @@ def _render_one(args):
 
 def _rows(items, folder, copies, seed, sample_rate, draw=_draw):
     """(features (N, F), ln scale (N,), kinds) for copies per piece with scales drawn by draw."""
+    from .dsp import set_width  # the chain's own width stage (training only: dsp loads the kernels)
+
     feats, ys, kinds = [], [], []
     for i, item in enumerate(items):
         x = np.load(os.path.join(folder, item["id"] + ".npy")).astype(np.float64)
         rng = np.random.default_rng([seed, i])
         for _ in range(copies):
             scale = draw(rng)
-            f = clip_features(_set_width(x, scale), item["kind"], sample_rate)
+            f = clip_features(set_width(x, scale), item["kind"], sample_rate)
             if f is not None:
                 feats.append(f)
                 ys.append(np.log(scale))
