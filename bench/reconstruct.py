@@ -184,9 +184,9 @@ def make_piece(seed: int, seconds: float = 12.0, rate: int = RATE, effects: bool
             "key": (tonic, minor)}
 
 
-def oracle(piece: dict, runner=None) -> float:
+def oracle(piece: dict, runner=None):
     """The true MIDI with the true programs rendered dry, each part at its true level section
-    by section, summed, mastered by reference to the mix: its QC score against the mix."""
+    by section, summed, mastered by reference to the mix: its QC report against the mix."""
     from auracore.models import fluid
     from auracore.offline.master import master
     from auracore.offline.qc import qc
@@ -199,7 +199,7 @@ def oracle(piece: dict, runner=None) -> float:
         y = fluid.render_tracks(fluid.SOUNDFONT, [fluid.Track(info["program"], info["pan"], tuple(info["notes"]))],
                                 seconds, drums=part == "drums", sample_rate=rate, sample_format="float")
         total = total + level_match(y, piece["stems"][part], rate, _spans(seconds, piece["sections"], None))
-    return qc(mix, master(total, mix, rate).audio, rate, runner=runner).score
+    return qc(mix, master(total, mix, rate).audio, rate, runner=runner)
 
 
 def _family_name(f) -> str:
@@ -364,11 +364,12 @@ def main(argv=None) -> int:
         t0 = time.time()
         r = reconstruct(piece["mix"], piece["rate"], max_rounds=args.rounds, runner=runner, separator=args.separator)
         took = time.time() - t0
-        o = oracle(piece, runner)
+        o_report = oracle(piece, runner)
+        o = o_report.score
         hits = family_hits(r.programs, piece)
         rows.append({"seed": seed, "qc_round1": r.rounds[0].qc_score, "qc": r.qc_score, "rounds": len(r.rounds),
                      "dimensions": dict(r.rounds[r.best_round - 1].dimensions),
-                     "oracle_qc": o, "family_hits": [h[3] for h in hits],
+                     "oracle_qc": o, "oracle_dimensions": dict(o_report.dimensions), "family_hits": [h[3] for h in hits],
                      "families": {h[0]: [_family_name(h[1]), _family_name(h[2])] for h in hits},
                      "seconds": took, "x_duration": took / args.seconds})
         if not args.json:
@@ -381,7 +382,10 @@ def main(argv=None) -> int:
            "family_accuracy": float(np.mean([h for r in rows for h in r["family_hits"]])),
            "x_duration_mean": float(np.mean([r["x_duration"] for r in rows])), "rows": rows,
            "dimensions_mean": {d: float(np.mean([r["dimensions"][d] for r in rows if r["dimensions"].get(d) is not None]
-                                                 or [math.nan])) for d in rows[0]["dimensions"]}}
+                                                 or [math.nan])) for d in rows[0]["dimensions"]},
+           "oracle_dimensions_mean": {d: float(np.mean([r["oracle_dimensions"][d] for r in rows
+                                                        if r["oracle_dimensions"].get(d) is not None] or [math.nan]))
+                                      for d in rows[0]["oracle_dimensions"]}}
     if args.long_s:
         piece = make_piece(2000, args.long_s)
         t0 = time.time()
@@ -396,6 +400,7 @@ def main(argv=None) -> int:
         print(f"| reconstruct, best round | {res['qc_mean']:.1f} | {res['family_accuracy']:.0%} | {res['x_duration_mean']:.2f}x |")
         print(f"| oracle (true MIDI and programs) | {res['oracle_qc_mean']:.1f} | 100% | |")
         print("best round's dimensions, mean: " + ", ".join(f"{d} {v:.0f}" for d, v in res["dimensions_mean"].items()))
+        print("oracle's dimensions, mean: " + ", ".join(f"{d} {v:.0f}" for d, v in res["oracle_dimensions_mean"].items()))
         if "long" in res:
             print(f"{args.long_s:.0f} s piece: {res['long']['wall_s']:.0f} s wall, {res['long']['x_duration']:.2f}x its duration")
     return 0

@@ -46,6 +46,11 @@ MIN_SECONDS = 2.0
 # rounds in a row that may score no higher than the best before the loop stops; a round that
 # does not rise is undone (the next change starts from the best round's state)
 PATIENCE = 2
+MIN_NOTE_S = 0.02
+# the release left before a repeated note of the same pitch: a share of the time between the
+# two onsets, at least REARTICULATE_MIN_S (``articulated``)
+REARTICULATE = 0.12
+REARTICULATE_MIN_S = 0.03
 
 
 class ReconstructError(AuraCoreError, ValueError):
@@ -238,8 +243,31 @@ class Synth:
 
 def part_notes(notes) -> tuple:
     """Transcribed Notes as a part holds them: ((start_s, duration_s, pitch, velocity), ...),
-    every note at least 20 ms long."""
-    return tuple((n.onset_s, max(n.offset_s - n.onset_s, 0.02), n.pitch, n.velocity) for n in notes)
+    every note at least 20 ms long, articulated (``articulated``)."""
+    return articulated(tuple((n.onset_s, max(n.offset_s - n.onset_s, MIN_NOTE_S), n.pitch, n.velocity) for n in notes))
+
+
+def articulated(notes: tuple) -> tuple:
+    """Each note ended before the next onset of its pitch, by REARTICULATE of the time between
+    the two onsets (at least REARTICULATE_MIN_S), and never under MIN_NOTE_S: a transcription
+    ends a repeated note where the next begins, and a synth then plays the two legato, with no
+    release between them, where the original was struck twice (docs/reconstruct.md)."""
+    order = sorted(range(len(notes)), key=lambda i: notes[i][0])
+    out = list(notes)
+    following = {}  # pitch -> the onset of the next note of that pitch (walking backwards)
+    for i in reversed(order):
+        start, dur, pitch, vel = notes[i]
+        nxt = following.get(pitch)
+        if nxt is not None and nxt > start:
+            end = nxt - max(REARTICULATE * (nxt - start), REARTICULATE_MIN_S)
+            out[i] = (start, max(min(dur, end - start), MIN_NOTE_S), pitch, vel)
+        following[pitch] = start
+    return tuple(out)
+
+
+def _played(part: Part, beats_s) -> tuple:
+    """The notes a part is rendered with: quantised when the loop chose so, articulated."""
+    return articulated(quantised(part.notes, beats_s)) if part.quantise else part.notes
 
 
 def _excerpt_render(part: Part, a: float, b: float, sample_rate: int):
@@ -340,7 +368,7 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
         out_stems = {}
         for name, part in parts.items():
             key_known = (name, part.program, part.quantise) in synth.cache
-            y = synth.render(part, quantised(part.notes, prof.beats_s) if part.quantise else part.notes, channels)
+            y = synth.render(part, _played(part, prof.beats_s), channels)
             if not key_known:
                 rendered_now.append(name)
             y = level_match(y, stems[name], sr, _spans(duration_s, sections, settings["level_window_s"]))
@@ -390,16 +418,16 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
     _, audio, best_stems, best_index, _, (best_parts, _) = best
     programs = {n: program for n, (program, _) in best_parts.items()}
     quant = {n: q for n, (_, q) in best_parts.items()}
+    from auracore.offline.transcribe.notes import Note
+
     tracks = []
     for t in notes.tracks:
         if t.name in programs and not t.is_drums:
             t = replace(t, program=int(programs[t.name]))
-        if quant.get(t.name):
-            from auracore.offline.transcribe.notes import Note
-
-            snapped = quantised(tuple((n.onset_s, n.offset_s - n.onset_s, n.pitch, n.velocity) for n in t.notes),
-                                prof.beats_s)
-            t = replace(t, notes=tuple(Note(s, s + d, p, v) for s, d, p, v in snapped))
+        if t.name in parts:  # the MIDI holds the notes as the best round played them
+            part = parts[t.name]
+            part.quantise = quant[t.name]
+            t = replace(t, notes=tuple(Note(s, s + d, p, v) for s, d, p, v in _played(part, prof.beats_s)))
         tracks.append(t)
     final_notes = replace(notes, tracks=tuple(tracks))
     prof_summary = {"tempo_bpm": prof.tempo_bpm, "key": prof.key, "sections": len(prof.sections), "rt60_s": rt}
