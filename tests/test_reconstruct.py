@@ -137,6 +137,32 @@ def test_repeated_notes_are_struck_again():
     assert f1["played"] >= 0.95, f1   # measured 1.00
     assert f1["legato"] <= 0.8, f1    # measured 0.61: what the release is for
 
+def test_kits_and_bass_programs_are_found_under_effects_with_their_own_weights():
+    """The drums and the bass weigh the timbre distances their own way (timbre.STEM_WEIGHTS,
+    fitted on separated stems of seeds 3000-3023). On the true stems of 8 other pieces, each
+    under its EQ, room, width and bus compressor, they still find every kit and every bass
+    program among all the candidates (measured 8 of 8 each; WEIGHTS also 8 of 8 here: the
+    two differ on separated stems, docs/reconstruct.md)."""
+    hits = {"drums": 0, "bass": 0}
+    for seed in range(4000, 4008):
+        p = bench.make_piece(seed, seconds=8.0)
+        for part in hits:
+            notes = tuple(p["parts"][part]["notes"])
+            a, b = timbre.excerpt_window([n[0] for n in notes], 8.0)
+            shifted = tuple((s - a, d, q, v) for s, d, q, v in notes if a <= s < b)
+
+            def render(program, shifted=shifted, part=part, a=a, b=b):
+                return fluid.render_tracks(fluid.SOUNDFONT, [fluid.Track(program, 64, shifted)], b - a,
+                                           drums=part == "drums", sample_rate=bench.RATE, sample_format="float")
+
+            target = p["stems"][part][int(a * bench.RATE):int(b * bench.RATE)]
+            choice = timbre.choose(render, target, bench.RATE, drums=part == "drums",
+                                   families=(4,) if part == "bass" else None, weights=timbre.STEM_WEIGHTS[part])
+            assert len(choice.candidates) == 8
+            hits[part] += choice.program == p["parts"][part]["program"]
+    assert hits == {"drums": 8, "bass": 8}, hits
+
+
 def test_the_mix_takes_the_inputs_width_band_by_band():
     """A mix whose lows are wide and highs narrow, against an input the other way round
     (side/mid -20 and -3 dB against -8 and -12 dB): after match_band_width every octave band's
@@ -260,7 +286,7 @@ class _WorseThenRoom:
         self.seen.append({n: p.program for n, p in state.items()})
         if len(self.seen) == 1:
             stem = max((n for n in state if not state[n].drums), key=lambda n: state[n].energy)
-            state[stem].ranking = (state[stem].program, 125)  # 125: helicopter
+            state[stem].ranking = (state[stem].program, 120)  # 120: guitar fret noise
             return [Change("program", stem, "planted: a change that cannot help")]
         return [Change("reverb", None, "planted")]
 
@@ -270,12 +296,12 @@ def test_a_round_that_does_not_rise_is_undone(piece):
     decider = _WorseThenRoom()
     r = reconstruct(p["mix"][: 5 * bench.RATE], bench.RATE, target_score=100.0, max_rounds=3, decider=decider)
     assert len(r.rounds) == 3, [x.qc_score for x in r.rounds]
-    assert r.rounds[1].qc_score < r.rounds[0].qc_score  # the helicopter scored lower
+    assert r.rounds[1].qc_score < r.rounds[0].qc_score  # fret noise for a bass line scored lower
     # the next change was made on round 1's state: the programs the decider saw again are round 1's
     assert decider.seen[1] == decider.seen[0]
     assert r.rounds[2].from_round == 1 and r.rounds[1].from_round == 1
     assert r.rounds[2].rendered == []  # back to round 1's programs: cached, nothing rendered again
-    assert 125 not in r.programs.values()
+    assert 120 not in r.programs.values()
 
 
 def test_every_render_is_filtered_to_its_stem_once(piece, monkeypatch):
@@ -296,7 +322,7 @@ def test_every_render_is_filtered_to_its_stem_once(piece, monkeypatch):
     monkeypatch.setattr(core.tone, "match_tone", recording)
     _, p = piece
     r = reconstruct(p["mix"][: 5 * bench.RATE], bench.RATE, target_score=100.0, max_rounds=3, decider=_WorseThenRoom())
-    assert r.renders == len(r.programs) + 1  # every stem, then the helicopter; round 3 renders nothing
+    assert r.renders == len(r.programs) + 1  # every stem, then the planted fret noise; round 3 renders nothing
     assert len(seen) == r.renders, seen
     assert min(seen) > 1.0, seen
 

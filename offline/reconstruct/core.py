@@ -344,7 +344,7 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
         mix = x[i0:i1] if x.shape[1] == 2 else np.repeat(x[i0:i1], 2, axis=1)
         mask = None if part.drums else timbre.note_band_mask(timbre.band_mask(target, mix, sr), [n[2] for n in part.notes], sr)
         choice = timbre.choose(_excerpt_render(part, a, b, sr), target, sr, mask=mask, runner=runner, drums=part.drums,
-                               families=STEM_FAMILIES.get(name))
+                               families=STEM_FAMILIES.get(name), weights=timbre.STEM_WEIGHTS.get(name))
         part.ranking = tuple(p for p, _, _ in choice.candidates)
         part.program = choice.program
         part.choice = choice
