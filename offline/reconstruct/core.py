@@ -265,9 +265,10 @@ def articulated(notes: tuple) -> tuple:
     return tuple(out)
 
 
-def _played(part: Part, beats_s) -> tuple:
-    """The notes a part is rendered with: quantised when the loop chose so, articulated."""
-    return articulated(quantised(part.notes, beats_s)) if part.quantise else part.notes
+def _played(notes: tuple, quantise: bool, beats_s) -> tuple:
+    """The notes a part is rendered with: its (articulated) notes, quantised and articulated
+    again when the loop chose to quantise."""
+    return articulated(quantised(notes, beats_s)) if quantise else notes
 
 
 def _excerpt_render(part: Part, a: float, b: float, sample_rate: int):
@@ -368,7 +369,7 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
         out_stems = {}
         for name, part in parts.items():
             key_known = (name, part.program, part.quantise) in synth.cache
-            y = synth.render(part, _played(part, prof.beats_s), channels)
+            y = synth.render(part, _played(part.notes, part.quantise, prof.beats_s), channels)
             if not key_known:
                 rendered_now.append(name)
             y = level_match(y, stems[name], sr, _spans(duration_s, sections, settings["level_window_s"]))
@@ -425,9 +426,8 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
         if t.name in programs and not t.is_drums:
             t = replace(t, program=int(programs[t.name]))
         if t.name in parts:  # the MIDI holds the notes as the best round played them
-            part = parts[t.name]
-            part.quantise = quant[t.name]
-            t = replace(t, notes=tuple(Note(s, s + d, p, v) for s, d, p, v in _played(part, prof.beats_s)))
+            played = _played(parts[t.name].notes, quant[t.name], prof.beats_s)
+            t = replace(t, notes=tuple(Note(s, s + d, p, v) for s, d, p, v in played))
         tracks.append(t)
     final_notes = replace(notes, tracks=tuple(tracks))
     prof_summary = {"tempo_bpm": prof.tempo_bpm, "key": prof.key, "sections": len(prof.sections), "rt60_s": rt}
