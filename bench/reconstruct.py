@@ -18,10 +18,12 @@ Rows:
   no notes heard counts as wrong; drums are counted apart (a kit is always chosen);
 - speed: seconds per second of input, one 3-minute piece with --long-s 180 (2 cores);
 - with --family-stages, only where the family is lost: the chords' and the lead's program
-  chosen from the true or the separated stem, with the true or the transcribed notes.
+  chosen from the true or the separated stem, with the true or the transcribed notes;
+- with --swap-parts, only where the points go: the oracle mix with one part replaced by the
+  rebuild's, and the bass with the true notes on the rebuild's program and the other way.
 
     nice -n 5 .venv/bin/python bench/reconstruct.py [--pieces N] [--seconds S] [--rounds R] [--long-s S]
-        [--separator DIR|dsp] [--family-stages] [--json]
+        [--separator DIR|dsp] [--family-stages] [--swap-parts] [--json]
 """
 
 import argparse
@@ -184,22 +186,74 @@ def make_piece(seed: int, seconds: float = 12.0, rate: int = RATE, effects: bool
             "key": (tonic, minor)}
 
 
+def oracle_part(piece: dict, part: str, program: int | None = None, notes=None) -> np.ndarray:
+    """One part rendered dry (its true program and notes unless given), at its true level
+    section by section, float64."""
+    from auracore.models import fluid
+    from auracore.offline.reconstruct.core import _spans, level_match
+
+    rate, info = piece["rate"], piece["parts"][part]
+    seconds = piece["mix"].shape[0] / rate
+    track = fluid.Track(info["program"] if program is None else program, info["pan"],
+                        tuple(info["notes"] if notes is None else notes))
+    y = fluid.render_tracks(fluid.SOUNDFONT, [track], seconds, drums=part == "drums", sample_rate=rate,
+                            sample_format="float")
+    return level_match(y, piece["stems"][part], rate, _spans(seconds, piece["sections"], None)).astype(np.float64)
+
+
+def score_mix(piece: dict, mix: np.ndarray, runner=None):
+    """mix mastered by reference to the piece's mix, and its QC report against it."""
+    from auracore.offline.master import master
+    from auracore.offline.qc import qc
+
+    rate = piece["rate"]
+    return qc(piece["mix"], master(mix, piece["mix"], rate).audio, rate, runner=runner)
+
+
 def oracle(piece: dict, runner=None):
     """The true MIDI with the true programs rendered dry, each part at its true level section
     by section, summed, mastered by reference to the mix: its QC report against the mix."""
-    from auracore.models import fluid
-    from auracore.offline.master import master
-    from auracore.offline.qc import qc
-    from auracore.offline.reconstruct.core import _spans, level_match
+    return score_mix(piece, sum(oracle_part(piece, part) for part in piece["parts"]), runner)
 
-    rate, mix = piece["rate"], piece["mix"]
-    seconds = mix.shape[0] / rate
-    total = 0
-    for part, info in piece["parts"].items():
-        y = fluid.render_tracks(fluid.SOUNDFONT, [fluid.Track(info["program"], info["pan"], tuple(info["notes"]))],
-                                seconds, drums=part == "drums", sample_rate=rate, sample_format="float")
-        total = total + level_match(y, piece["stems"][part], rate, _spans(seconds, piece["sections"], None))
-    return qc(mix, master(total, mix, rate).audio, rate, runner=runner)
+
+SWAP_DIMENSIONS = ("spectral", "bass_notes", "kick_pattern", "harmonic_progression", "energy_curve", "timbre")
+
+
+def swap_parts(seeds, seconds: float, rounds: int, runner, separator=None) -> dict:
+    """Where the points go: the oracle mix with one part replaced by the rebuild's (drums,
+    bass, or vocals + other for chords + lead), and the bass as the true notes on the
+    rebuild's program and the rebuild's notes on the true program; each mastered and scored
+    as the oracle is. {variant: {"score": mean, dimension: mean}}."""
+    from auracore.offline.reconstruct import reconstruct
+
+    acc = {}
+    for seed in seeds:
+        piece = make_piece(seed, seconds)
+        r = reconstruct(piece["mix"], piece["rate"], max_rounds=rounds, runner=runner, separator=separator)
+        true = {part: oracle_part(piece, part) for part in PARTS}
+        rb = {k: v.astype(np.float64) for k, v in r.stems.items()}
+        bass_notes = [(n.onset_s, n.offset_s - n.onset_s, n.pitch, n.velocity)
+                      for t in r.notes.tracks if t.name == "bass" for n in t.notes]
+        rest = true["drums"] + true["chords"] + true["lead"]
+        variants = {
+            "oracle": rest + true["bass"],
+            "rebuild's drums": rb["drums"] + true["bass"] + true["chords"] + true["lead"],
+            "rebuild's bass": rest + rb["bass"],
+            "rebuild's vocals + other for chords + lead": true["drums"] + true["bass"] + rb["vocals"] + rb["other"],
+            "rebuild (all four)": rb["drums"] + rb["bass"] + rb["vocals"] + rb["other"],
+        }
+        if "bass" in r.programs:
+            variants["true bass notes, rebuild's bass program"] = rest + oracle_part(piece, "bass", r.programs["bass"])
+            variants["rebuild's bass notes, true bass program"] = rest + oracle_part(piece, "bass", notes=bass_notes)
+        for name, mix in variants.items():
+            rep = score_mix(piece, mix, runner)
+            row = acc.setdefault(name, {"score": []})
+            row["score"].append(rep.score)
+            for d in SWAP_DIMENSIONS:
+                if rep.dimensions.get(d) is not None:
+                    row.setdefault(d, []).append(rep.dimensions[d])
+        print(f"piece {seed}: " + ", ".join(f"{k} {v['score'][-1]:.1f}" for k, v in acc.items()), file=sys.stderr)
+    return {name: {k: float(np.mean(v)) for k, v in row.items()} for name, row in acc.items()}
 
 
 def _family_name(f) -> str:
@@ -341,6 +395,8 @@ def main(argv=None) -> int:
     ap.add_argument("--separator", default=None, help="a model folder or dsp (default: reconstruct's own, the shipped model)")
     ap.add_argument("--family-stages", action="store_true",
                     help="only measure where the program family is lost: true or separated stems x true or transcribed notes")
+    ap.add_argument("--swap-parts", action="store_true",
+                    help="only measure where the points go: the oracle mix with one part replaced by the rebuild's")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     from auracore.models.runtime import ModelRunner
@@ -356,6 +412,17 @@ def main(argv=None) -> int:
             print("|---|---|")
             for stage, acc in res["accuracy"].items():
                 print(f"| {stage} | {acc:.0%} |")
+        return 0
+    if args.swap_parts:
+        res = swap_parts(range(args.first_seed, args.first_seed + args.pieces), args.seconds, args.rounds, runner,
+                         args.separator)
+        if args.json:
+            print(json.dumps(res))
+        else:
+            print(f"| mix ({args.pieces} pieces) | QC | " + " | ".join(SWAP_DIMENSIONS) + " |")
+            print("|---|---|" + "---|" * len(SWAP_DIMENSIONS))
+            for name, row in res.items():
+                print(f"| {name} | {row['score']:.1f} | " + " | ".join(f"{row.get(d, math.nan):.0f}" for d in SWAP_DIMENSIONS) + " |")
         return 0
     rows = []
     for k in range(args.pieces):
