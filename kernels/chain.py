@@ -4,6 +4,12 @@ Order: sanitise > input gain > 8-band EQ > compressor > width > loudness gain > 
 gain > true-peak limiter (which delays the signal by ``latency`` frames) > bypass mix.
 The live engine and the offline renderer both call ``process(block, state, params)``.
 
+``process(..., part=PART_FRONT)`` runs only sanitise > input gain > EQ > compressor (the
+block comes out undelayed) and ``part=PART_BACK`` the rest from width on, on the front's
+output: front then back on two states with the same parameters gives the whole chain's
+samples bit for bit while the bypass is 0 (the back's dry signal is the front's output), so
+an offline renderer can run the front once and the back for several output gains.
+
 Everything runs on a global grid of ``TICK`` frames counted from the start of the stream:
 parameters glide one step per tick (one-pole, the registry's smoothing time as time
 constant), gains ramp linearly inside a tick, EQ coefficients are redesigned on ticks
@@ -36,6 +42,7 @@ REL_GATE_LU = -10.0
 ABS_GATE_ENERGY = 10.0 ** ((ABS_GATE_LUFS + 0.691) / 10.0)
 REL_GATE_RATIO = 10.0 ** (REL_GATE_LU / 10.0)
 INV_TICK = 1.0 / TICK
+PART_ALL, PART_FRONT, PART_BACK = 0, 1, 2   # what ``process`` runs: the whole chain or a half
 
 # the chain's scalar state: one record (a one-element structured array, which Numba reads
 # and writes by field name)
@@ -127,13 +134,17 @@ class ChainState:
         return comp_db, 20.0 * math.log10(max(lim, 1e-12))
 
 
-def process(block: np.ndarray, state: ChainState, params: np.ndarray) -> None:
+def process(block: np.ndarray, state: ChainState, params: np.ndarray, part: int = PART_ALL) -> None:
     """Process block: (frames, channels) float32 or float64 in place.
 
     params: (N_PARAMS,) float64 target vector (see kernels/params.py). The output is the
-    input delayed by state.latency frames, processed.
+    input delayed by state.latency frames, processed. part: PART_ALL, or PART_FRONT /
+    PART_BACK for one half (see the module docstring; each half on a state of its own).
     """
-    _process_flat(block, params, state.sample_rate, state.latency, *state.flat)
+    if part == PART_ALL:
+        _process_flat(block, params, state.sample_rate, state.latency, *state.flat)
+    else:
+        _process_part(block, params, state.sample_rate, state.latency, part, *state.flat)
 
 
 @njit(cache=True, nogil=True)
@@ -142,6 +153,12 @@ def _process_flat(x, params, sample_rate, latency, head, lim):
     types a plain tuple of arrays in its C fast path, a NamedTuple in Python (2 us more per
     call, 4 % of a 1024-frame block's time)."""
     chain_kernel(x, params, sample_rate, latency, ChainArrays(*head, LimiterArrays(*lim)))
+
+
+@njit(cache=True, nogil=True)
+def _process_part(x, params, sample_rate, latency, part, head, lim):
+    """``chain_part`` on plain tuples, as ``_process_flat``."""
+    chain_part(x, params, sample_rate, latency, ChainArrays(*head, LimiterArrays(*lim)), part)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -288,6 +305,23 @@ def chain_kernel(x, params, sample_rate, latency, st):
     """The whole chain over x: (frames, channels) in place; see ``process``. st:
     ChainArrays. Each tick is processed in the float64 work buffer, so float32 and float64
     blocks give the same samples up to the final rounding."""
+    chain_part(x, params, sample_rate, latency, st, PART_ALL)
+
+
+@njit(cache=True, nogil=True)
+def _back_input(x, start, n, dry, w):
+    """The back half's input: rows start..start+n-1 of x (the front's output) as they are."""
+    for i in range(n):
+        for ch in range(x.shape[1]):
+            v = float(x[start + i, ch])
+            dry[i, ch] = v
+            w[i, ch] = v
+
+
+@njit(cache=True, nogil=True)
+def chain_part(x, params, sample_rate, latency, st, part):
+    """``chain_kernel``, or with part PART_FRONT / PART_BACK one half of it (see the module
+    docstring)."""
     frames, channels = x.shape
     # every array taken out of the tuple once, outside the loop
     ps, ps_prev, ps_coef, w, dry, sc = st.ps, st.ps_prev, st.ps_coef, st.work, st.dry, st.scalars[0]
@@ -301,25 +335,36 @@ def chain_kernel(x, params, sample_rate, latency, st):
             _control_tick(params, sample_rate, ps, ps_prev, ps_coef, eq_coefs, eq_state, kw_state, sc)
         stop = min(frames, start + TICK - tick_pos)
         n = stop - start
-        sc.sanitised += _input_stage(x, start, n, tick_pos, ps, ps_prev, dry, w)
-        cascade_process(w, 0, n, eq_coefs, eq_state)
-        if ps[P.P_COMP_RATIO] > 1.0:
-            low = compressor_process(
-                w, 0, n, ps[P.P_COMP_THRESHOLD], ps[P.P_COMP_RATIO], ps[P.P_COMP_KNEE],
-                time_coef(ps[P.P_COMP_ATTACK], sample_rate), time_coef(ps[P.P_COMP_RELEASE], sample_rate),
-                ps[P.P_COMP_RMS] >= 0.5, rms_coef, ps_prev[P.P_COMP_MAKEUP], ps[P.P_COMP_MAKEUP],
-                tick_pos, TICK, comp, comp_work)
-            if low < sc.comp_gr_db:
-                sc.comp_gr_db = low
+        if part == PART_BACK:
+            _back_input(x, start, n, dry, w)
         else:
-            # ratio 1 is a plain makeup gain; the detector state rests
-            comp[0].gr = 0.0
-            m0 = _db2lin(ps_prev[P.P_COMP_MAKEUP])
-            m1 = _db2lin(ps[P.P_COMP_MAKEUP])
-            for i in range(n):
-                g = m0 + (m1 - m0) * (tick_pos + i) * INV_TICK
-                for ch in range(channels):
-                    w[i, ch] *= g
+            sc.sanitised += _input_stage(x, start, n, tick_pos, ps, ps_prev, dry, w)
+            cascade_process(w, 0, n, eq_coefs, eq_state)
+            if ps[P.P_COMP_RATIO] > 1.0:
+                low = compressor_process(
+                    w, 0, n, ps[P.P_COMP_THRESHOLD], ps[P.P_COMP_RATIO], ps[P.P_COMP_KNEE],
+                    time_coef(ps[P.P_COMP_ATTACK], sample_rate), time_coef(ps[P.P_COMP_RELEASE], sample_rate),
+                    ps[P.P_COMP_RMS] >= 0.5, rms_coef, ps_prev[P.P_COMP_MAKEUP], ps[P.P_COMP_MAKEUP],
+                    tick_pos, TICK, comp, comp_work)
+                if low < sc.comp_gr_db:
+                    sc.comp_gr_db = low
+            else:
+                # ratio 1 is a plain makeup gain; the detector state rests
+                comp[0].gr = 0.0
+                m0 = _db2lin(ps_prev[P.P_COMP_MAKEUP])
+                m1 = _db2lin(ps[P.P_COMP_MAKEUP])
+                for i in range(n):
+                    g = m0 + (m1 - m0) * (tick_pos + i) * INV_TICK
+                    for ch in range(channels):
+                        w[i, ch] *= g
+            if part == PART_FRONT:
+                for i in range(n):
+                    for ch in range(channels):
+                        x[start + i, ch] = w[i, ch]
+                sc.tick_pos = (tick_pos + n) % TICK
+                sc.frames += n
+                start = stop
+                continue
         follow = ps[P.P_LOUD_AUTO] >= 0.5
         w0 = ps_prev[P.P_WIDTH]
         w1 = ps[P.P_WIDTH]

@@ -4,9 +4,9 @@
 (streamed, flat memory); both return a ``Mastered``. See docs/master.md.
 """
 
-from .core import MATCH_ALL, Mastered, Plan, Renderer, make_plan, master
+from .core import MATCH_ALL, BackRenderer, FrontRenderer, Mastered, Plan, fit_plan, master
 from .files import master_file
 from .measure import Measurement, Measurer, measure
 
-__all__ = ["MATCH_ALL", "Mastered", "Measurement", "Measurer", "Plan", "Renderer", "make_plan", "master",
-           "master_file", "measure"]
+__all__ = ["MATCH_ALL", "BackRenderer", "FrontRenderer", "Mastered", "Measurement", "Measurer", "Plan", "fit_plan",
+           "master", "master_file", "measure"]

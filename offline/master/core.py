@@ -1,38 +1,33 @@
-"""Mastering by reference: measure both signals, fit the chain, calibrate the level, render.
+"""Mastering by reference: measure both signals, fit the chain, render in two passes.
 
 ``master`` works on arrays; ``master_file`` streams files (measure both in blocks, then
 render in blocks), so memory stays flat for any length. Both run the project's own chain
 (``auracore.kernels.chain``) with its true-peak limiter holding the ceiling, after an
-optional offline linear-phase matching stage for what the 8 EQ bands cannot follow.
+optional offline linear-phase matching stage for what the 8 EQ bands cannot follow. The
+render is split where the level is set: the first pass runs the FIRs and the chain's front
+half (up to the compressor) once; the output gain and width are then solved on its output
+(``level``), and the second pass runs the back half (width, gain, limiter) over it.
 """
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from auracore.errors import AudioFileError, ParamError
 from auracore.kernels import params as P
-from auracore.kernels.chain import ChainState, process
-from auracore.kernels.loudness import LoudnessMeter
+from auracore.kernels.chain import PART_BACK, PART_FRONT, ChainState, process
 
 from . import fit
 from .fir import MatchFilter, design_fir, fir_taps
+from .level import EXCERPT_ROUNDS, EXCERPT_TOLERANCE_DB, FrontOutput, FrontStats, back_excerpt
 from .measure import Measurement, measure
 
 MATCH_ALL = ("eq", "loudness", "dynamics", "width")
 BLOCK_FRAMES = 65536
-SETTLE_S = 0.5               # each excerpt chunk is measured after this much (the chain's state settles)
-CALIBRATION_TOLERANCE_LU = 0.02
-CALIBRATION_PASSES = 8
-CHECKED_PASSES = 4
-CHECKED_TOLERANCE_LU = 0.15
 LIMITER_RELEASE_MS = 150.0
-WHOLE_PASSES = 2               # checks of the level on the whole input, at most
-WHOLE_TOLERANCE_LU = 0.05
-WHOLE_TOLERANCE_DB = 0.05      # side/mid ratio
-WHOLE_RECHECK_LU = 0.3
+WHOLE_TOLERANCE_LU = 0.05      # the written output's loudness ...
+WHOLE_TOLERANCE_DB = 0.05      # ... and side/mid ratio: a second back pass when further off
 
 
 @dataclass(frozen=True)
@@ -51,40 +46,64 @@ class Plan:
         return None if self.mid_fir is None else MatchFilter(self.mid_fir, self.side_fir, channels)
 
 
-class Renderer:
-    """Stream (frames, channels) blocks through the matching FIRs and the chain; the output
-    is aligned with the input (the latency is trimmed at the start and flushed by finish())."""
+class FrontRenderer:
+    """The first pass of a render: (frames, channels) blocks through the matching FIRs (their
+    delay trimmed) and the chain's front half (``kernels.chain`` PART_FRONT: input gain, EQ,
+    compressor). Its output u is aligned with the input; ``finish`` gives the rows after the
+    input's end that the back half's lookahead needs, so u has frames + ``latency`` rows."""
 
     def __init__(self, plan: Plan, sample_rate: int, channels: int):
         self.vector = plan.vector
         self.fir = plan.match_filter(channels)
         self.state = ChainState(sample_rate, channels, params=plan.vector)
         self.channels = channels
-        self.delay = self.state.latency + (self.fir.delay if self.fir is not None else 0)
-        self.skip = self.delay
-
-    def process(self, x: np.ndarray) -> np.ndarray:
-        """x: (frames, channels) float64 -> the aligned output so far (fewer frames at first)."""
-        return self.chained(self.filtered(x))
+        self.latency = self.state.latency
+        self.skip = self.fir.delay if self.fir is not None else 0
+        self.tail = self.skip + self.latency
 
     def filtered(self, x: np.ndarray) -> np.ndarray:
-        """The first half of ``process``: x through the matching FIRs (a new array)."""
-        return self.fir.process(x) if self.fir is not None else np.array(x, dtype=np.float64)
-
-    def chained(self, y: np.ndarray) -> np.ndarray:
-        """The second half of ``process``: ``filtered``'s output through the chain, in place, aligned."""
-        process(y, self.state, self.vector)
+        """x through the matching FIRs, aligned (fewer frames at first; a new array)."""
+        if self.fir is None:
+            return np.array(x, dtype=np.float64)
+        y = self.fir.process(x)
         if self.skip:
             drop = min(self.skip, y.shape[0])
             self.skip -= drop
             y = y[drop:]
         return y
 
+    def chained(self, y: np.ndarray) -> np.ndarray:
+        """``filtered``'s output through the front half, in place."""
+        if y.shape[0]:
+            process(y, self.state, self.vector, PART_FRONT)
+        return y
+
     def finish(self) -> np.ndarray:
-        """The last frames: (delay, channels)."""
-        parts = [self.process(np.zeros((min(BLOCK_FRAMES, self.delay - k), self.channels)))
-                 for k in range(0, self.delay, BLOCK_FRAMES)]
+        """The last rows of u: the input's end followed by silence, (latency, channels)."""
+        parts = [self.chained(self.filtered(np.zeros((min(BLOCK_FRAMES, self.tail - k), self.channels))))
+                 for k in range(0, self.tail, BLOCK_FRAMES)]
         return np.concatenate(parts) if parts else np.zeros((0, self.channels))
+
+
+class BackRenderer:
+    """The second pass: the front's output u through the chain's back half (width, output
+    gain, limiter), the limiter's delay trimmed: u's frames + latency rows give the input's
+    frames, exactly the whole chain's samples (front then back is the chain, bit for bit)."""
+
+    def __init__(self, plan: Plan, sample_rate: int, channels: int):
+        self.vector = plan.vector
+        self.state = ChainState(sample_rate, channels, params=plan.vector)
+        self.skip = self.state.latency
+
+    def process(self, u: np.ndarray) -> np.ndarray:
+        """u: (frames, channels) float64 rows of the front's output, processed in place; the
+        aligned output so far."""
+        process(u, self.state, self.vector, PART_BACK)
+        if self.skip:
+            drop = min(self.skip, u.shape[0])
+            self.skip -= drop
+            u = u[drop:]
+        return u
 
 
 @dataclass(frozen=True)
@@ -157,19 +176,6 @@ def _clamp(pid: str, value: float) -> float:
     return float(min(max(value, p.minimum), p.maximum))
 
 
-def _prefiltered(plan: Plan, excerpt, channels: int) -> list:
-    """The excerpt chunks as float64, through the matching FIRs (aligned) when there are any:
-    the FIRs do not change between calibration passes, so they run once."""
-    out = []
-    for chunk in excerpt:
-        x = chunk.astype(np.float64)
-        f = plan.match_filter(channels)
-        if f is not None:
-            x = np.concatenate([f.process(x), f.process(np.zeros((f.delay, channels)))])[f.delay:]
-        out.append(x)
-    return out
-
-
 def _ratio_goal(inp: Measurement, ref: Measurement, amount: float) -> float:
     """The side/mid energy ratio to reach: amount of the way from the input's to the
     reference's, in dB."""
@@ -182,62 +188,34 @@ def _post_gain(values: dict) -> float:
 
 
 def _set_post_gain(values: dict, gain_db: float) -> None:
-    """Put gain_db after the compressor: in output.gain_db, the excess over its range in
-    comp.makeup_db (the same place in the chain for the limiter)."""
+    """Put gain_db after the compressor: in output.gain_db (the back half), the excess over
+    its range in comp.makeup_db (the same place in the chain for the limiter, but in the
+    front half: the front must then run again)."""
     out = _clamp("output.gain_db", round(gain_db, 3))
     values["output.gain_db"] = out
     values["comp.makeup_db"] = _clamp("comp.makeup_db", round(gain_db - out, 3))
 
 
-def _excerpt_run(plan: Plan, excerpt, filtered, sample_rate: int, channels: int) -> tuple[float, float, float | None]:
-    """(input, output) integrated loudness (LUFS) of the excerpt chunks and the output's
-    side/mid energy ratio (None for mono), each chunk run through a fresh chain and measured
-    after SETTLE_S (the whole signal as one chunk: from its start). filtered: the chunks
-    through the plan's FIRs (``_prefiltered``)."""
-    m_in = LoudnessMeter(sample_rate, channels, true_peak=False)
-    m_out = LoudnessMeter(sample_rate, channels, true_peak=False)
-    settle = int(SETTLE_S * sample_rate) if len(excerpt) > 1 else 0
-    chain_only = Plan(plan.params, plan.vector, None, None, None, plan.details)
-    mid = side = 0.0
-
-    def run(x):
-        r = Renderer(chain_only, sample_rate, channels)
-        return np.concatenate([r.process(x), r.finish()])[settle:]
-
-    # the chunks are independent (a fresh chain each): two at a time (the chain releases the
-    # GIL), each output measured in order as soon as it is there and then let go (holding all
-    # of them was the peak of master's memory: 34 MB at 3 minutes)
-    with ThreadPoolExecutor(2, thread_name_prefix="auracore-excerpt") as pool:
-        pending = [pool.submit(run, filtered[i]) for i in range(min(2, len(filtered)))]
-        for i, chunk in enumerate(excerpt):
-            y = pending.pop(0).result()
-            if i + 2 < len(filtered):
-                pending.append(pool.submit(run, filtered[i + 2]))
-            m_in.process(chunk[settle:])
-            m_out.process(y)
-            if channels == 2:
-                mid += float(np.sum((y[:, 0] + y[:, 1]) ** 2))
-                side += float(np.sum((y[:, 0] - y[:, 1]) ** 2))
-            del y
-    ratio = side / mid if channels == 2 and mid > 0.0 else None
-    return m_in.integrated_lufs, m_out.integrated_lufs, ratio
+def _vector_of(values: dict) -> np.ndarray:
+    # rounded as reported, so a preset of the reported values runs the very same chain
+    v = P.default_vector()
+    for pid in values:
+        values[pid] = round(P.check_in_range(pid, values[pid]), 4)
+        v[P.INDEX[pid]] = values[pid]
+    return v
 
 
-def _with(plan: Plan, vector: np.ndarray) -> Plan:
-    return Plan(plan.params, vector, plan.mid_fir, plan.side_fir, plan.matching_curve, plan.details)
+def _with_values(plan: Plan, values: dict) -> Plan:
+    values = dict(values)
+    return Plan(values, _vector_of(values), plan.mid_fir, plan.side_fir, plan.matching_curve, plan.details)
 
 
-def make_plan(inp: Measurement, ref: Measurement, amount: float = 1.0, match=MATCH_ALL,
-              whole_lufs=None) -> Plan:
-    """Fit the chain to the reference and calibrate its level on the input's excerpt.
-
-    inp must carry an excerpt (``Measurer(..., keep_excerpt=True)``). amount scales every
-    change from the neutral chain (dB gains, width, ratio, the matching curve); 0 leaves the
-    chain neutral. whole_lufs(plan) -> (integrated loudness in LUFS, side/mid energy ratio or
-    None) of the whole input through plan (a pass that writes nothing): when given and the
-    excerpt is only part of the input, the level and width found on the excerpt are checked
-    on the whole and corrected.
-    ParamError for a bad amount or match list."""
+def fit_plan(inp: Measurement, ref: Measurement, amount: float = 1.0, match=MATCH_ALL) -> Plan:
+    """Fit the chain to the reference: the EQ (and the matching FIRs), the compressor, the
+    ceiling, a first width. amount scales every change from the neutral chain (dB gains,
+    width, ratio, the matching curve); 0 leaves the chain neutral. The output gain and the
+    final width are set on the front half's output (``level``). ParamError for a bad amount
+    or match list; AudioFileError for a silent input or reference."""
     amount = check_amount(amount)
     match = check_match(match)
     if not math.isfinite(inp.integrated_lufs):
@@ -276,15 +254,6 @@ def make_plan(inp: Measurement, ref: Measurement, amount: float = 1.0, match=MAT
                  "mid_gain_db": [round(float(amount * g), 2) for g in curves[0]],
                  "side_gain_db": None if curves[1] is None else [round(float(amount * g), 2) for g in curves[1]],
                  "taps": taps, "latency_samples": (taps - 1) // 2}
-
-    def vector_of(values):
-        # rounded as reported, so a preset of the reported values runs the very same chain
-        v = P.default_vector()
-        for pid in values:
-            values[pid] = round(P.check_in_range(pid, values[pid]), 4)
-            v[P.INDEX[pid]] = values[pid]
-        return v
-
     values = {pid: neutral[pid] + amount * (full[pid] - neutral[pid]) for pid in full}
     details = {"input_loudness_range_lu": inp.loudness_range_lu,
                "reference_loudness_range_lu": ref.loudness_range_lu,
@@ -293,67 +262,101 @@ def make_plan(inp: Measurement, ref: Measurement, amount: float = 1.0, match=MAT
                "input_plr_db": inp.plr_db, "reference_plr_db": ref.plr_db,
                "input_side_mid_ratio": inp.side_mid_ratio, "reference_side_mid_ratio": ref.side_mid_ratio,
                "target_lufs": target_lufs}
-    plan = Plan(values, vector_of(values), mid_fir, side_fir, curve, details)
-    fit_width_live = ("width" in match and inp.channels == 2 and inp.side_mid_ratio is not None
-                      and ref.side_mid_ratio is not None)
-    if amount == 0.0:
-        return plan
-    # the level: the output gain that lands the excerpt's change in loudness on the target
-    goal = inp.integrated_lufs + amount * (target_lufs - inp.integrated_lufs)
-    gain = _post_gain(values) + goal - inp.integrated_lufs
-    predicted = math.nan
-    filtered = _prefiltered(plan, inp.excerpt, inp.channels)
-    last = None  # (gain, predicted) of the previous pass: the secant's slope (compression makes it < 1)
-    slope = 1.0
-    # with a whole-input check to follow, the excerpt need only come near
-    checked = whole_lufs is not None and len(inp.excerpt) > 1
-    passes, tolerance = (CHECKED_PASSES, CHECKED_TOLERANCE_LU) if checked else (CALIBRATION_PASSES, CALIBRATION_TOLERANCE_LU)
-    for _ in range(passes):
-        _set_post_gain(values, gain)
-        plan = _with(plan, vector_of(values))
-        ex_in, ex_out, ratio = _excerpt_run(plan, inp.excerpt, filtered, inp.sample_rate, inp.channels)
-        if not (math.isfinite(ex_in) and math.isfinite(ex_out)):
+    return Plan(values, _vector_of(values), mid_fir, side_fir, curve, details)
+
+
+@dataclass(frozen=True)
+class _Goal:
+    """Where the output's level lands: integrated loudness (LUFS) and, when the width is
+    matched on a stereo pair, the side/mid energy ratio (None: the width stays as fitted)."""
+
+    lufs: float
+    ratio: float | None
+
+    @staticmethod
+    def of(inp: Measurement, ref: Measurement, amount: float, match, target_lufs: float) -> "_Goal":
+        lufs = inp.integrated_lufs + amount * (target_lufs - inp.integrated_lufs)
+        live = ("width" in match and inp.channels == 2 and inp.side_mid_ratio is not None
+                and ref.side_mid_ratio is not None)
+        return _Goal(lufs, _ratio_goal(inp, ref, amount) if live else None)
+
+
+def level(plan: Plan, front: FrontOutput, goal: _Goal) -> Plan:
+    """The output gain (and width) that land the output on goal: solved exactly before the
+    limiter from the front's output, with what the limiter changes (loudness, side/mid ratio)
+    measured on its excerpt (``level.back_excerpt``), again until that stops moving."""
+    values = dict(plan.params)
+    ratio_1 = front.side_mid_ratio(1.0)
+    loss, factor = 0.0, 1.0   # the limiter's change of loudness (LU) and of the side/mid ratio
+
+    def solved() -> Plan:
+        if goal.ratio is not None and ratio_1 and ratio_1 > 1e-12:
+            values["width.amount"] = _clamp("width.amount", round(math.sqrt(goal.ratio / (ratio_1 * factor)), 4))
+        pre = front.loudness(0.0, values["width.amount"])
+        if math.isfinite(pre):
+            _set_post_gain(values, goal.lufs - pre - loss + values["comp.makeup_db"])
+        return _with_values(plan, values)
+
+    for _ in range(EXCERPT_ROUNDS):
+        ex_pre, ex_post, r_pre, r_post = back_excerpt(front, solved().vector)
+        if not (math.isfinite(ex_pre) and math.isfinite(ex_post)):
             break
-        predicted = inp.integrated_lufs + ex_out - ex_in
-        error = goal - predicted
-        if fit_width_live and ratio is not None and ratio > 1e-12:
-            # the side/mid ratio the spectra predicted, corrected by what the chain gives
-            want = _ratio_goal(inp, ref, amount)
-            values["width.amount"] = _clamp("width.amount", round(values["width.amount"] * math.sqrt(want / ratio), 4))
-        if abs(error) <= tolerance:
+        moved = abs(ex_post - ex_pre - loss)
+        loss = ex_post - ex_pre
+        if r_pre and r_post:
+            moved = max(moved, abs(10.0 * math.log10(r_post / r_pre / factor)))
+            factor = r_post / r_pre
+        if moved < EXCERPT_TOLERANCE_DB:
             break
-        if last is not None and abs(_post_gain(values) - last[0]) > 1e-6:
-            slope = min(max((predicted - last[1]) / (_post_gain(values) - last[0]), 0.2), 1.2)
-        last = (_post_gain(values), predicted)
-        gain = _post_gain(values) + error / slope
-    del filtered  # the excerpt through the FIRs (twice the excerpt's size): not held through the renders
-    details["predicted_output_lufs"] = predicted
-    details["whole_passes"] = 0
-    plan = Plan(dict(values), vector_of(values), mid_fir, side_fir, curve, details)
-    if whole_lufs is None or len(inp.excerpt) < 2 or not math.isfinite(predicted):
-        return plan
-    for _ in range(WHOLE_PASSES):
-        measured, ratio = whole_lufs(plan)
-        details["whole_passes"] += 1
-        error = goal - measured
-        details["predicted_output_lufs"] = measured
-        if not math.isfinite(measured):
-            break
-        width_off = False
-        if fit_width_live and ratio is not None and ratio > 1e-12:
-            # the width scales the side exactly: one step lands the ratio
-            want = _ratio_goal(inp, ref, amount)
-            width_off = abs(10.0 * math.log10(want / ratio)) > WHOLE_TOLERANCE_DB
-            values["width.amount"] = _clamp("width.amount", round(values["width.amount"] * math.sqrt(want / ratio), 4))
-        if abs(error) <= WHOLE_TOLERANCE_LU and not width_off:
-            break
-        # the width lands in one step; the gain is checked again only after a large correction
-        last_pass = abs(error) <= WHOLE_RECHECK_LU
-        _set_post_gain(values, _post_gain(values) + error / slope)
-        plan = Plan(dict(values), vector_of(values), mid_fir, side_fir, curve, details)
-        if last_pass:
-            break
+    plan = solved()
+    plan.details["limiter_loss_lu"] = loss
     return plan
+
+
+def _corrected(plan: Plan, out: Measurement, goal: _Goal) -> Plan | None:
+    """The plan corrected by what the written output measured, or None when it is on goal."""
+    values = dict(plan.params)
+    error = goal.lufs - out.integrated_lufs
+    width_off = False
+    if goal.ratio is not None and out.side_mid_ratio is not None and out.side_mid_ratio > 1e-12:
+        width_off = abs(10.0 * math.log10(goal.ratio / out.side_mid_ratio)) > WHOLE_TOLERANCE_DB
+        if width_off:
+            values["width.amount"] = _clamp("width.amount",
+                                            round(values["width.amount"] * math.sqrt(goal.ratio / out.side_mid_ratio), 4))
+    if not math.isfinite(error) or (abs(error) <= WHOLE_TOLERANCE_LU and not width_off):
+        return None
+    if abs(error) > WHOLE_TOLERANCE_LU:
+        _set_post_gain(values, _post_gain(values) + error)
+    return _with_values(plan, values)
+
+
+def run_passes(plan: Plan, inp: Measurement, ref: Measurement, amount: float, match,
+               front_pass, back_pass) -> tuple[Plan, Measurement]:
+    """The render: front_pass(plan) -> FrontOutput runs the front half over the whole input
+    (and keeps its output); back_pass(plan) -> Measurement runs the back half over it (and
+    keeps the result), measured. The level is solved between them; a second back pass
+    corrects an output more than WHOLE_TOLERANCE off (the front runs again only when the
+    correction moved the compressor's makeup). Returns the plan of the kept output and its
+    measurement."""
+    goal = _Goal.of(inp, ref, amount, check_match(match), plan.details["target_lufs"])
+    fronted = plan.params["comp.makeup_db"]
+    front = front_pass(plan)
+    plan = level(plan, front, goal)
+    if plan.params["comp.makeup_db"] != fronted:   # past the output gain's range: once more
+        fronted = plan.params["comp.makeup_db"]
+        front = front_pass(plan)
+        plan = level(plan, front, goal)
+    passes = 1
+    out = back_pass(plan)
+    fix = _corrected(plan, out, goal)
+    if fix is not None:
+        if fix.params["comp.makeup_db"] != fronted:
+            front_pass(fix)
+        plan = fix
+        out = back_pass(plan)
+        passes += 1
+    plan.details.update(predicted_output_lufs=out.integrated_lufs, whole_passes=passes)
+    return plan, out
 
 
 def master(x: np.ndarray, reference: np.ndarray, sample_rate: int, amount: float = 1.0,
@@ -366,32 +369,31 @@ def master(x: np.ndarray, reference: np.ndarray, sample_rate: int, amount: float
     ``Mastered`` whose audio has x's shape and rate."""
     x = _as_2d(x, "input")
     reference = _as_2d(reference, "reference")
-    inp = measure(x, sample_rate, keep_excerpt=True)
+    inp = measure(x, sample_rate)
     ref = measure(reference, reference_rate or sample_rate)
-
-    rendered = {}   # the plan last rendered whole, its output and the output's measurement
-
-    def render(p: Plan) -> np.ndarray:
-        r = Renderer(p, sample_rate, x.shape[1])
-        parts = [r.process(x[s:s + BLOCK_FRAMES]) for s in range(0, x.shape[0], BLOCK_FRAMES)]
-        y = np.concatenate(parts + [r.finish()])
-        rendered.update(plan=p, audio=y, measured=measure(y, sample_rate, spectra=False))
-        return y
-
-    def whole_lufs(p: Plan):
-        # the check is a full render, kept (with its measurement) as the result when no correction follows
-        render(p)
-        return rendered["measured"].integrated_lufs, rendered["measured"].side_mid_ratio
-
-    plan = make_plan(inp, ref, amount, match, whole_lufs)
+    plan = fit_plan(inp, ref, amount, match)
     if plan_is_identity(amount):
         y = x.copy()
-        out = measure(y, sample_rate, spectra=False)
-    else:
-        if not same_plan(rendered.get("plan"), plan):
-            render(plan)
-        y, out = rendered["audio"], rendered["measured"]
-    return _result(y, sample_rate, amount, match, plan, inp, ref, out)
+        return _result(y, sample_rate, amount, match, plan, inp, ref, measure(y, sample_rate, spectra=False))
+    channels = x.shape[1]
+    held = {}
+
+    def front_pass(p: Plan) -> FrontOutput:
+        r = FrontRenderer(p, sample_rate, channels)
+        stats = FrontStats(sample_rate, channels, x.shape[0])
+        parts = [r.chained(r.filtered(x[s:s + BLOCK_FRAMES])) for s in range(0, x.shape[0], BLOCK_FRAMES)]
+        held["u"] = np.concatenate(parts + [r.finish()])
+        stats.process(held["u"][:x.shape[0]])
+        return stats.finish()
+
+    def back_pass(p: Plan) -> Measurement:
+        r = BackRenderer(p, sample_rate, channels)
+        u = held["u"]
+        held["y"] = np.concatenate([r.process(u[s:s + BLOCK_FRAMES].copy()) for s in range(0, u.shape[0], BLOCK_FRAMES)])
+        return measure(held["y"], sample_rate, spectra=False)
+
+    plan, out = run_passes(plan, inp, ref, amount, match, front_pass, back_pass)
+    return _result(held["y"], sample_rate, amount, match, plan, inp, ref, out)
 
 
 def same_plan(a: Plan | None, b: Plan) -> bool:

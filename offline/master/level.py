@@ -1,0 +1,157 @@
+"""The output gain and the width of a master, solved on the chain's front half's output.
+
+The chain splits (``kernels.chain``, PART_FRONT / PART_BACK): the front (input gain, EQ,
+compressor) does not depend on the output gain or the width, which act after it. So the
+front runs once over the whole input and its output u is kept (``FrontStats`` measures it as
+it passes). Before the limiter the output is g * (M + w S, M - w S) of u's mid M and side S,
+so its integrated loudness (BS.1770 gating on 400 ms blocks every 100 ms) and its side/mid
+energy ratio follow exactly, for any g and w, from u's per-block K-weighted mid and side
+energies and its plain mid and side energies. What the limiter then takes off is measured on
+an excerpt of u run through the back half (``Leveler``); the written output's own meter checks
+the result, and one more back pass corrects what is left.
+"""
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from auracore.kernels import params as P
+from auracore.kernels.chain import PART_BACK, ChainState, process
+from auracore.kernels.loudness import LUFS_OFFSET, LoudnessMeter, hop_frames
+
+from .measure import excerpt_starts
+
+ABS_GATE_LUFS = -70.0
+REL_GATE_LU = -10.0
+SETTLE_S = 0.5          # each excerpt chunk is measured after this much (the limiter's release settles)
+EXCERPT_ROUNDS = 3      # solve, measure the limiter on the excerpt, solve again ...
+EXCERPT_TOLERANCE_DB = 0.01
+
+
+def _lufs(energy: float) -> float:
+    return LUFS_OFFSET + 10.0 * math.log10(energy) if energy > 0.0 else -math.inf
+
+
+def integrated_lufs(blocks: np.ndarray) -> float:
+    """BS.1770 integrated loudness of gating-block energies (channel-weighted K-weighted mean
+    squares): the absolute gate at -70 LUFS, then the relative gate 10 LU under the mean."""
+    kept = blocks[blocks > 10.0 ** ((ABS_GATE_LUFS - LUFS_OFFSET) / 10.0)]
+    if kept.size == 0:
+        return -math.inf
+    kept = kept[kept >= np.mean(kept) * 10.0 ** (REL_GATE_LU / 10.0)]
+    return _lufs(float(np.mean(kept)))
+
+
+@dataclass(frozen=True)
+class FrontOutput:
+    """What the back half's level and width need from the front's output u: the gating
+    blocks' K-weighted mean squares of M and S (a mono u: M only), the plain sums of M**2 and
+    S**2, and an excerpt of u (float32 chunks, ``measure.excerpt_starts``)."""
+
+    sample_rate: int
+    channels: int
+    mid_blocks: np.ndarray
+    side_blocks: np.ndarray | None
+    mid_energy: float
+    side_energy: float
+    excerpt: tuple
+
+    def loudness(self, gain_db: float, width: float) -> float:
+        """Integrated loudness (LUFS) of g * (M + w S, M - w S) (mono: g * u), g in dB."""
+        g2 = 10.0 ** (gain_db / 10.0)
+        if self.side_blocks is None:
+            return integrated_lufs(g2 * self.mid_blocks)
+        return integrated_lufs(2.0 * g2 * (self.mid_blocks + width * width * self.side_blocks))
+
+    def side_mid_ratio(self, width: float) -> float | None:
+        """Side over mid energy of the output before the limiter (None for mono or no mid)."""
+        if self.side_blocks is None or self.mid_energy <= 0.0:
+            return None
+        return width * width * self.side_energy / self.mid_energy
+
+
+class FrontStats:
+    """Measures the front's output as it streams: process(u block) for the first `frames`
+    rows of u (the rows the output keeps), then finish()."""
+
+    def __init__(self, sample_rate: int, channels: int, frames: int):
+        self.sample_rate = int(sample_rate)
+        self.channels = channels
+        hop, step = hop_frames(sample_rate)
+        self.step_hops = step // hop
+        self.meters = [LoudnessMeter(sample_rate, 1, true_peak=False) for _ in range(channels)]
+        for m in self.meters:
+            m.hop_log_enable(frames // hop + 2)
+        self.energy = np.zeros(2)
+        self.ranges = excerpt_starts(frames, self.sample_rate)
+        self.chunks = [np.zeros((b - a, channels), dtype=np.float32) for a, b in self.ranges]
+        self.frames = 0
+
+    def process(self, u: np.ndarray) -> None:
+        """u: (frames, channels) float64, the front's output in order."""
+        n = u.shape[0]
+        start = self.frames
+        for (a, b), chunk in zip(self.ranges, self.chunks):
+            lo, hi = max(a, start), min(b, start + n)
+            if lo < hi:
+                chunk[lo - a:hi - a] = u[lo - start:hi - start]
+        self.frames += n
+        if self.channels == 2:
+            mid = 0.5 * (u[:, 0] + u[:, 1])
+            side = 0.5 * (u[:, 0] - u[:, 1])
+            self.meters[0].process(mid[:, None])
+            self.meters[1].process(side[:, None])
+            self.energy += (float(np.sum(mid * mid)), float(np.sum(side * side)))
+        else:
+            self.meters[0].process(u)
+            self.energy[0] += float(np.sum(u * u))
+
+    def _blocks(self, meter: LoudnessMeter) -> np.ndarray:
+        # the meter's gating blocks: the momentary value at every 100 ms step once 400 ms are in
+        n = min(int(meter.stats["logged"]), meter.log_hop.shape[0])
+        hops = meter.log_hop[:n]
+        keep = (hops >= 4 * self.step_hops) & (hops % self.step_hops == 0)
+        return meter.log_levels[:n, 0][keep].copy()
+
+    def finish(self) -> FrontOutput:
+        side = self._blocks(self.meters[1]) if self.channels == 2 else None
+        return FrontOutput(self.sample_rate, self.channels, self._blocks(self.meters[0]), side,
+                           float(self.energy[0]), float(self.energy[1]), tuple(self.chunks))
+
+
+def back_excerpt(front: FrontOutput, vector: np.ndarray) -> tuple[float, float, float | None, float | None]:
+    """(loudness before, after the limiter in LUFS, side/mid ratio before, after) of the
+    excerpt of u through the back half with the parameter vector, each chunk on a fresh chain
+    and measured after SETTLE_S (a single chunk, the whole signal: from its start)."""
+    sr, ch = front.sample_rate, front.channels
+    settle = int(SETTLE_S * sr) if len(front.excerpt) > 1 else 0
+    gain = 10.0 ** (vector[P.INDEX["output.gain_db"]] / 20.0)
+    width = vector[P.INDEX["width.amount"]]
+
+    def run(chunk):
+        st = ChainState(sr, ch, params=vector)
+        y = np.concatenate([chunk.astype(np.float64), np.zeros((st.latency, ch))])
+        process(y, st, vector, PART_BACK)
+        return y[st.latency:][settle:]
+
+    pre_m = LoudnessMeter(sr, ch, true_peak=False)
+    post_m = LoudnessMeter(sr, ch, true_peak=False)
+    sums = np.zeros(4)   # mid, side energies before and after
+    with ThreadPoolExecutor(2, thread_name_prefix="auracore-excerpt") as pool:
+        for chunk, y in zip(front.excerpt, pool.map(run, front.excerpt)):
+            x = chunk[settle:].astype(np.float64)
+            if ch == 2:
+                mid, side = 0.5 * gain * (x[:, 0] + x[:, 1]), 0.5 * gain * width * (x[:, 0] - x[:, 1])
+                pre = np.stack([mid + side, mid - side], axis=1)
+                sums += (float(np.sum(mid * mid)), float(np.sum(side * side)),
+                         0.25 * float(np.sum((y[:, 0] + y[:, 1]) ** 2)), 0.25 * float(np.sum((y[:, 0] - y[:, 1]) ** 2)))
+            else:
+                pre = gain * x
+            pre_m.process(pre)
+            post_m.process(y)
+    ratios = (None, None)
+    if ch == 2 and sums[0] > 0.0 and sums[2] > 0.0:
+        ratios = (sums[1] / sums[0], sums[3] / sums[2])
+    return pre_m.integrated_lufs, post_m.integrated_lufs, ratios[0], ratios[1]
