@@ -182,18 +182,14 @@ def _ratio_goal(inp: Measurement, ref: Measurement, amount: float) -> float:
     return inp.side_mid_ratio ** (1.0 - amount) * ref.side_mid_ratio ** amount
 
 
-def _post_gain(values: dict) -> float:
-    """The gain after the compressor (dB): output gain plus makeup."""
-    return values["output.gain_db"] + values["comp.makeup_db"]
-
-
-def _set_post_gain(values: dict, gain_db: float) -> None:
-    """Put gain_db after the compressor: in output.gain_db (the back half), the excess over
-    its range in comp.makeup_db (the same place in the chain for the limiter, but in the
-    front half: the front must then run again)."""
+def _set_output_gain(values: dict, gain_db: float, fronted_makeup_db: float) -> None:
+    """The output gain (dB, in the back half) on a front output made with
+    fronted_makeup_db of compressor makeup; what is past the output gain's range goes to the
+    makeup (the same place in the chain for the limiter, but in the front half: the front
+    must then run again)."""
     out = _clamp("output.gain_db", round(gain_db, 3))
     values["output.gain_db"] = out
-    values["comp.makeup_db"] = _clamp("comp.makeup_db", round(gain_db - out, 3))
+    values["comp.makeup_db"] = _clamp("comp.makeup_db", round(fronted_makeup_db + gain_db - out, 3))
 
 
 def _vector_of(values: dict) -> np.ndarray:
@@ -281,39 +277,57 @@ class _Goal:
         return _Goal(lufs, _ratio_goal(inp, ref, amount) if live else None)
 
 
-def level(plan: Plan, front: FrontOutput, goal: _Goal) -> Plan:
-    """The output gain (and width) that land the output on goal: solved exactly before the
-    limiter from the front's output, with what the limiter changes (loudness, side/mid ratio)
-    measured on its excerpt (``level.back_excerpt``), again until that stops moving."""
+def level(plan: Plan, front: FrontOutput, goal: _Goal) -> tuple[Plan, float]:
+    """The output gain (and width) that land the output on goal, and the output loudness's
+    slope against that gain (LU/dB, < 1 where the limiter works). front: the front half's
+    output with plan's compressor makeup. Before the limiter the level is solved exactly;
+    what the limiter changes (loudness, side/mid ratio) is measured on the excerpt
+    (``level.back_excerpt``): a small change is taken as it is, a large one is followed by
+    a secant search on the excerpt."""
     values = dict(plan.params)
+    fronted = values["comp.makeup_db"]
     ratio_1 = front.side_mid_ratio(1.0)
     loss, factor = 0.0, 1.0   # the limiter's change of loudness (LU) and of the side/mid ratio
+    gain = None               # the output gain to try (dB)
+    last = None               # (gain, miss) of the round before
+    slope = 1.0
 
     def solved() -> Plan:
         if goal.ratio is not None and ratio_1 and ratio_1 > 1e-12:
             values["width.amount"] = _clamp("width.amount", round(math.sqrt(goal.ratio / (ratio_1 * factor)), 4))
-        pre = front.loudness(0.0, values["width.amount"])
-        if math.isfinite(pre):
-            _set_post_gain(values, goal.lufs - pre - loss + values["comp.makeup_db"])
+        if gain is not None:
+            _set_output_gain(values, gain, fronted)
         return _with_values(plan, values)
 
-    for _ in range(EXCERPT_ROUNDS):
-        ex_pre, ex_post, r_pre, r_post = back_excerpt(front, solved().vector)
+    for k in range(EXCERPT_ROUNDS):
+        solved()
+        pre = front.loudness(0.0, values["width.amount"])   # before the limiter, at 0 dB
+        if not math.isfinite(pre):
+            break
+        if gain is None:
+            gain = goal.lufs - pre
+        p = solved()
+        if p.params["comp.makeup_db"] != fronted:
+            break   # past the output gain's range: the front runs again first
+        ex_pre, ex_post, r_pre, r_post = back_excerpt(front, p.vector)
         if not (math.isfinite(ex_pre) and math.isfinite(ex_post)):
             break
-        moved = abs(ex_post - ex_pre - loss)
         loss = ex_post - ex_pre
         if r_pre and r_post:
-            moved = max(moved, abs(10.0 * math.log10(r_post / r_pre / factor)))
             factor = r_post / r_pre
-        if moved < EXCERPT_TOLERANCE_DB:
+        miss = pre + gain + loss - goal.lufs
+        if last is not None and abs(gain - last[0]) > 1e-6:
+            slope = min(max((miss - last[1]) / (gain - last[0]), 0.2), 1.2)
+        last = (gain, miss)
+        gain -= miss / slope
+        if abs(miss) < EXCERPT_TOLERANCE_DB * (1.0 if k == 0 else 0.1):
             break
     plan = solved()
     plan.details["limiter_loss_lu"] = loss
-    return plan
+    return plan, slope
 
 
-def _corrected(plan: Plan, out: Measurement, goal: _Goal) -> Plan | None:
+def _corrected(plan: Plan, out: Measurement, goal: _Goal, slope: float) -> Plan | None:
     """The plan corrected by what the written output measured, or None when it is on goal."""
     values = dict(plan.params)
     error = goal.lufs - out.integrated_lufs
@@ -326,7 +340,7 @@ def _corrected(plan: Plan, out: Measurement, goal: _Goal) -> Plan | None:
     if not math.isfinite(error) or (abs(error) <= WHOLE_TOLERANCE_LU and not width_off):
         return None
     if abs(error) > WHOLE_TOLERANCE_LU:
-        _set_post_gain(values, _post_gain(values) + error)
+        _set_output_gain(values, values["output.gain_db"] + error / slope, values["comp.makeup_db"])
     return _with_values(plan, values)
 
 
@@ -341,14 +355,14 @@ def run_passes(plan: Plan, inp: Measurement, ref: Measurement, amount: float, ma
     goal = _Goal.of(inp, ref, amount, check_match(match), plan.details["target_lufs"])
     fronted = plan.params["comp.makeup_db"]
     front = front_pass(plan)
-    plan = level(plan, front, goal)
+    plan, slope = level(plan, front, goal)
     if plan.params["comp.makeup_db"] != fronted:   # past the output gain's range: once more
         fronted = plan.params["comp.makeup_db"]
         front = front_pass(plan)
-        plan = level(plan, front, goal)
+        plan, slope = level(plan, front, goal)
     passes = 1
     out = back_pass(plan)
-    fix = _corrected(plan, out, goal)
+    fix = _corrected(plan, out, goal, slope)
     if fix is not None:
         if fix.params["comp.makeup_db"] != fronted:
             front_pass(fix)

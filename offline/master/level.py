@@ -26,8 +26,8 @@ from .measure import excerpt_starts
 ABS_GATE_LUFS = -70.0
 REL_GATE_LU = -10.0
 SETTLE_S = 0.5          # each excerpt chunk is measured after this much (the limiter's release settles)
-EXCERPT_ROUNDS = 2      # solve, measure the limiter on the excerpt, solve again ...
-EXCERPT_TOLERANCE_DB = 0.25   # ... while what it measured moved more than this (LU, dB)
+EXCERPT_ROUNDS = 4           # the limiter measured on the excerpt this many times at most: ...
+EXCERPT_TOLERANCE_DB = 0.25  # ... once when it takes less than this (LU), else until within a tenth of it
 
 
 def _lufs(energy: float) -> float:
