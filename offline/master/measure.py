@@ -139,7 +139,12 @@ class Measurer:
 
     def process(self, x: np.ndarray) -> None:
         """x: (frames, channels) float64 block."""
-        # NaN, Inf, absurd: measured as the chain's sanitiser will see it
+        self.spectra_of(self.levels_of(x))
+
+    def levels_of(self, x: np.ndarray) -> np.ndarray:
+        """The first half of ``process``: loudness, peaks, energies, the excerpt; returns x
+        as the chain's sanitiser will see it (NaN, Inf and absurd values as 0), for
+        ``spectra_of``. The halves may run on two threads, each in block order."""
         x, _, peak = sanitised_peak(np.ascontiguousarray(x, dtype=np.float64))
         n = x.shape[0]
         start = self.frames
@@ -149,17 +154,23 @@ class Measurer:
                 chunk[lo - a:hi - a] = x[lo - start:hi - start]
         self.frames += n
         self.meter.process(x)
-        xt = np.ascontiguousarray(x.T)
         # elementwise products, not np.dot: BLAS threads stall for milliseconds on a busy machine
         if self.channels == 2:
-            self.products += (float(np.sum(xt[0] * xt[0])), float(np.sum(xt[1] * xt[1])),
-                              float(np.sum(xt[0] * xt[1])))
+            left, right = x[:, 0], x[:, 1]
+            self.products += (float(np.sum(left * left)),
+                              float(np.sum(right * right)), float(np.sum(left * right)))
         else:
-            self.products[0] += float(np.sum(xt[0] * xt[0]))
-        if self.spectrum is not None:
-            self.spectrum.process(np.stack([0.5 * (xt[0] + xt[1]), 0.5 * (xt[0] - xt[1])])
-                                  if self.channels == 2 else xt)
+            self.products[0] += float(np.sum(x[:, 0] * x[:, 0]))
         self.sample_peak = max(self.sample_peak, peak)
+        return x
+
+    def spectra_of(self, x: np.ndarray) -> None:
+        """The second half of ``process``: the mid/side spectra of ``levels_of``'s output."""
+        if self.spectrum is not None:
+            if self.channels == 2:
+                self.spectrum.process(np.stack([0.5 * (x[:, 0] + x[:, 1]), 0.5 * (x[:, 0] - x[:, 1])]))
+            else:
+                self.spectrum.process(np.ascontiguousarray(x.T))
 
     def finish(self) -> Measurement:
         """The measurement; the measurer is spent afterwards."""
