@@ -25,7 +25,7 @@ def _same(a: str, b: str) -> bool:
 
 def _measure_file(path: str, bar) -> Measurement:
     with open_input(path) as f:
-        m = Measurer(f.samplerate, f.channels, f.frames)
+        m = Measurer(f.samplerate, f.channels)
         frames = 0
         # levels and spectra on two threads of their own (each half a pass's work)
         for block in pipelined(read_blocks(f, BLOCK_FRAMES, path), m.levels_of, _counter(bar)):

@@ -21,11 +21,12 @@ from auracore.kernels import params as P
 from auracore.kernels.chain import PART_BACK, ChainState, process
 from auracore.kernels.loudness import LUFS_OFFSET, LoudnessMeter, hop_frames
 
-from .measure import excerpt_starts
 
 ABS_GATE_LUFS = -70.0
 REL_GATE_LU = -10.0
 SETTLE_S = 0.5          # each excerpt chunk is measured after this much (the limiter's release settles)
+EXCERPT_CHUNKS = 16
+EXCERPT_CHUNK_S = 3.0
 EXCERPT_ROUNDS = 4           # the limiter measured on the excerpt this many times at most: ...
 EXCERPT_TOLERANCE_DB = 0.25  # ... once when it takes less than this (LU), else until within a tenth of it
 
@@ -44,11 +45,22 @@ def integrated_lufs(blocks: np.ndarray) -> float:
     return _lufs(float(np.mean(kept)))
 
 
+def excerpt_starts(frames: int, sample_rate: int) -> list[tuple[int, int]]:
+    """(start, stop) frame ranges of the excerpt: the whole signal when it is short, else
+    EXCERPT_CHUNKS chunks of EXCERPT_CHUNK_S spread evenly from start to end."""
+    chunk = int(round(EXCERPT_CHUNK_S * sample_rate))
+    if frames <= EXCERPT_CHUNKS * chunk:
+        return [(0, frames)]
+    span = frames - chunk
+    return [(int(round(i * span / (EXCERPT_CHUNKS - 1))), int(round(i * span / (EXCERPT_CHUNKS - 1))) + chunk)
+            for i in range(EXCERPT_CHUNKS)]
+
+
 @dataclass(frozen=True)
 class FrontOutput:
     """What the back half's level and width need from the front's output u: the gating
     blocks' K-weighted mean squares of M and S (a mono u: M only), the plain sums of M**2 and
-    S**2, and an excerpt of u (float32 chunks, ``measure.excerpt_starts``)."""
+    S**2, and an excerpt of u (float32 chunks, ``excerpt_starts``)."""
 
     sample_rate: int
     channels: int

@@ -1,8 +1,8 @@
-"""Streaming measurement of one signal for mastering by reference: loudness, peaks, mid/side spectra, excerpt.
+"""Streaming measurement of one signal for mastering by reference: loudness, peaks, mid/side spectra.
 
 ``Measurer`` takes (frames, channels) blocks one at a time and keeps only fixed-size state
-(the loudness meter, two Welch spectra, running moments, and an excerpt of at most
-``EXCERPT_CHUNKS`` x ``EXCERPT_CHUNK_S`` seconds), so any length measures in flat memory.
+(the loudness meter, two Welch spectra, running moments), so any length measures in flat
+memory.
 """
 
 import math
@@ -16,8 +16,6 @@ from auracore.kernels.truepeak import TP_DELAY
 from auracore.offline.fft32 import rfft32
 
 SPECTRUM_FFT_S = 0.17            # Welch segment length: 8192 frames at 48 kHz (5.9 Hz bins)
-EXCERPT_CHUNKS = 16
-EXCERPT_CHUNK_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -26,8 +24,7 @@ class Measurement:
 
     mid_power, side_power: (bins,) Welch power spectra of M = (L+R)/2 and S = (L-R)/2 at
     freqs_hz (a mono signal is all mid); st_hist: (bins,) counts of short-term loudness
-    values (one per second, 0.01 LU bins from -70 LUFS); excerpt: list of (frames, channels)
-    float32 chunks spread over the signal (empty unless asked for).
+    values (one per second, 0.01 LU bins from -70 LUFS).
     """
 
     sample_rate: int
@@ -43,7 +40,6 @@ class Measurement:
     mid_power: np.ndarray
     side_power: np.ndarray
     st_hist: np.ndarray
-    excerpt: tuple
 
     @property
     def crest_factor_db(self) -> float:
@@ -106,26 +102,13 @@ def _db(power_or_amp: float, scale: float) -> float:
     return scale * math.log10(power_or_amp) if power_or_amp > 0.0 else -math.inf
 
 
-def excerpt_starts(frames: int, sample_rate: int) -> list[tuple[int, int]]:
-    """(start, stop) frame ranges of the excerpt: the whole signal when it is short, else
-    EXCERPT_CHUNKS chunks of EXCERPT_CHUNK_S spread evenly from start to end."""
-    chunk = int(round(EXCERPT_CHUNK_S * sample_rate))
-    if frames <= EXCERPT_CHUNKS * chunk:
-        return [(0, frames)]
-    span = frames - chunk
-    return [(int(round(i * span / (EXCERPT_CHUNKS - 1))), int(round(i * span / (EXCERPT_CHUNKS - 1))) + chunk)
-            for i in range(EXCERPT_CHUNKS)]
-
-
 class Measurer:
     """Streaming measurement of one signal: process(block) for each block, then finish().
 
-    sample_rate in Hz; channels 1 or 2; frames_hint: the total length, needed to spread the
-    excerpt (0 or keep_excerpt=False: no excerpt); spectra=False skips the spectra (empty).
+    sample_rate in Hz; channels 1 or 2; spectra=False skips the spectra (empty).
     """
 
-    def __init__(self, sample_rate: int, channels: int, frames_hint: int = 0, keep_excerpt: bool = False,
-                 spectra: bool = True):
+    def __init__(self, sample_rate: int, channels: int, spectra: bool = True):
         self.sample_rate = int(sample_rate)
         self.channels = channels
         self.meter = LoudnessMeter(sample_rate, channels)
@@ -133,8 +116,6 @@ class Measurer:
         self.spectrum = MidSideSpectrum(self.sample_rate, channels, fft) if spectra else None
         self.products = np.zeros(3)   # sums of L*L, R*R, L*R (mono: x*x in the first)
         self.frames = 0
-        self.ranges = excerpt_starts(frames_hint, self.sample_rate) if keep_excerpt and frames_hint > 0 else []
-        self.chunks = [np.zeros((b - a, channels), dtype=np.float32) for a, b in self.ranges]
         self.sample_peak = 0.0
 
     def process(self, x: np.ndarray) -> None:
@@ -142,17 +123,11 @@ class Measurer:
         self.spectra_of(self.levels_of(x))
 
     def levels_of(self, x: np.ndarray) -> np.ndarray:
-        """The first half of ``process``: loudness, peaks, energies, the excerpt; returns x
+        """The first half of ``process``: loudness, peaks, energies; returns x
         as the chain's sanitiser will see it (NaN, Inf and absurd values as 0), for
         ``spectra_of``. The halves may run on two threads, each in block order."""
         x, _, peak = sanitised_peak(np.ascontiguousarray(x, dtype=np.float64))
-        n = x.shape[0]
-        start = self.frames
-        for (a, b), chunk in zip(self.ranges, self.chunks):
-            lo, hi = max(a, start), min(b, start + n)
-            if lo < hi:
-                chunk[lo - a:hi - a] = x[lo - start:hi - start]
-        self.frames += n
+        self.frames += x.shape[0]
         self.meter.process(x)
         # elementwise products, not np.dot: BLAS threads stall for milliseconds on a busy machine
         if self.channels == 2:
@@ -191,8 +166,7 @@ class Measurer:
             integrated_lufs=self.meter.integrated_lufs, loudness_range_lu=self.meter.loudness_range_lu,
             true_peak_dbtp=float(np.max(tp)), sample_peak_dbfs=_db(self.sample_peak, 20.0),
             rms_dbfs=_db(mean_sq, 10.0), side_mid_ratio=side_mid,
-            freqs_hz=freqs, mid_power=mid, side_power=side, st_hist=self.meter.lra_count.copy(),
-            excerpt=tuple(self.chunks))
+            freqs_hz=freqs, mid_power=mid, side_power=side, st_hist=self.meter.lra_count.copy())
 
 
 def hist_levels_lufs(hist: np.ndarray) -> np.ndarray:
@@ -200,10 +174,9 @@ def hist_levels_lufs(hist: np.ndarray) -> np.ndarray:
     return HIST_LOW_LUFS + (np.arange(hist.shape[0]) + 0.5) / HIST_BINS_PER_LU
 
 
-def measure(x: np.ndarray, sample_rate: int, keep_excerpt: bool = False, spectra: bool = True,
-            blocksize: int = 65536) -> Measurement:
+def measure(x: np.ndarray, sample_rate: int, spectra: bool = True, blocksize: int = 65536) -> Measurement:
     """Measure a whole array x: (frames, channels) float64 (see ``Measurer``)."""
-    m = Measurer(sample_rate, x.shape[1], x.shape[0], keep_excerpt, spectra)
+    m = Measurer(sample_rate, x.shape[1], spectra)
     for start in range(0, x.shape[0], blocksize):
         m.process(x[start:start + blocksize])
     return m.finish()
