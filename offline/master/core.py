@@ -391,29 +391,37 @@ def master(x: np.ndarray, reference: np.ndarray, sample_rate: int, amount: float
         return _result(y, sample_rate, amount, match, plan, inp, ref, measure(y, sample_rate, spectra=False))
     channels = x.shape[1]
     held = {}
+    frames = x.shape[0]
 
     def front_pass(p: Plan) -> FrontOutput:
+        # into arrays made once (a list of blocks joined at the end held the audio twice)
         r = FrontRenderer(p, sample_rate, channels)
-        stats = FrontStats(sample_rate, channels, x.shape[0])
-        parts = [r.chained(r.filtered(x[s:s + BLOCK_FRAMES])) for s in range(0, x.shape[0], BLOCK_FRAMES)]
-        held["u"] = np.concatenate(parts + [r.finish()])
-        stats.process(held["u"][:x.shape[0]])
+        u = held["u"] = np.empty((frames + r.latency, channels))
+        at = 0
+        for s in range(0, frames, BLOCK_FRAMES):
+            block = r.chained(r.filtered(x[s:s + BLOCK_FRAMES]))
+            u[at:at + block.shape[0]] = block
+            at += block.shape[0]
+        tail = r.finish()
+        u[at:at + tail.shape[0]] = tail
+        stats = FrontStats(sample_rate, channels, frames)
+        for s in range(0, frames, BLOCK_FRAMES):
+            stats.process(u[s:min(s + BLOCK_FRAMES, frames)])
         return stats.finish()
 
     def back_pass(p: Plan) -> Measurement:
         r = BackRenderer(p, sample_rate, channels)
         u = held["u"]
-        held["y"] = np.concatenate([r.process(u[s:s + BLOCK_FRAMES].copy()) for s in range(0, u.shape[0], BLOCK_FRAMES)])
-        return measure(held["y"], sample_rate, spectra=False)
+        y = held["y"] = np.empty((frames, channels))
+        at = 0
+        for s in range(0, u.shape[0], BLOCK_FRAMES):
+            block = r.process(u[s:s + BLOCK_FRAMES].copy())
+            y[at:at + block.shape[0]] = block
+            at += block.shape[0]
+        return measure(y, sample_rate, spectra=False)
 
     plan, out = run_passes(plan, inp, ref, amount, match, front_pass, back_pass)
     return _result(held["y"], sample_rate, amount, match, plan, inp, ref, out)
-
-
-def same_plan(a: Plan | None, b: Plan) -> bool:
-    """Whether plans a and b run the very same chain and matching filters."""
-    return (a is not None and a.mid_fir is b.mid_fir and a.side_fir is b.side_fir
-            and np.array_equal(a.vector, b.vector))
 
 
 def plan_is_identity(amount: float) -> bool:
