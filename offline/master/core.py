@@ -307,9 +307,9 @@ def level(plan: Plan, front: FrontOutput, goal: _Goal) -> tuple[Plan, float]:
         if gain is None:
             gain = goal.lufs - pre
         p = solved()
-        if p.params["comp.makeup_db"] != fronted:
-            break   # past the output gain's range: the front runs again first
-        ex_pre, ex_post, r_pre, r_post = back_excerpt(front, p.vector)
+        # past the output gain's range the rest is makeup, in the front: the front's output
+        # scales by it exactly (the compressor adds it to its gain), so the excerpt is scaled
+        ex_pre, ex_post, r_pre, r_post = back_excerpt(front, p.vector, p.params["comp.makeup_db"] - fronted)
         if not (math.isfinite(ex_pre) and math.isfinite(ex_post)):
             break
         loss = ex_post - ex_pre
@@ -356,7 +356,9 @@ def run_passes(plan: Plan, inp: Measurement, ref: Measurement, amount: float, ma
     fronted = plan.params["comp.makeup_db"]
     front = front_pass(plan)
     plan, slope = level(plan, front, goal)
-    if plan.params["comp.makeup_db"] != fronted:   # past the output gain's range: once more
+    for _ in range(2):   # past the output gain's range the makeup moved: the front again
+        if plan.params["comp.makeup_db"] == fronted:
+            break
         fronted = plan.params["comp.makeup_db"]
         front = front_pass(plan)
         plan, slope = level(plan, front, goal)

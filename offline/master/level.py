@@ -133,18 +133,20 @@ class FrontStats:
                            float(self.energy[0]), float(self.energy[1]), tuple(self.chunks))
 
 
-def back_excerpt(front: FrontOutput, vector: np.ndarray) -> tuple[float, float, float | None, float | None]:
+def back_excerpt(front: FrontOutput, vector: np.ndarray, scale_db: float = 0.0) -> tuple[float, float, float | None, float | None]:
     """(loudness before, after the limiter in LUFS, side/mid ratio before, after) of the
-    excerpt of u through the back half with the parameter vector, each chunk on a fresh chain
-    and measured after SETTLE_S (a single chunk, the whole signal: from its start)."""
+    excerpt of u, scaled by scale_db, through the back half with the parameter vector, each
+    chunk on a fresh chain and measured after SETTLE_S (a single chunk, the whole signal:
+    from its start)."""
     sr, ch = front.sample_rate, front.channels
     settle = int(SETTLE_S * sr) if len(front.excerpt) > 1 else 0
-    gain = 10.0 ** (vector[P.INDEX["output.gain_db"]] / 20.0)
+    scale = 10.0 ** (scale_db / 20.0)
+    gain = scale * 10.0 ** (vector[P.INDEX["output.gain_db"]] / 20.0)
     width = vector[P.INDEX["width.amount"]]
 
     def run(chunk):
         st = ChainState(sr, ch, params=vector)
-        y = np.concatenate([chunk.astype(np.float64), np.zeros((st.latency, ch))])
+        y = np.concatenate([chunk.astype(np.float64) * scale, np.zeros((st.latency, ch))])
         process(y, st, vector, PART_BACK)
         return y[st.latency:][settle:]
 
