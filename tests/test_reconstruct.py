@@ -201,6 +201,36 @@ def test_the_mix_takes_the_inputs_width_band_by_band():
     assert match_band_width(mono, ref, sr) is mono  # mono: nothing to do
 
 
+def test_each_render_rides_its_stems_short_time_level():
+    """level_match sets each span's RMS to the stem's, then rides the render toward the stem's
+    level in 0.4 s windows within 6 dB: a render held at one level against a stem that swells
+    by 4 dB for 3 s (and dips by 12 dB for 3 s) follows the swell within 1 dB and the dip to the
+    6 dB limit, and a window where the render is silent is not raised."""
+    from auracore.offline.reconstruct.core import FINE_RANGE_DB, level_match
+
+    sr = 22050
+    rng = np.random.default_rng(3)
+    render = rng.standard_normal((12 * sr, 2)).astype(np.float32) * 0.1
+    render[int(10.5 * sr):] = 0.0                       # the render stops early
+    shape = np.ones(12 * sr)
+    shape[2 * sr:5 * sr] = 10 ** (4 / 20)
+    shape[6 * sr:9 * sr] = 10 ** (-12 / 20)
+    target = rng.standard_normal((12 * sr, 2)) * 0.05 * shape[:, None]
+    y = level_match(render, target, sr, [(0.0, 12.0)])
+
+    def db(a, t0, t1):
+        seg = a[int(t0 * sr):int(t1 * sr)]
+        return 10 * np.log10(np.mean(np.square(seg, dtype=np.float64)))
+
+    assert abs(db(y, 2.6, 4.4) - db(target, 2.6, 4.4)) < 1.0           # the swell, followed
+    assert abs(db(y, 0.2, 1.4) - db(target, 0.2, 1.4)) < 1.0           # the level around it
+    # the dip (12 dB under the level around it) is followed as far as the limit allows: 6 dB
+    # under the span's level, which is 0.9 dB over the level around it (the swell lifts it)
+    dip = db(y, 6.6, 8.4) - db(y, 0.2, 1.4)
+    assert -FINE_RANGE_DB - 0.5 < dip < -FINE_RANGE_DB + 2.0
+    assert np.max(np.abs(y[int(10.6 * sr):])) == 0.0                   # silence stays silent
+
+
 def test_the_top_line_is_the_notes_nothing_higher_covers():
     # a melody over held chords: C5 and D5 over a C-major triad, then E5 alone, then a
     # chord note that outlasts the melody by under 20 ms (still under it)
