@@ -324,3 +324,16 @@ def test_command_silent_bad_and_refused_inputs(tmp_path):
     done = _cli(same, same)
     assert done.returncode == 1 and open(same, "rb").read() == b"MThd"
     assert _cli(silent, str(tmp_path / "x.wav")).returncode == 2  # the output must be a .mid
+
+
+def test_the_lowest_line_keeps_the_lowest_note_of_each_chord():
+    """lowest_line: of notes struck within 50 ms of a group's first onset, the lowest, timed at
+    that first onset (what QC and reconstruct read as the bass line); a note 60 ms later starts
+    a group of its own."""
+    from auracore.offline.transcribe import Note, lowest_line
+
+    notes = [Note(0.00, 0.5, 60, 90), Note(0.02, 0.4, 43, 80), Note(0.04, 0.5, 55, 70),
+             Note(0.50, 0.9, 48, 90), Note(0.56, 0.9, 36, 90)]
+    line = lowest_line(notes)
+    assert [(n.onset_s, n.pitch) for n in line] == [(0.0, 43), (0.5, 48), (0.56, 36)]
+    assert line[0].offset_s == pytest.approx(0.4) and line[0].velocity == 80

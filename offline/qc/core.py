@@ -265,15 +265,10 @@ def _prefetch(steps: dict) -> None:
 
 def bass_line(notes, cluster_s: float = D.NOTE_ONSET_TOLERANCE_S) -> list:
     """(onset_s, pitch) of the lowest note of each group of onsets within cluster_s: the
-    bass line of a transcription limited to the bass range."""
-    out = []
-    for n in sorted(notes, key=lambda n: n.onset_s):
-        if out and n.onset_s - out[-1][0] <= cluster_s:
-            if n.pitch < out[-1][1]:
-                out[-1] = (out[-1][0], n.pitch)
-        else:
-            out.append((n.onset_s, n.pitch))
-    return out
+    bass line of a transcription limited to the bass range (``transcribe.lowest_line``)."""
+    from auracore.offline.transcribe.notes import lowest_line
+
+    return [(n.onset_s, n.pitch) for n in lowest_line(notes, cluster_s)]
 
 
 def _notes(x, sample_rate, kind):

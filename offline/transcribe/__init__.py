@@ -5,8 +5,8 @@ type-1 MIDI file with a tempo map, ``Notes.to_dict()`` what ``auracore transcrib
 prints. ``Transcriber`` streams (``process(block)`` / ``finish()``) for files of any length.
 """
 
-from .notes import Note, Notes, TempoMap, Track
+from .notes import Note, Notes, TempoMap, Track, lowest_line
 from .step import STEM_PROGRAMS, STEM_TYPES, Transcriber, tempo_map_for, transcribe, transcribe_stems
 
-__all__ = ["Note", "Notes", "TempoMap", "Track", "Transcriber", "transcribe", "transcribe_stems",
+__all__ = ["Note", "Notes", "TempoMap", "Track", "Transcriber", "lowest_line", "transcribe", "transcribe_stems",
            "tempo_map_for", "STEM_TYPES", "STEM_PROGRAMS"]

@@ -33,6 +33,19 @@ class Note:
                 "velocity": self.velocity, "bends": [[round(t, 4), round(s, 3)] for t, s in self.bends]}
 
 
+def lowest_line(notes, cluster_s: float = 0.05) -> list:
+    """The lowest note of each group of onsets within cluster_s of the group's first, timed at
+    that first onset: the line a bass part plays, read from a polyphonic transcription."""
+    out = []
+    for n in sorted(notes, key=lambda n: n.onset_s):
+        if out and n.onset_s - out[-1].onset_s <= cluster_s:
+            if n.pitch < out[-1].pitch:
+                out[-1] = Note(out[-1].onset_s, max(n.offset_s, out[-1].onset_s), n.pitch, n.velocity, n.bends)
+        else:
+            out.append(n)
+    return out
+
+
 @dataclass(frozen=True)
 class Track:
     """The notes of one instrument: a name (the stem), how it was transcribed ("pitched",
