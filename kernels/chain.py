@@ -357,48 +357,56 @@ def chain_part(x, params, sample_rate, latency, st, part):
                     g = m0 + (m1 - m0) * (tick_pos + i) * INV_TICK
                     for ch in range(channels):
                         w[i, ch] *= g
-            if part == PART_FRONT:
-                for i in range(n):
-                    for ch in range(channels):
-                        x[start + i, ch] = w[i, ch]
-                sc.tick_pos = (tick_pos + n) % TICK
-                sc.frames += n
-                start = stop
-                continue
-        follow = ps[P.P_LOUD_AUTO] >= 0.5
-        w0 = ps_prev[P.P_WIDTH]
-        w1 = ps[P.P_WIDTH]
-        if follow:  # the follower measures after width, before the gain it steers
-            if channels == 2:
-                _width(w, n, w0, w1, tick_pos)
-            _loudness_follow(w, 0, n, sample_rate, ps[P.P_LOUD_TARGET], kw_coefs, kw_state, kw_work, loud_ring, sc)
-        elif sc.ring_fill or sc.loud_e != 0.0:
-            _loudness_forget(kw_state, loud_ring, sc)
-        o0 = _db2lin(sc.loud_prev_db + ps_prev[P.P_OUTPUT_GAIN])
-        o1 = _db2lin(sc.loud_db + ps[P.P_OUTPUT_GAIN])
-        if channels == 2 and not follow:  # width and gain in one pass
+        if part == PART_FRONT:  # the front half's output, undelayed
             for i in range(n):
-                frac = (tick_pos + i) * INV_TICK
-                g = o0 + (o1 - o0) * frac
-                width = w0 + (w1 - w0) * frac
-                mid = 0.5 * g * (w[i, 0] + w[i, 1])
-                side = 0.5 * g * (w[i, 0] - w[i, 1]) * width
-                w[i, 0] = mid + side
-                w[i, 1] = mid - side
-        else:
-            for i in range(n):
-                g = o0 + (o1 - o0) * (tick_pos + i) * INV_TICK
                 for ch in range(channels):
-                    w[i, ch] *= g
-        low = limiter_process(
-            w, x[start:stop], dry, n, _db2lin(ps_prev[P.P_CEILING]), _db2lin(ps[P.P_CEILING]),
-            time_coef(ps[P.P_LIM_RELEASE], sample_rate), ps_prev[P.P_BYPASS], ps[P.P_BYPASS],
-            tick_pos, TICK, latency, lim)
-        if low < sc.lim_gr_lin:
-            sc.lim_gr_lin = low
+                    x[start + i, ch] = w[i, ch]
+        else:
+            low = _back_tick(x, start, stop, tick_pos, sample_rate, latency, ps, ps_prev, w, dry, kw_coefs, kw_state,
+                             kw_work, loud_ring, lim, sc)
+            if low < sc.lim_gr_lin:
+                sc.lim_gr_lin = low
         sc.tick_pos = (tick_pos + n) % TICK
         sc.frames += n
         start = stop
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _back_tick(x, start, stop, tick_pos, sample_rate, latency, ps, ps_prev, w, dry, kw_coefs, kw_state, kw_work,
+               loud_ring, lim, sc):
+    """The back half on one tick's rows of the work buffer w (width, loudness follower,
+    output gain, limiter into rows start..stop-1 of x); returns the limiter's lowest gain."""
+    n = stop - start
+    channels = x.shape[1]
+    follow = ps[P.P_LOUD_AUTO] >= 0.5
+    w0 = ps_prev[P.P_WIDTH]
+    w1 = ps[P.P_WIDTH]
+    if follow:  # the follower measures after width, before the gain it steers
+        if channels == 2:
+            _width(w, n, w0, w1, tick_pos)
+        _loudness_follow(w, 0, n, sample_rate, ps[P.P_LOUD_TARGET], kw_coefs, kw_state, kw_work, loud_ring, sc)
+    elif sc.ring_fill or sc.loud_e != 0.0:
+        _loudness_forget(kw_state, loud_ring, sc)
+    o0 = _db2lin(sc.loud_prev_db + ps_prev[P.P_OUTPUT_GAIN])
+    o1 = _db2lin(sc.loud_db + ps[P.P_OUTPUT_GAIN])
+    if channels == 2 and not follow:  # width and gain in one pass
+        for i in range(n):
+            frac = (tick_pos + i) * INV_TICK
+            g = o0 + (o1 - o0) * frac
+            width = w0 + (w1 - w0) * frac
+            mid = 0.5 * g * (w[i, 0] + w[i, 1])
+            side = 0.5 * g * (w[i, 0] - w[i, 1]) * width
+            w[i, 0] = mid + side
+            w[i, 1] = mid - side
+    else:
+        for i in range(n):
+            g = o0 + (o1 - o0) * (tick_pos + i) * INV_TICK
+            for ch in range(channels):
+                w[i, ch] *= g
+    return limiter_process(
+        w, x[start:stop], dry, n, _db2lin(ps_prev[P.P_CEILING]), _db2lin(ps[P.P_CEILING]),
+        time_coef(ps[P.P_LIM_RELEASE], sample_rate), ps_prev[P.P_BYPASS], ps[P.P_BYPASS],
+        tick_pos, TICK, latency, lim)
 
 
 @njit(cache=True, nogil=True)

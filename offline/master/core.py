@@ -407,8 +407,8 @@ def master(x: np.ndarray, reference: np.ndarray, sample_rate: int, amount: float
         tail = r.finish()
         u[at:at + tail.shape[0]] = tail
         stats = FrontStats(sample_rate, channels, frames)
-        for s in range(0, frames, BLOCK_FRAMES):
-            stats.process(u[s:min(s + BLOCK_FRAMES, frames)])
+        for s in range(0, u.shape[0], BLOCK_FRAMES):
+            stats.process(u[s:s + BLOCK_FRAMES])
         return stats.finish()
 
     def back_pass(p: Plan) -> Measurement:

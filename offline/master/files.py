@@ -119,13 +119,9 @@ def _front_into(held, in_path: str, plan, bar) -> tuple[FrontOutput, int]:
         with open_input(in_path) as f:
             r = FrontRenderer(plan, f.samplerate, f.channels)
             stats = FrontStats(f.samplerate, f.channels, f.frames)
-            seen = [0, f.frames]
 
-            def measured(u):   # the rows the output keeps: the first f.frames
-                keep = min(u.shape[0], seen[1] - seen[0])
-                if keep > 0:
-                    stats.process(u[:keep])
-                seen[0] += u.shape[0]
+            def measured(u):
+                stats.process(u)
                 return u
 
             for u in pipelined(read_blocks(f, BLOCK_FRAMES, in_path), _counter(bar), r.filtered, r.chained,
@@ -135,7 +131,7 @@ def _front_into(held, in_path: str, plan, bar) -> tuple[FrontOutput, int]:
             held.flush()
     finally:
         _closing(bar)
-    return stats.finish(), seen[0]
+    return stats.finish(), f.frames + r.latency
 
 
 def _back_into(tmp: str, out_path: str, held, rows: int, plan, sample_rate: int, channels: int, subtype,

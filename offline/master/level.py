@@ -7,8 +7,9 @@ it passes). Before the limiter the output is g * (M + w S, M - w S) of u's mid M
 so its integrated loudness (BS.1770 gating on 400 ms blocks every 100 ms) and its side/mid
 energy ratio follow exactly, for any g and w, from u's per-block K-weighted mid and side
 energies and its plain mid and side energies. What the limiter then takes off is measured on
-an excerpt of u run through the back half (``Leveler``); the written output's own meter checks
-the result, and one more back pass corrects what is left.
+an excerpt of u run through the back half (``back_excerpt``; the search is ``core.level``);
+the written output's own meter checks the result, and one more back pass corrects what is
+left.
 """
 
 import math
@@ -19,11 +20,8 @@ import numpy as np
 
 from auracore.kernels import params as P
 from auracore.kernels.chain import PART_BACK, ChainState, process
-from auracore.kernels.loudness import LUFS_OFFSET, LoudnessMeter, hop_frames
+from auracore.kernels.loudness import ABS_GATE_ENERGY, REL_GATE_FACTOR, LoudnessMeter, energy_to_lufs, hop_frames
 
-
-ABS_GATE_LUFS = -70.0
-REL_GATE_LU = -10.0
 SETTLE_S = 0.5          # each excerpt chunk is measured after this much (the limiter's release settles)
 EXCERPT_CHUNKS = 16
 EXCERPT_CHUNK_S = 3.0
@@ -31,18 +29,14 @@ EXCERPT_ROUNDS = 4           # the limiter measured on the excerpt this many tim
 EXCERPT_TOLERANCE_DB = 0.25  # ... once when it takes less than this (LU), else until within a tenth of it
 
 
-def _lufs(energy: float) -> float:
-    return LUFS_OFFSET + 10.0 * math.log10(energy) if energy > 0.0 else -math.inf
-
-
 def integrated_lufs(blocks: np.ndarray) -> float:
     """BS.1770 integrated loudness of gating-block energies (channel-weighted K-weighted mean
-    squares): the absolute gate at -70 LUFS, then the relative gate 10 LU under the mean."""
-    kept = blocks[blocks > 10.0 ** ((ABS_GATE_LUFS - LUFS_OFFSET) / 10.0)]
+    squares), with the meter's gates (``kernels.loudness``) applied to the exact values."""
+    kept = blocks[blocks >= ABS_GATE_ENERGY]
     if kept.size == 0:
         return -math.inf
-    kept = kept[kept >= np.mean(kept) * 10.0 ** (REL_GATE_LU / 10.0)]
-    return _lufs(float(np.mean(kept)))
+    kept = kept[kept >= np.mean(kept) * REL_GATE_FACTOR]
+    return energy_to_lufs(float(np.mean(kept)))
 
 
 def excerpt_starts(frames: int, sample_rate: int) -> list[tuple[int, int]]:
@@ -85,8 +79,9 @@ class FrontOutput:
 
 
 class FrontStats:
-    """Measures the front's output as it streams: process(u block) for the first `frames`
-    rows of u (the rows the output keeps), then finish()."""
+    """Measures the front's output as it streams: process(u block) for each block of u in
+    order (rows past the first `frames`, the lookahead's tail the output does not keep, are
+    ignored), then finish()."""
 
     def __init__(self, sample_rate: int, channels: int, frames: int):
         self.sample_rate = int(sample_rate)
@@ -99,11 +94,15 @@ class FrontStats:
         self.energy = np.zeros(2)
         self.ranges = excerpt_starts(frames, self.sample_rate)
         self.chunks = [np.zeros((b - a, channels), dtype=np.float32) for a, b in self.ranges]
+        self.total = frames
         self.frames = 0
 
     def process(self, u: np.ndarray) -> None:
-        """u: (frames, channels) float64, the front's output in order."""
+        """u: (rows, channels) float64, the front's output in order."""
+        u = u[:max(self.total - self.frames, 0)]
         n = u.shape[0]
+        if n == 0:
+            return
         start = self.frames
         for (a, b), chunk in zip(self.ranges, self.chunks):
             lo, hi = max(a, start), min(b, start + n)
