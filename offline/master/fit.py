@@ -1,7 +1,7 @@
 """Fitting the chain to a reference: EQ to the smoothed mid/side spectral difference, width, compressor, ceiling.
 
 Pure functions of two ``Measurement`` s; nothing here touches audio samples. The level is
-left to the loudness calibration (``plan.py``), which runs the chain itself.
+left to ``level``, which solves it on the chain's front half's output.
 """
 
 import math
@@ -63,24 +63,33 @@ def _db(p: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10(np.maximum(p, 1e-30))
 
 
-def band_response_db(band: int, gain_db: float, freq_hz: float, q: float, sample_rate: float,
-                     grid_hz: np.ndarray) -> np.ndarray:
-    """Magnitude response (dB) of one of the chain's EQ bands at grid_hz, as the chain designs it."""
-    if gain_db == 0.0:
-        return np.zeros(grid_hz.shape[0])
+@njit(cache=True, nogil=True)
+def responses_db(shapes, gains_db, freqs_hz, qs, sample_rate, grid_hz, out):
+    """out[m]: the magnitude response (dB) at grid_hz of a band of shape shapes[m] with
+    gains_db[m], freqs_hz[m] and qs[m], as the chain designs it (a band of 0 dB: 0). Many
+    bands in one call: the fit evaluates hundreds of them."""
     coef = np.zeros(5)
-    design_biquad(SHAPES[band], float(sample_rate), float(freq_hz), float(gain_db), float(q), coef)
     z1 = np.exp(-2j * np.pi * grid_hz / sample_rate)
-    h = (coef[0] + coef[1] * z1 + coef[2] * z1 * z1) / (1.0 + coef[3] * z1 + coef[4] * z1 * z1)
-    return 20.0 * np.log10(np.abs(h))
+    z2 = z1 * z1
+    for m in range(shapes.shape[0]):
+        if gains_db[m] == 0.0:
+            out[m, :] = 0.0
+            continue
+        design_biquad(shapes[m], sample_rate, freqs_hz[m], gains_db[m], qs[m], coef)
+        for i in range(grid_hz.shape[0]):
+            h = (coef[0] + coef[1] * z1[i] + coef[2] * z2[i]) / (1.0 + coef[3] * z1[i] + coef[4] * z2[i])
+            out[m, i] = 10.0 * np.log10(h.real * h.real + h.imag * h.imag)
+
+
+_SHAPES = np.array(SHAPES, dtype=np.int64)
 
 
 def eq_response_db(gains_db, freqs_hz, qs, sample_rate: float, grid_hz: np.ndarray) -> np.ndarray:
     """Magnitude response (dB) of the chain's 8-band EQ at grid_hz, as the chain designs it."""
-    total = np.zeros(grid_hz.shape[0])
-    for b in range(P.EQ_BANDS):
-        total += band_response_db(b, gains_db[b], freqs_hz[b], qs[b], sample_rate, grid_hz)
-    return total
+    out = np.empty((P.EQ_BANDS, grid_hz.shape[0]))
+    responses_db(_SHAPES, np.asarray(gains_db, dtype=np.float64), np.asarray(freqs_hz, dtype=np.float64),
+                 np.asarray(qs, dtype=np.float64), float(sample_rate), np.asarray(grid_hz, dtype=np.float64), out)
+    return out.sum(axis=0)
 
 
 @dataclass(frozen=True)
@@ -183,25 +192,35 @@ def fit_eq_bands(grid_hz, target_db, weights, sample_rate):
     def unpack(v):
         return v[:n], 2.0 ** v[n:2 * n], np.exp(v[2 * n:])
 
+    grid_hz = np.asarray(grid_hz, dtype=np.float64)
+    sample_rate = float(sample_rate)
+    shapes = np.concatenate([_SHAPES, np.tile(_SHAPES, 3)])   # the bands, then one per column
+
     def bands(v):   # (8, grid) each band's response
         g, f, q = unpack(v)
-        return np.stack([band_response_db(b, g[b], f[b], q[b], sample_rate, grid_hz) for b in range(n)])
+        out = np.empty((n, grid_hz.shape[0]))
+        responses_db(_SHAPES, g, f, q, sample_rate, grid_hz, out)
+        return out
 
     def residual(v):
         return np.concatenate([sw * (bands(v).sum(axis=0) - target_db), GAIN_REGULARISATION * v[:n]])
 
     def jacobian(v, eps):
-        # forward differences, one band redesigned per column (a column moves one band)
-        base = bands(v)
-        jac = np.zeros((grid_hz.shape[0] + n, v.shape[0]))
-        for k in range(v.shape[0]):
-            b = k % n
-            dv = v.copy()
-            dv[k] += eps
-            g, f, q = unpack(dv)
-            jac[:grid_hz.shape[0], k] = sw * (band_response_db(b, g[b], f[b], q[b], sample_rate, grid_hz) - base[b]) / eps
-            if k < n:
-                jac[grid_hz.shape[0] + k, k] = GAIN_REGULARISATION
+        # forward differences, one band redesigned per column (a column moves one band):
+        # rows 0..7 the bands at v, row 8 + k band k % 8 with v[k] moved by eps
+        m = v.shape[0]
+        specs = np.tile(v, (m + 1, 1))
+        specs[1 + np.arange(m), np.arange(m)] += eps
+        g, f, q = specs[:, :n], 2.0 ** specs[:, n:2 * n], np.exp(specs[:, 2 * n:])
+        band = np.arange(m) % n
+        gains = np.concatenate([g[0], g[1 + np.arange(m), band]])
+        freqs = np.concatenate([f[0], f[1 + np.arange(m), band]])
+        qq = np.concatenate([q[0], q[1 + np.arange(m), band]])
+        resp = np.empty((n + m, grid_hz.shape[0]))
+        responses_db(shapes, gains, freqs, qq, sample_rate, grid_hz, resp)
+        jac = np.zeros((grid_hz.shape[0] + n, m))
+        jac[:grid_hz.shape[0]] = sw[:, None] * (resp[n:] - resp[band]).T / eps
+        jac[grid_hz.shape[0] + np.arange(n), np.arange(n)] = GAIN_REGULARISATION
         return jac
 
     start = np.concatenate([np.interp(np.log2(f0), np.log2(grid_hz), target_db) * 0.5,
