@@ -66,3 +66,18 @@ def quantize(block, full, shift, seed, start, out_int, out_value):
                 q = top
             out_int[i, c] = np.int64(q) << shift
             out_value[i, c] = q / full
+
+
+@njit(cache=True, nogil=True)
+def pack24(src, out):
+    """The 24-bit little-endian bytes of src: (frames, channels) int32 carrying each sample
+    in its top 24 bits (``quantize``'s shift of 8), into out: (frames * channels * 3,) uint8,
+    interleaved as a WAV file holds them."""
+    k = 0
+    for i in range(src.shape[0]):
+        for c in range(src.shape[1]):
+            v = src[i, c]
+            out[k] = (v >> 8) & 0xFF
+            out[k + 1] = (v >> 16) & 0xFF
+            out[k + 2] = (v >> 24) & 0xFF
+            k += 3

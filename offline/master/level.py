@@ -20,7 +20,8 @@ import numpy as np
 
 from auracore.kernels import params as P
 from auracore.kernels.chain import PART_BACK, ChainState, process
-from auracore.kernels.loudness import ABS_GATE_ENERGY, REL_GATE_FACTOR, LoudnessMeter, energy_to_lufs, hop_frames
+from auracore.kernels.loudness import (ABS_GATE_ENERGY, REL_GATE_FACTOR, LoudnessMeter, energy_to_lufs, hop_frames,
+                                      integrated_energy)
 
 SETTLE_S = 0.5          # each excerpt chunk is measured after this much (the limiter's release settles)
 EXCERPT_CHUNKS = 16
@@ -136,7 +137,9 @@ def back_excerpt(front: FrontOutput, vector: np.ndarray, scale_db: float = 0.0) 
     """(loudness before, after the limiter in LUFS, side/mid ratio before, after) of the
     excerpt of u, scaled by scale_db, through the back half with the parameter vector, each
     chunk on a fresh chain and measured after SETTLE_S (a single chunk, the whole signal:
-    from its start)."""
+    from its start). Each chunk is run and metered on a thread of the pool by itself; the
+    loudness is that of all the chunks' gating blocks together (the meters' histograms
+    summed), so no block straddles two chunks."""
     sr, ch = front.sample_rate, front.channels
     settle = int(SETTLE_S * sr) if len(front.excerpt) > 1 else 0
     scale = 10.0 ** (scale_db / 20.0)
@@ -147,24 +150,34 @@ def back_excerpt(front: FrontOutput, vector: np.ndarray, scale_db: float = 0.0) 
         st = ChainState(sr, ch, params=vector)
         y = np.concatenate([chunk.astype(np.float64) * scale, np.zeros((st.latency, ch))])
         process(y, st, vector, PART_BACK)
-        return y[st.latency:][settle:]
+        y = y[st.latency:][settle:]
+        x = chunk[settle:].astype(np.float64)
+        sums = np.zeros(4)   # mid, side energies before and after
+        if ch == 2:
+            mid, side = 0.5 * gain * (x[:, 0] + x[:, 1]), 0.5 * gain * width * (x[:, 0] - x[:, 1])
+            pre = np.stack([mid + side, mid - side], axis=1)
+            sums[:] = (float(np.sum(mid * mid)), float(np.sum(side * side)),
+                       0.25 * float(np.sum((y[:, 0] + y[:, 1]) ** 2)), 0.25 * float(np.sum((y[:, 0] - y[:, 1]) ** 2)))
+        else:
+            pre = gain * x
+        meters = []
+        for signal in (pre, y):
+            m = LoudnessMeter(sr, ch, true_peak=False)
+            m.process(signal)
+            meters.append(m)
+        return meters, sums
 
-    pre_m = LoudnessMeter(sr, ch, true_peak=False)
-    post_m = LoudnessMeter(sr, ch, true_peak=False)
-    sums = np.zeros(4)   # mid, side energies before and after
+    counts = [None, None]
+    energies = [None, None]
+    sums = np.zeros(4)
     with ThreadPoolExecutor(2, thread_name_prefix="auracore-excerpt") as pool:
-        for chunk, y in zip(front.excerpt, pool.map(run, front.excerpt)):
-            x = chunk[settle:].astype(np.float64)
-            if ch == 2:
-                mid, side = 0.5 * gain * (x[:, 0] + x[:, 1]), 0.5 * gain * width * (x[:, 0] - x[:, 1])
-                pre = np.stack([mid + side, mid - side], axis=1)
-                sums += (float(np.sum(mid * mid)), float(np.sum(side * side)),
-                         0.25 * float(np.sum((y[:, 0] + y[:, 1]) ** 2)), 0.25 * float(np.sum((y[:, 0] - y[:, 1]) ** 2)))
-            else:
-                pre = gain * x
-            pre_m.process(pre)
-            post_m.process(y)
+        for meters, part in pool.map(run, front.excerpt):
+            sums += part
+            for k, m in enumerate(meters):
+                counts[k] = m.gate_count.copy() if counts[k] is None else counts[k] + m.gate_count
+                energies[k] = m.gate_energy.copy() if energies[k] is None else energies[k] + m.gate_energy
+    pre_lufs, post_lufs = (energy_to_lufs(float(integrated_energy(counts[k], energies[k]))) for k in (0, 1))
     ratios = (None, None)
     if ch == 2 and sums[0] > 0.0 and sums[2] > 0.0:
         ratios = (sums[1] / sums[0], sums[3] / sums[2])
-    return pre_m.integrated_lufs, post_m.integrated_lufs, ratios[0], ratios[1]
+    return pre_lufs, post_lufs, ratios[0], ratios[1]
