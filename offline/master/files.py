@@ -4,6 +4,7 @@ then, with the level solved on it, the back half into the output (``core.run_pas
 
 import os
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -80,7 +81,8 @@ def master_file(in_path: str, out_path: str, reference_path: str, amount: float 
             out = _copy_into(tmp, out_path, in_path, subtype, bar_for("render"))
             return _result(None, sr, amount, match, plan, inp, ref, out)
         folder = os.path.dirname(os.path.abspath(tmp))
-        with tempfile.TemporaryFile(dir=folder, prefix=".auracore-master-") as held:
+        held = tempfile.TemporaryFile(dir=folder, prefix=".auracore-master-")
+        try:
             rows = {}
             backs = []
 
@@ -94,7 +96,17 @@ def master_file(in_path: str, out_path: str, reference_path: str, amount: float 
                 return _back_into(tmp, out_path, held, rows["u"], p, sr, channels, subtype, bar_for(label))
 
             plan, out = run_passes(plan, inp, ref, amount, match, front_pass, back_pass)
+        finally:
+            _close_behind(held)
     return _result(None, sr, amount, match, plan, inp, ref, out)
+
+
+def _close_behind(held) -> None:
+    """Close the first pass's temporary file on a thread of its own. The kernel frees its
+    pages as it closes (3 minutes of stereo, 63 MB: 0.07-0.09 s here), meanwhile the output
+    is renamed into place and the report printed. The file has no name, so nothing is left
+    behind whenever the close ends; the program's exit waits for the thread."""
+    threading.Thread(target=held.close, name="auracore-close-temporary").start()
 
 
 def _closing(bar):

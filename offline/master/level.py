@@ -23,6 +23,8 @@ from auracore.kernels.chain import PART_BACK, ChainState, process
 from auracore.kernels.loudness import (ABS_GATE_ENERGY, REL_GATE_FACTOR, LoudnessMeter, energy_to_lufs, hop_frames,
                                       integrated_energy)
 
+from .measure import add_row_energies, mid_side
+
 SETTLE_S = 0.5          # each excerpt chunk is measured after this much (the limiter's release settles)
 EXCERPT_CHUNKS = 16
 EXCERPT_CHUNK_S = 3.0
@@ -111,14 +113,14 @@ class FrontStats:
                 chunk[lo - a:hi - a] = u[lo - start:hi - start]
         self.frames += n
         if self.channels == 2:
-            mid = 0.5 * (u[:, 0] + u[:, 1])
-            side = 0.5 * (u[:, 0] - u[:, 1])
-            self.meters[0].process(mid[:, None])
-            self.meters[1].process(side[:, None])
-            self.energy += (float(np.sum(mid * mid)), float(np.sum(side * side)))
+            ms = np.empty((2, n))
+            mid_side(u, ms)
+            self.meters[0].process(ms[0][:, None])
+            self.meters[1].process(ms[1][:, None])
+            add_row_energies(ms, self.energy)
         else:
             self.meters[0].process(u)
-            self.energy[0] += float(np.sum(u * u))
+            add_row_energies(u.reshape(1, -1), self.energy)
 
     def _blocks(self, meter: LoudnessMeter) -> np.ndarray:
         # the meter's gating blocks: the momentary value at every 100 ms step once 400 ms are in

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from auracore.kernels.jit import njit
 from auracore.kernels.loudness import HIST_BINS_PER_LU, HIST_LOW_LUFS, LoudnessMeter
 from auracore.kernels.sane import sanitised_peak
 from auracore.kernels.truepeak import TP_DELAY
@@ -98,6 +99,44 @@ class MidSideSpectrum:
         return np.fft.rfftfreq(self.fft_size, 1.0 / self.sample_rate), self.power_sum * scale
 
 
+@njit(cache=True, nogil=True)
+def _add_products(x, sums):
+    """sums += (sum L*L, sum R*R, sum L*R) of x: (frames, 2), or (sum x*x, 0, 0) of a mono x,
+    in one pass."""
+    ll = rr = lr = 0.0
+    if x.shape[1] == 2:
+        for i in range(x.shape[0]):
+            a = x[i, 0]
+            b = x[i, 1]
+            ll += a * a
+            rr += b * b
+            lr += a * b
+    else:
+        for i in range(x.shape[0]):
+            ll += x[i, 0] * x[i, 0]
+    sums[0] += ll
+    sums[1] += rr
+    sums[2] += lr
+
+
+@njit(cache=True, nogil=True)
+def mid_side(x, out):
+    """out: (2, frames) float64 receives M = (L + R) / 2 and S = (L - R) / 2 of x: (frames, 2)."""
+    for i in range(x.shape[0]):
+        out[0, i] = 0.5 * (x[i, 0] + x[i, 1])
+        out[1, i] = 0.5 * (x[i, 0] - x[i, 1])
+
+
+@njit(cache=True, nogil=True)
+def add_row_energies(rows, sums):
+    """sums[k] += the sum of squares of rows[k], for rows: (k, frames), in one pass."""
+    for k in range(rows.shape[0]):
+        e = 0.0
+        for i in range(rows.shape[1]):
+            e += rows[k, i] * rows[k, i]
+        sums[k] += e
+
+
 def _db(power_or_amp: float, scale: float) -> float:
     return scale * math.log10(power_or_amp) if power_or_amp > 0.0 else -math.inf
 
@@ -129,13 +168,7 @@ class Measurer:
         x, _, peak = sanitised_peak(np.ascontiguousarray(x, dtype=np.float64))
         self.frames += x.shape[0]
         self.meter.process(x)
-        # elementwise products, not np.dot: BLAS threads stall for milliseconds on a busy machine
-        if self.channels == 2:
-            left, right = x[:, 0], x[:, 1]
-            self.products += (float(np.sum(left * left)),
-                              float(np.sum(right * right)), float(np.sum(left * right)))
-        else:
-            self.products[0] += float(np.sum(x[:, 0] * x[:, 0]))
+        _add_products(x, self.products)   # one pass (np.dot's BLAS threads stall on a busy machine)
         self.sample_peak = max(self.sample_peak, peak)
         return x
 
@@ -143,7 +176,9 @@ class Measurer:
         """The second half of ``process``: the mid/side spectra of ``levels_of``'s output."""
         if self.spectrum is not None:
             if self.channels == 2:
-                self.spectrum.process(np.stack([0.5 * (x[:, 0] + x[:, 1]), 0.5 * (x[:, 0] - x[:, 1])]))
+                ms = np.empty((2, x.shape[0]))
+                mid_side(x, ms)
+                self.spectrum.process(ms)
             else:
                 self.spectrum.process(np.ascontiguousarray(x.T))
 
