@@ -60,6 +60,9 @@ class FrontRenderer:
         self.latency = self.state.latency
         self.skip = self.fir.delay if self.fir is not None else 0
         self.tail = self.skip + self.latency
+        # blocks of whole FIR pieces: 65536 frames made 3 pieces of 21845 for 32768-point
+        # transforms, two of 29004 need a quarter fewer transforms per frame
+        self.block_frames = BLOCK_FRAMES if self.fir is None else self.fir.piece * max(1, BLOCK_FRAMES // self.fir.piece)
 
     def filtered(self, x: np.ndarray) -> np.ndarray:
         """x through the matching FIRs, aligned (fewer frames at first; a new array)."""
@@ -80,8 +83,9 @@ class FrontRenderer:
 
     def finish(self) -> np.ndarray:
         """The last rows of u: the input's end followed by silence, (latency, channels)."""
-        parts = [self.chained(self.filtered(np.zeros((min(BLOCK_FRAMES, self.tail - k), self.channels))))
-                 for k in range(0, self.tail, BLOCK_FRAMES)]
+        step = self.block_frames
+        parts = [self.chained(self.filtered(np.zeros((min(step, self.tail - k), self.channels))))
+                 for k in range(0, self.tail, step)]
         return np.concatenate(parts) if parts else np.zeros((0, self.channels))
 
 
@@ -400,8 +404,8 @@ def master(x: np.ndarray, reference: np.ndarray, sample_rate: int, amount: float
         r = FrontRenderer(p, sample_rate, channels)
         u = held["u"] = np.empty((frames + r.latency, channels))
         at = 0
-        for s in range(0, frames, BLOCK_FRAMES):
-            block = r.chained(r.filtered(x[s:s + BLOCK_FRAMES]))
+        for s in range(0, frames, r.block_frames):
+            block = r.chained(r.filtered(x[s:s + r.block_frames]))
             u[at:at + block.shape[0]] = block
             at += block.shape[0]
         tail = r.finish()

@@ -136,7 +136,7 @@ def _front_into(held, in_path: str, plan, bar) -> tuple[FrontOutput, int]:
                 stats.process(u)
                 return u
 
-            for u in pipelined(read_blocks(f, BLOCK_FRAMES, in_path), _counter(bar), r.filtered, r.chained,
+            for u in pipelined(read_blocks(f, r.block_frames, in_path), _counter(bar), r.filtered, r.chained,
                                measured):
                 u.tofile(held)
             measured(r.finish()).tofile(held)
