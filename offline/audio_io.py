@@ -342,7 +342,11 @@ class PcmWav:
         self.bits = self.BITS[subtype]
         self.frames = 0
         self._size = 0
-        self._file = open(path, "wb")
+        # an empty file (atomic_file's) is written without O_TRUNC: on ext4 truncating a
+        # file to nothing forces its delayed allocation when it closes (0.045 s for 10
+        # minutes' output here, the data sent to the disk at once)
+        empty = os.path.isfile(path) and os.path.getsize(path) == 0
+        self._file = open(path, "r+b" if empty else "wb")
         try:
             self._file.write(self._header())
         except BaseException:

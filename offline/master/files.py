@@ -124,9 +124,13 @@ def _counter(bar):
 
 def _front_into(held, in_path: str, plan, bar) -> tuple[FrontOutput, int]:
     """The first pass: in_path through the FIRs and the front half into the binary file held
-    (float64 rows, emptied first), measured; returns the measurement and the rows written."""
+    (float64 rows from its start), measured; returns the measurement and the rows written.
+
+    A pass run again writes over the last one (as many rows; the back pass reads only those).
+    The file is never truncated: on ext4 a file truncated to nothing has its delayed
+    allocation forced when it is closed, and closing 10 minutes' file (212 MB) then took
+    0.17-0.2 s instead of 0.012, with the data written out to the disk for nothing."""
     held.seek(0)
-    held.truncate()
     try:
         with open_input(in_path) as f:
             r = FrontRenderer(plan, f.samplerate, f.channels)
