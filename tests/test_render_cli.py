@@ -206,6 +206,24 @@ def test_wav_writer_writes_libsndfiles_file_byte_for_byte(tmp_path, channels, su
         assert rate == 44100 and back.shape == (frames, channels)
 
 
+def test_wav_writer_refuses_past_the_riff_limit_and_wrong_integers(tmp_path, monkeypatch):
+    """A RIFF file holds at most 4 GiB of samples: past it PcmWav raises one clear line (the
+    limit lowered here to 1000 bytes, as a 4 GiB stream is no test); a float block where it
+    takes integers is refused, not converted."""
+    from auracore.errors import AudioFileError
+    from auracore.offline.audio_io import PcmWav
+
+    monkeypatch.setattr(PcmWav, "LIMIT", 1000)
+    with PcmWav(str(tmp_path / "big.wav"), 48000, 2, "PCM_24") as out:
+        out.write(np.zeros((166, 2), dtype=np.int32))          # 996 bytes: within
+        with pytest.raises(AudioFileError, match="at most 4 GiB; write FLAC"):
+            out.write(np.zeros((1, 2), dtype=np.int32))
+        with pytest.raises(ValueError, match="int32"):
+            out.write(np.zeros((4, 2)))
+    data, rate = sf.read(tmp_path / "big.wav")
+    assert rate == 48000 and data.shape == (166, 2)
+
+
 def _assert_clean_failure(r, words):
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert "Traceback" not in r.stderr
