@@ -311,9 +311,9 @@ def atomic_output(path: str, samplerate: int, channels: int, subtype: str | None
 
 def open_output(tmp: str, path: str, samplerate: int, channels: int, subtype: str | None):
     """A writer open on tmp (a temporary file from ``atomic_file``; emptied first) in path's
-    format: ``PcmWav`` for 16- and 24-bit WAV of one or two channels, else a SoundFile. Either takes write(block)
-    and closes as a context manager. AudioFileError, naming path, when the format cannot be
-    written."""
+    format: ``PcmWav`` for 16- and 24-bit WAV of one or two channels, else a SoundFile.
+    Either takes write(block) and closes as a context manager. AudioFileError, naming path,
+    when the format cannot be written."""
     fmt = output_format(path)
     sub = resolve_subtype(fmt, subtype)
     if fmt == "WAV" and sub in PcmWav.BITS and channels in (1, 2):
@@ -327,10 +327,11 @@ def open_output(tmp: str, path: str, samplerate: int, channels: int, subtype: st
 class PcmWav:
     """A 16- or 24-bit PCM WAV file of one or two channels written directly, byte for byte
     the file libsndfile writes (its 44-byte header, a pad byte after odd data), from the
-    integers ``Quantizer`` gives: int16, or int32 carrying the 24 bits at the top. libsndfile's own conversion of
-    int32 to 3-byte samples took 7 times as long as writing the bytes (3 minutes of stereo:
-    0.11 s against 0.015 s); ``kernels.quantize.pack24`` packs them in one loop. A RIFF
-    file holds at most 4 GiB: a longer stream raises AudioFileError (FLAC holds any length)."""
+    integers ``Quantizer`` gives: int16, or int32 carrying the 24 bits at the top.
+    libsndfile's own conversion of int32 to 3-byte samples took 7 times as long as writing
+    the bytes (3 minutes of stereo: 0.11 s against 0.015 s); ``kernels.quantize.pack24``
+    packs them in one loop. A RIFF file holds at most 4 GiB: a longer stream raises
+    AudioFileError (FLAC holds any length)."""
 
     BITS = {"PCM_16": 16, "PCM_24": 24}
     LIMIT = 0xFFFFFFFF - 36 - 1

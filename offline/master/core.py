@@ -62,7 +62,8 @@ class FrontRenderer:
         self.tail = self.skip + self.latency
         # blocks of whole FIR pieces: 65536 frames made 3 pieces of 21845 for 32768-point
         # transforms, two of 29004 need a quarter fewer transforms per frame
-        self.block_frames = BLOCK_FRAMES if self.fir is None else self.fir.piece * max(1, BLOCK_FRAMES // self.fir.piece)
+        piece = self.fir.piece if self.fir is not None else BLOCK_FRAMES
+        self.block_frames = piece * max(1, BLOCK_FRAMES // piece)
 
     def filtered(self, x: np.ndarray) -> np.ndarray:
         """x through the matching FIRs, aligned (fewer frames at first; a new array)."""
