@@ -57,11 +57,10 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from auracore.errors import AudioArrayError
-from auracore.kernels.jit import njit
 from auracore.kernels.sane import sanitised_peak
 from auracore.kernels.loudness import LoudnessMeter, hop_frames
 from auracore.offline.audio_io import AudioFileError, open_input, read_blocks
-from auracore.offline.fft32 import rfft32
+from auracore.offline.fft32 import add_power, power_of, rfft32
 from auracore.offline.pipeline import pipelined
 
 BLOCK_FRAMES = 32768
@@ -228,12 +227,11 @@ class SpectrumAccumulator:
         data = np.concatenate((self.buf[:, :self.fill], xt), axis=1)
         n = (data.shape[1] - self.fft_size) // self.hop + 1  # segments complete in data
         segments = np.lib.stride_tricks.sliding_window_view(data, self.fft_size, axis=1)[:, :n * self.hop:self.hop]
-        power = np.zeros_like(self.power_sum)
+        power = np.zeros((segments.shape[0], self.power_sum.shape[0]))
         for j in range(0, n, 16):  # 16 segments of every channel a transform call: ~1 MB in flight
             # single precision: the power to 1e-6 relative
-            spec = rfft32(np.multiply(segments[:, j:j + 16], self.window32, dtype=np.float32))
-            _add_power(np.ascontiguousarray(spec).view(np.float32), power)
-        self.power_sum += power / segments.shape[0]
+            add_power(power_of(rfft32(np.multiply(segments[:, j:j + 16], self.window32, dtype=np.float32))), power)
+        self.power_sum += power.sum(axis=0) / segments.shape[0]
         self.segments += n
         self.fill = data.shape[1] - n * self.hop  # the next segment's start onwards: under one segment
         self.buf[:, :self.fill] = data[:, n * self.hop:]
@@ -256,20 +254,6 @@ class SpectrumAccumulator:
         spec = np.fft.rfft(self.buf * window, axis=1)
         self.power_sum += (spec.real ** 2 + spec.imag ** 2).mean(axis=0)
         self.segments += 1
-
-
-@njit(cache=True, nogil=True)
-def _add_power(spec, power):
-    """power[k] += the sum over the leading axes of |X_k|^2, in double, for spec:
-    (channels, segments, 2 * bins) float32, complex64 spectra seen as (re, im) pairs (one
-    pass, none of numpy's temporaries)."""
-    bins = power.shape[0]
-    for c in range(spec.shape[0]):
-        for j in range(spec.shape[1]):
-            for k in range(bins):
-                re = np.float64(spec[c, j, 2 * k])
-                im = np.float64(spec[c, j, 2 * k + 1])
-                power[k] += re * re + im * im
 
 
 def octave_band_levels_db(freqs_hz: np.ndarray, power: np.ndarray, sample_rate: int) -> dict:

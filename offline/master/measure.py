@@ -14,7 +14,7 @@ from auracore.kernels.jit import njit
 from auracore.kernels.loudness import HIST_BINS_PER_LU, HIST_LOW_LUFS, LoudnessMeter
 from auracore.kernels.sane import sanitised_peak
 from auracore.kernels.truepeak import TP_DELAY
-from auracore.offline.fft32 import rfft32
+from auracore.offline.fft32 import add_power, power_of, rfft32
 
 SPECTRUM_FFT_S = 0.17            # Welch segment length: 8192 frames at 48 kHz (5.9 Hz bins)
 
@@ -78,8 +78,7 @@ class MidSideSpectrum:
             segs = np.lib.stride_tricks.sliding_window_view(buf, self.fft_size, axis=1)[:, ::self.hop][:, :count]
             # single-precision FFTs: the averaged power needs no more; through pocketfft's own
             # float32 path where it loads (numpy 2's float32 FFT runs slower than its float64)
-            spec = rfft32(np.multiply(segs, self.window, dtype=np.float32))
-            self.power_sum += (spec.real ** 2 + spec.imag ** 2).sum(axis=1, dtype=np.float64)
+            add_power(power_of(rfft32(np.multiply(segs, self.window, dtype=np.float32))), self.power_sum)
             self.segments += count
         self.pending = buf[:, count * self.hop:].copy()
 
