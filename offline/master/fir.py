@@ -7,6 +7,7 @@ many frames as it is given, delayed by ``delay`` frames.
 
 import numpy as np
 
+from auracore.kernels.jit import njit
 from auracore.offline.fft32 import irfft32, rfft32
 
 TAPS_AT_48K = 4097
@@ -70,29 +71,61 @@ class MatchFilter:
         count = -(-total // self.piece)
         size = -(-total // count)          # equal pieces: no transform half empty
         rows = self.spectra.shape[0]
-        buf = np.zeros((rows, count, self.n_fft), dtype=np.float32)
-        for j in range(count):
-            part = x[j * size:(j + 1) * size]
-            n = part.shape[0]
-            if self.channels == 2:
-                np.add(part[:, 0], part[:, 1], out=buf[0, j, :n], casting="same_kind")
-                np.subtract(part[:, 0], part[:, 1], out=buf[1, j, :n], casting="same_kind")
-            else:
-                buf[0, j, :n] = part[:, 0]
-        if self.channels == 2:
-            buf *= 0.5
+        buf = np.empty((rows, count, self.n_fft), dtype=np.float32)
+        _pieces_in(np.ascontiguousarray(x), size, buf)
         spec = rfft32(buf)
         spec *= self.spectra
-        ys = irfft32(spec, self.n_fft)
-        k = self.tail.shape[1]
-        for j in range(count):
-            n = min(size, total - j * size)
-            y = ys[:, j].astype(np.float64)
-            y[:, :k] += self.tail
-            self.tail = y[:, n:n + k].copy()
-            dest = out[j * size:j * size + n]
-            if self.channels == 2:
-                np.add(y[0, :n], y[1, :n], out=dest[:, 0])
-                np.subtract(y[0, :n], y[1, :n], out=dest[:, 1])
-            else:
-                dest[:, 0] = y[0, :n]
+        _pieces_out(irfft32(spec, self.n_fft), size, self.tail, out, np.empty((rows, self.n_fft)))
+
+
+@njit(cache=True, nogil=True)
+def _pieces_in(x, size, buf):
+    """buf: (rows, count, n_fft) float32 receives x: (frames, channels) cut into pieces of
+    size frames, zero-padded: mid and side ((L +- R) rounded to float32, then halved, which
+    is exact) for stereo, the samples for mono."""
+    total = x.shape[0]
+    rows, count, n_fft = buf.shape
+    half = np.float32(0.5)
+    for j in range(count):
+        lo = j * size
+        n = min(size, total - lo)
+        if rows == 2:
+            for i in range(n):
+                a = x[lo + i, 0]
+                b = x[lo + i, 1]
+                buf[0, j, i] = np.float32(a + b) * half
+                buf[1, j, i] = np.float32(a - b) * half
+        else:
+            for i in range(n):
+                buf[0, j, i] = np.float32(x[lo + i, 0])
+        for r in range(rows):
+            for i in range(n, n_fft):
+                buf[r, j, i] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _pieces_out(ys, size, tail, out, y):
+    """Overlap-add of the pieces' convolutions ys: (rows, count, n_fft) float32, in double:
+    piece j gives frames j * size ... of out: (frames, channels), the tail (rows, taps - 1)
+    carried from piece to piece and block to block; stereo rows are mid and side, turned
+    back into left and right. y: (rows, n_fft) float64 scratch."""
+    total = out.shape[0]
+    rows, count = ys.shape[0], ys.shape[1]
+    k = tail.shape[1]
+    for j in range(count):
+        lo = j * size
+        n = min(size, total - lo)
+        for r in range(rows):
+            for i in range(n + k):
+                y[r, i] = np.float64(ys[r, j, i])
+            for i in range(k):
+                y[r, i] += tail[r, i]
+            for i in range(k):
+                tail[r, i] = y[r, n + i]
+        if rows == 2:
+            for i in range(n):
+                out[lo + i, 0] = y[0, i] + y[1, i]
+                out[lo + i, 1] = y[0, i] - y[1, i]
+        else:
+            for i in range(n):
+                out[lo + i, 0] = y[0, i]
