@@ -9,6 +9,9 @@ points (300 s of stereo at 44.1 kHz, analyze's spectrum) it takes 0.09 s against
 0.28 s in float64. Where the file is not there or will not load (another scipy layout),
 ``rfft32`` is numpy's float64 transform of the same samples instead (complex128, slower),
 and ``irfft32`` numpy's inverse, so callers never branch.
+
+``add_power`` sums the power of such spectra in double, in a kernel (the Welch spectra of
+analyze and of master's measurements).
 """
 
 import glob
