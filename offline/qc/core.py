@@ -17,6 +17,7 @@ from auracore.errors import AudioFileError, AuraCoreError
 
 from . import dimensions as D
 from .align import align, integrated_lufs, to_rate
+from .modulation import modulation_spectrum
 
 # name: weight (points of 100) -- see docs/qc.md for why each weighs what it does
 WEIGHTS = {
@@ -233,6 +234,7 @@ def _side_steps(al, memo, stems, profile, runner) -> dict:
         if profile is not None:
             todo.append(lambda side=side, x=x: memo(side, "profile", lambda: profile.profile(x, al.sample_rate)))
             todo.append(lambda side=side, x=x: memo(side, "rt60", lambda: profile.rt60(x, al.sample_rate)))
+            todo.append(lambda side=side, x=x: memo(side, "modulation", lambda: modulation_spectrum(x, al.sample_rate)))
         steps[side] = todo
     return steps
 
@@ -285,8 +287,11 @@ def _profile_dimensions(al, profile, scores: dict, details: dict, memo) -> None:
     pb = memo("b", "profile", lambda: profile.profile(al.b, al.sample_rate))
     scores["rms_per_section"], details["rms_per_section"] = D.rms_per_section(al, pa)
     scores["harmonic_progression"], details["harmonic_progression"] = D.harmonic_progression(pa, pb, duration_s)
-    scores["reverb"], details["reverb"] = D.reverb(memo("a", "rt60", lambda: profile.rt60(al.a, al.sample_rate)),
-                                                   memo("b", "rt60", lambda: profile.rt60(al.b, al.sample_rate)))
+    rt_a = memo("a", "rt60", lambda: profile.rt60(al.a, al.sample_rate))
+    rt_b = memo("b", "rt60", lambda: profile.rt60(al.b, al.sample_rate))
+    mods = [memo(side, "modulation", lambda x=x: modulation_spectrum(x, al.sample_rate))
+            for side, x in (("a", al.a), ("b", al.b))]
+    scores["reverb"], details["reverb"] = D.reverb(rt_a, rt_b, *mods)
     scores["bpm"], details["bpm"] = D.bpm(pa.tempo_bpm, pb.tempo_bpm)
     scores["arrangement"], details["arrangement"] = D.arrangement(pa, pb, duration_s)
 

@@ -217,6 +217,7 @@ def embedding_similarity(ea: np.ndarray, eb: np.ndarray) -> float:
 SECTION_SCALE_DB = 3.0         # mean |section RMS difference| at which the score falls to 1/e
 CHORD_GRID_S = 0.1
 REVERB_SCALE_OCTAVES = 0.5     # |log2(RT60 B / RT60 A)| at which the score falls to 1/e
+REVERB_SCALE_S = 0.5           # |reverberation time B adds or lacks| (s, dense music) at which it falls to 1/e
 BPM_SCALE_OCTAVES = 0.05       # |log2(tempo B / tempo A)| at which the score falls to 1/e (3.5 %)
 BOUNDARY_TOLERANCE_S = 3.0
 
@@ -264,15 +265,24 @@ def harmonic_progression(prof_a, prof_b, duration_s: float) -> tuple[float, dict
     return 100.0 * agree, {"agreement": agree, "points": len(on)}
 
 
-def reverb(rt_a: float | None, rt_b: float | None) -> tuple[float | None, dict]:
-    """Reverb: the blind RT60 of each (s, the profile's estimate on free decays); d =
-    |log2(RT60 B / RT60 A)|; score 100 exp(-d / REVERB_SCALE_OCTAVES). None (not computed)
-    when either has no free decay to measure."""
-    if rt_a is None or rt_b is None or rt_a <= 0 or rt_b <= 0:
+def reverb(rt_a: float | None, rt_b: float | None, mod_a=None, mod_b=None) -> tuple[float | None, dict]:
+    """Reverb. Where both have a free decay of 20 dB (the profile's blind RT60 of each, s):
+    d = |log2(RT60 B / RT60 A)|, score 100 exp(-d / REVERB_SCALE_OCTAVES). Otherwise (dense
+    music) from the modulation spectra of the level envelopes (``modulation.py``): T = the
+    reverberation time B adds (or lacks), score 100 exp(-|T| / REVERB_SCALE_S). None when
+    neither can be measured (no free decay and under 2 s of audio)."""
+    if rt_a is not None and rt_b is not None and rt_a > 0 and rt_b > 0:
+        d = abs(math.log2(rt_b / rt_a))
+        return 100.0 * math.exp(-d / REVERB_SCALE_OCTAVES), {"basis": "rt60", "a_rt60_s": rt_a, "b_rt60_s": rt_b,
+                                                            "octaves": d}
+    if mod_a is None or mod_b is None:
         return None, {"a_rt60_s": rt_a, "b_rt60_s": rt_b, "unavailable": "no free decay of 20 dB or more in "
-                                                                       + ("A" if rt_a is None else "B")}
-    d = abs(math.log2(rt_b / rt_a))
-    return 100.0 * math.exp(-d / REVERB_SCALE_OCTAVES), {"a_rt60_s": rt_a, "b_rt60_s": rt_b, "octaves": d}
+                      + ("A" if rt_a is None else "B") + ", and under 2 s for the modulation spectra"}
+    from .modulation import added_reverb_s
+
+    fit = added_reverb_s(mod_a, mod_b)
+    return 100.0 * math.exp(-abs(fit["added_reverb_s"]) / REVERB_SCALE_S), {
+        "basis": "modulation", "a_rt60_s": rt_a, "b_rt60_s": rt_b, **fit}
 
 
 def bpm(tempo_a: float | None, tempo_b: float | None) -> tuple[float | None, dict]:
