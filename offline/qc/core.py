@@ -28,14 +28,14 @@ WEIGHTS = {
 DIMENSIONS = tuple(WEIGHTS)
 WEAKEST = 3
 MIN_SECONDS = 1.0
-# the separator for the bass and kick dimensions: the DSP one, on which their rules were
-# measured (docs/qc.md); a trained model kept fewer kicks in its drum stem on generated bands
+# the separator for the bass dimension (the bass line is read without the drums): the DSP
+# one, on which its rule was measured (docs/qc.md)
 QC_SEPARATOR = "dsp"
 # analyses no cache keeps: whole arrays (the separated stems), needed only to make the bass
-# line and kicks, which are kept
+# line, which is kept
 UNCACHED = ("stems",)
 # part of the disk cache's key: raise it when an analysis the cache keeps changes
-QC_CACHE_VERSION = 1
+QC_CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -229,8 +229,7 @@ def _side_steps(al, memo, stems, profile, runner) -> dict:
         if stems is not None:
             todo.append(lambda side=side, x=x: memo(side, "bass_line", lambda: bass_line(
                 _notes(x - stems(side)["drums"], al.sample_rate, "bass"))))
-            todo.append(lambda side=side: memo(side, "kicks", lambda: [
-                (n.onset_s, 0) for n in _notes(stems(side)["drums"], al.sample_rate, "drums") if n.pitch in (35, 36)]))
+        todo.append(lambda side=side, x=x: memo(side, "kicks", lambda: _kicks(x, al.sample_rate)))
         if profile is not None:
             todo.append(lambda side=side, x=x: memo(side, "profile", lambda: profile.profile(x, al.sample_rate)))
             todo.append(lambda side=side, x=x: memo(side, "rt60", lambda: profile.rt60(x, al.sample_rate)))
@@ -273,6 +272,13 @@ def bass_line(notes, cluster_s: float = D.NOTE_ONSET_TOLERANCE_S) -> list:
     return [(n.onset_s, n.pitch) for n in lowest_line(notes, cluster_s)]
 
 
+def _kicks(x, sample_rate) -> list:
+    """(onset_s, 0) of each kick of the whole mix x (``transcribe.kicks``)."""
+    from auracore.offline.transcribe.kicks import kick_onsets
+
+    return [(t, 0) for t in kick_onsets(x, sample_rate)]
+
+
 def _notes(x, sample_rate, kind):
     from auracore.offline.transcribe import transcribe
 
@@ -303,7 +309,8 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
     Bass notes: the lowest line of the transcription, in the bass range, of each signal
     without its separated drums (the separated bass stem alone keeps too few harmonics for
     the pitch model when the DSP fallback separates);
-    kick pattern: the kicks of the drum transcription of each separated drum stem.
+    kick pattern: the kick onsets of each whole signal (``transcribe.kicks``: low-band onsets
+    that die fast or fall in pitch).
 
     a: (frames, channels) float64 at sample_rate Hz; b: (frames, channels) at b_rate
     (default sample_rate); 1 or 2 channels each. runner: a models.runtime.ModelRunner for
@@ -357,20 +364,17 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
             unavailable("timbre", str(exc))
     if stems is None:
         unavailable("bass_notes", "needs auracore.offline.separate (not in this build)")
-        unavailable("kick_pattern", "needs auracore.offline.separate (not in this build)")
     else:
         na = memo("a", "bass_line", lambda: bass_line(_notes(al.a - stems("a")["drums"], al.sample_rate, "bass")))
         nb = memo("b", "bass_line", lambda: bass_line(_notes(al.b - stems("b")["drums"], al.sample_rate, "bass")))
         f1 = D.note_f1(na, nb)
         scores["bass_notes"] = 100.0 * f1
         details["bass_notes"] = {"f1": f1, "a_notes": len(na), "b_notes": len(nb)}
-        ka = memo("a", "kicks", lambda: [(n.onset_s, 0) for n in _notes(stems("a")["drums"], al.sample_rate, "drums")
-                                         if n.pitch in (35, 36)])
-        kb = memo("b", "kicks", lambda: [(n.onset_s, 0) for n in _notes(stems("b")["drums"], al.sample_rate, "drums")
-                                         if n.pitch in (35, 36)])
-        f1 = D.note_f1(ka, kb, pitch=False)
-        scores["kick_pattern"] = 100.0 * f1
-        details["kick_pattern"] = {"f1": f1, "a_kicks": len(ka), "b_kicks": len(kb)}
+    ka = memo("a", "kicks", lambda: _kicks(al.a, al.sample_rate))
+    kb = memo("b", "kicks", lambda: _kicks(al.b, al.sample_rate))
+    f1 = D.note_f1(ka, kb, pitch=False)
+    scores["kick_pattern"] = 100.0 * f1
+    details["kick_pattern"] = {"f1": f1, "a_kicks": len(ka), "b_kicks": len(kb)}
     if profile is None:
         for name in ("rms_per_section", "harmonic_progression", "reverb", "bpm", "arrangement"):
             unavailable(name, "needs auracore.offline.profile (sections, chords, RT60, tempo), not in this build")
