@@ -339,7 +339,8 @@ def test_arrangement_falls_as_boundaries_move(aba):
 
 def test_reverb_dimension_follows_rt60():
     """Decaying noise bursts with RT60 0.5 s against 0.6, 0.8 and 1.2 s: falling, 100 for the
-    same decay (the blind RT60 needs free decays; on dense music it reports None)."""
+    same decay (the blind RT60 needs free decays; without either, and without the modulation
+    spectra, the dimension is None)."""
     from auracore.offline.profile import rt60
 
     def tails(rt, seed=0):
