@@ -424,3 +424,17 @@ def test_reverb_falls_with_added_reverb_on_dense_music(a):
     moved = {k: score(b) for k, b in others.items()}
     assert min(moved.values()) >= 75.0, moved
     assert min(moved.values()) > own[-1] + 20.0, (moved, own)
+
+
+def test_kick_onsets_keep_their_times_across_rate_level_and_channels(a):
+    """The kick reader on A, on A 20 dB down and resampled to 44.1 kHz, and on A's mono mix:
+    the same kicks, each within 3 ms."""
+    from auracore.offline.qc.align import to_rate
+    from auracore.offline.transcribe.kicks import kick_onsets
+
+    ref = kick_onsets(a, FS)
+    assert len(ref) >= 9, ref
+    for x, rate in ((to_rate(a * 0.1, FS, 44100), 44100), (a.mean(axis=1), FS)):
+        got = kick_onsets(x, rate)
+        assert len(got) == len(ref), (ref, got)
+        assert np.max(np.abs(np.array(got) - np.array(ref))) <= 0.003, (ref, got)
