@@ -1,6 +1,6 @@
 """Benchmark (quality): every qc dimension against every degradation the issue names, on one generated band.
 
-A is tests/test_qc.py's generated band in three 10 s sections (A B A: the middle one in
+A is tests/test_qc.py's generated band in three sections of --section-s (10 s) (A B A: the middle one in
 another key and timbre; a kick on every beat, a bass line in eighths, panned chords, hats)
 at 48 kHz. Each row is one degradation of A at the strength the tests use last; each cell
 the dimension's score (0-100) for that pair. A dimension's own degradation is marked *.
@@ -33,11 +33,14 @@ def _generators():
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print the matrix as JSON too")
+    ap.add_argument("--section-s", type=float, default=10.0, help="each section's length (s; default 10)")
     args = ap.parse_args()
     g = _generators()
     fs = g.FS
 
-    def band(first=10.0, middle=10.0, last=10.0, bpm=120.0, shift_semis=(0, 0, 0), bright_add=0.0, **kw):
+    sec = args.section_s
+
+    def band(first=sec, middle=sec, last=sec, bpm=120.0, shift_semis=(0, 0, 0), bright_add=0.0, **kw):
         parts = []
         for k, (secs, root, bright, seed) in enumerate(((first, 110.0, 0.6, 0), (middle, 146.8, 0.2, 1), (last, 110.0, 0.6, 0))):
             parts.append(g.song(seed, bpm=bpm, root_hz=root * 2 ** (shift_semis[k] / 12), bright=bright + bright_add,
@@ -48,7 +51,7 @@ def main() -> None:
 
     def middle_louder(db):
         y = a.copy()
-        y[10 * fs:20 * fs] *= 10 ** (db / 20)
+        y[int(sec * fs):int(2 * sec * fs)] *= 10 ** (db / 20)
         return y
 
     rows = {  # degradation: (the dimension it is for, B)
@@ -62,7 +65,7 @@ def main() -> None:
         "reverb 60 %": ("reverb", lambda: g.reverb(a, 0.6)),
         "compressor 14 dB": ("dynamic_range", lambda: g.squash(a, 14.0)),
         "10 % faster": ("bpm", lambda: band(bpm=132.0)),
-        "boundaries moved 6 s": ("arrangement", lambda: band(first=16.0, middle=10.0, last=4.0)),
+        f"boundaries moved {0.6 * sec:g} s": ("arrangement", lambda: band(first=1.6 * sec, middle=sec, last=0.4 * sec)),
         "brighter instruments": ("timbre", lambda: band(bright_add=0.35)),
     }
     runner = ModelRunner()

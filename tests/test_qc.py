@@ -281,7 +281,7 @@ def _profile_dim(name, a, b, prof_a=None):
     if name == "harmonic_progression":
         return D.harmonic_progression(pa, pb, dur)[0]
     if name == "bpm":
-        return D.bpm(pa.tempo_bpm, pb.tempo_bpm)[0]
+        return D.bpm(pa.tempo_bpm, pb.tempo_bpm, pa.tempo.tempo_candidates, pb.tempo.tempo_candidates)[0]
     if name == "arrangement":
         return D.arrangement(pa, pb, dur)[0]
     raise KeyError(name)
@@ -438,3 +438,19 @@ def test_kick_onsets_keep_their_times_across_rate_level_and_channels(a):
         got = kick_onsets(x, rate)
         assert len(got) == len(ref), (ref, got)
         assert np.max(np.abs(np.array(got) - np.array(ref))) <= 0.003, (ref, got)
+
+
+def test_bpm_holds_when_the_tempo_octave_is_a_tie():
+    """A 90 s band of eighth notes (kick on the beat) reads 120 BPM; through a 14 dB
+    compressor it read 60 (the profile's 120 and 80 candidates score within 5 %), and the
+    bpm dimension gave 0 for a copy at the same tempo. The tied candidates count as readings:
+    now 95 or more; 10 % faster still scores under 15."""
+    from auracore.offline.profile import profile
+
+    a = three_part(30.0, 30.0, 30.0)
+    pa = profile(a, FS)
+    assert abs(pa.tempo_bpm - 120.0) < 2.0
+    same = _profile_dim("bpm", a, squash(a, 14.0), pa)
+    faster = _profile_dim("bpm", a, three_part(30.0, 30.0, 30.0, bpm=132.0), pa)
+    assert same >= 95.0, same
+    assert faster < 15.0, faster

@@ -298,7 +298,8 @@ def _profile_dimensions(al, profile, scores: dict, details: dict, memo) -> None:
     mods = [memo(side, "modulation", lambda x=x: modulation_spectrum(x, al.sample_rate))
             for side, x in (("a", al.a), ("b", al.b))]
     scores["reverb"], details["reverb"] = D.reverb(rt_a, rt_b, *mods)
-    scores["bpm"], details["bpm"] = D.bpm(pa.tempo_bpm, pb.tempo_bpm)
+    scores["bpm"], details["bpm"] = D.bpm(pa.tempo_bpm, pb.tempo_bpm, pa.tempo.tempo_candidates,
+                                          pb.tempo.tempo_candidates)
     scores["arrangement"], details["arrangement"] = D.arrangement(pa, pb, duration_s)
 
 

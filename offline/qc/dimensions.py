@@ -219,6 +219,7 @@ CHORD_GRID_S = 0.1
 REVERB_SCALE_OCTAVES = 0.5     # |log2(RT60 B / RT60 A)| at which the score falls to 1/e
 REVERB_SCALE_S = 0.5           # |reverberation time B adds or lacks| (s, dense music) at which it falls to 1/e
 BPM_SCALE_OCTAVES = 0.05       # |log2(tempo B / tempo A)| at which the score falls to 1/e (3.5 %)
+TEMPO_TIE_SHARE = 0.9          # an octave-family candidate scoring this share of the best is a reading too
 BOUNDARY_TOLERANCE_S = 3.0
 
 
@@ -285,13 +286,28 @@ def reverb(rt_a: float | None, rt_b: float | None, mod_a=None, mod_b=None) -> tu
         "basis": "modulation", "a_rt60_s": rt_a, "b_rt60_s": rt_b, **fit}
 
 
-def bpm(tempo_a: float | None, tempo_b: float | None) -> tuple[float | None, dict]:
-    """BPM: d = |log2(tempo B / tempo A)| (each from its own profile); score
-    100 exp(-d / BPM_SCALE_OCTAVES): 2 % off scores 57, 5 % 24, 10 % 6. None without a tempo."""
+def _tempo_readings(tempo: float, candidates) -> list:
+    """The tempo and the candidates of its octave family (``TempoBeats.tempo_candidates``)
+    scoring within TEMPO_TIE_SHARE of the best: the readings the profile could not tell apart."""
+    out = [float(tempo)]
+    scores = [s for _, s in candidates or ()]
+    if scores and max(scores) > 0:
+        out += [float(b) for b, s in candidates if s >= TEMPO_TIE_SHARE * max(scores)]
+    return out
+
+
+def bpm(tempo_a: float | None, tempo_b: float | None, candidates_a=(), candidates_b=()) -> tuple[float | None, dict]:
+    """BPM: d = |log2(tempo B / tempo A)| (each from its own profile), the closest pair of
+    each side's readings (its tempo, and the octave-family candidates, x2, x1/2, x3/2, x2/3 ...,
+    that its profile scored within TEMPO_TIE_SHARE of the best: a tie the reader broke by a
+    hair, which a level or an EQ can flip); score 100 exp(-d / BPM_SCALE_OCTAVES): 2 % off
+    scores 57, 5 % 24, 10 % 6. None without a tempo."""
     if not tempo_a or not tempo_b:
         return None, {"a_bpm": tempo_a, "b_bpm": tempo_b, "unavailable": "no tempo found"}
-    d = abs(math.log2(tempo_b / tempo_a))
-    return 100.0 * math.exp(-d / BPM_SCALE_OCTAVES), {"a_bpm": tempo_a, "b_bpm": tempo_b, "octaves": d}
+    ra, rb = _tempo_readings(tempo_a, candidates_a), _tempo_readings(tempo_b, candidates_b)
+    d, ta, tb = min((abs(math.log2(y / x)), x, y) for x in ra for y in rb)
+    return 100.0 * math.exp(-d / BPM_SCALE_OCTAVES), {"a_bpm": tempo_a, "b_bpm": tempo_b, "octaves": d,
+                                                      "compared_bpm": [ta, tb]}
 
 
 def _boundaries(prof, duration_s: float) -> list:
