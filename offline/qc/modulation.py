@@ -17,8 +17,9 @@ below takes apart from the low-pass).
 ``added_reverb_s``: r(F) = the median over carrier bands of ln(|B|/|A|) (one band changed
 by another part, brighter chords masking the hats, moves it little) in each modulation
 band, fitted by least squares with c - 0.5 ln(1 + (2 pi F T / 13.8)^2) both ways (B from A,
-and A from B); T of the better fit, negative when A is the more reverberant. Memory is flat
-in the length: frames are made a chunk at a time.
+and A from B); T of the better fit, negative when A is the more reverberant. The STFT
+frames are made a chunk at a time: beside the mono mix, memory grows only by the band
+levels (six numbers per 10 ms).
 """
 
 import math

@@ -18,7 +18,7 @@ pitch. This reader asks instead what tells a kick from a bass note in the low ba
 Measured (bench/reconstruct.py's 12 s pieces, FluidR3's seven kits with effects and the
 bass, chords and lead playing; onset F1 within 50 ms against the true kicks, mir_eval):
 0.656 on pieces 1000-1007 and 0.725 on 1100-1107, where the drum transcription of the DSP
-drum stem found 0.499 and 0.499. The thresholds were chosen on those pieces and on
+drum stem found 0.512 and 0.511 (bench/kicks.py). The thresholds were chosen on those pieces and on
 tests/test_qc.py's generated band; see docs/qc.md.
 """
 
