@@ -19,7 +19,8 @@ Measured (bench/reconstruct.py's 12 s pieces, FluidR3's seven kits with effects 
 bass, chords and lead playing; onset F1 within 50 ms against the true kicks, mir_eval):
 0.656 on pieces 1000-1007 and 0.725 on 1100-1107, where the drum transcription of the DSP
 drum stem found 0.512 and 0.511 (bench/kicks.py). The thresholds were chosen on those pieces and on
-tests/test_qc.py's generated band; see docs/qc.md.
+tests/test_qc.py's generated band; on pieces 1200-1207, read once after, 0.756 (0.479).
+See docs/qc.md.
 """
 
 import math
