@@ -454,3 +454,16 @@ def test_bpm_holds_when_the_tempo_octave_is_a_tie():
     faster = _profile_dim("bpm", a, three_part(30.0, 30.0, 30.0, bpm=132.0), pa)
     assert same >= 95.0, same
     assert faster < 15.0, faster
+
+
+def test_the_tempo_of_even_eighths_without_kicks_is_not_read_at_two_thirds():
+    """The 30 s A B A band with every kick removed: its bass eighths and off-beat hats read
+    80 BPM (a 3:2 relative; its beats tracked a second apart, reported 60) before 3:2
+    relatives had to win clearly; now 120 within 2 %, and bpm against A is 95 or more."""
+    from auracore.offline.profile import profile
+
+    b = np.concatenate([song(seed, bpm=120.0, root_hz=root, bright=bright, seconds=10.0, kick_keep=0.0)
+                        for root, bright, seed in ((110.0, 0.6, 0), (146.8, 0.2, 1), (110.0, 0.6, 0))])
+    pb = profile(b, FS)
+    assert abs(pb.tempo_bpm - 120.0) < 2.4, pb.tempo_bpm
+    assert _profile_dim("bpm", three_part(), b) >= 95.0

@@ -46,6 +46,10 @@ METER_BIAS = {4: 1.0, 3: 1.0, 2: 1.0}
 ALTERNATION_WEIGHT = 0.5
 FILL_WEIGHT = 0.4
 OCTAVE_RATIOS = (1.0, 0.5, 2.0, 2.0 / 3.0, 1.5, 1.0 / 3.0, 3.0)
+# a 3:2 relative of the salience's best must win clearly: the half-beat fill that tells a
+# grid twice too slow reads nothing at a 2/3 grid's half-beat points (they fall between the
+# eighths), so without this a band of even eighths under a beat read 80 for 120
+THREE_TWO_WEIGHT = {2.0 / 3.0: 0.8, 1.5: 0.8}
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,7 @@ def global_tempo(o: np.ndarray, fps: float, o_low: np.ndarray | None = None,
         contrast, alternation = _grid_contrast(o_low, fps, b)
         fill = 0.0 if o_bass is None else _half_beat_fill(o_bass, fps, b)
         s = (max(float(sal[j]), 0.0) * float(_prior(b)) * contrast ** 2 * (1.0 - ALTERNATION_WEIGHT * alternation)
-             * (1.0 - FILL_WEIGHT * fill))
+             * (1.0 - FILL_WEIGHT * fill) * THREE_TWO_WEIGHT.get(ratio, 1.0))
         cands.append((b, s))
     cands.sort(key=lambda c: -c[1])
     total = sum(s for _, s in cands)
