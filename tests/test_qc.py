@@ -442,9 +442,10 @@ def test_kick_onsets_keep_their_times_across_rate_level_and_channels(a):
 
 def test_bpm_holds_when_the_tempo_octave_is_a_tie():
     """A 90 s band of eighth notes (kick on the beat) reads 120 BPM; through a 14 dB
-    compressor it read 60 (the profile's 120 and 80 candidates score within 5 %), and the
-    bpm dimension gave 0 for a copy at the same tempo. The tied candidates count as readings:
-    now 95 or more; 10 % faster still scores under 15."""
+    compressor it read 60 (the profile's 120 and 80 candidates scored within 5 %), and the
+    bpm dimension gave 0 for a copy at the same tempo. Now 95 or more (the tempo reader's
+    3:2 weight keeps it at 120; the tie rule below would also hold it); 10 % faster still
+    scores under 15."""
     from auracore.offline.profile import profile
 
     a = three_part(30.0, 30.0, 30.0)
@@ -467,3 +468,16 @@ def test_the_tempo_of_even_eighths_without_kicks_is_not_read_at_two_thirds():
     pb = profile(b, FS)
     assert abs(pb.tempo_bpm - 120.0) < 2.4, pb.tempo_bpm
     assert _profile_dim("bpm", three_part(), b) >= 95.0
+
+
+def test_bpm_counts_the_tempo_readers_ties_as_readings():
+    """The candidates the profile gave the 90 s band and its compressed copy before the 3:2
+    weight (A 120.2: 119.9 at 0.715, 80.0 at 0.709; B 60.1: 80.0 at 0.653, 119.9 at 0.624):
+    the same tempo, 99 or more. Without ties (each runner-up at half its winner's score):
+    60 against 120 scores under 1. A true 10 % faster with the same ties: under 15."""
+    a_c = ((119.9, 0.715), (80.0, 0.709), (59.9, 0.351))
+    b_c = ((80.0, 0.653), (119.9, 0.624), (59.9, 0.331))
+    assert D.bpm(120.2, 60.1, a_c, b_c)[0] >= 99.0
+    assert D.bpm(120.2, 60.1, ((119.9, 0.7), (80.0, 0.35)), ((80.0, 0.6), (119.9, 0.3)))[0] < 1.0
+    faster = tuple((t * 1.1, sc) for t, sc in a_c)
+    assert D.bpm(120.2, 132.2, a_c, faster)[0] < 15.0
