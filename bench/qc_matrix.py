@@ -40,12 +40,8 @@ def main() -> None:
 
     sec = args.section_s
 
-    def band(first=sec, middle=sec, last=sec, bpm=120.0, shift_semis=(0, 0, 0), bright_add=0.0, **kw):
-        parts = []
-        for k, (secs, root, bright, seed) in enumerate(((first, 110.0, 0.6, 0), (middle, 146.8, 0.2, 1), (last, 110.0, 0.6, 0))):
-            parts.append(g.song(seed, bpm=bpm, root_hz=root * 2 ** (shift_semis[k] / 12), bright=bright + bright_add,
-                                seconds=secs, **kw))
-        return np.concatenate(parts)
+    def band(first=sec, middle=sec, last=sec, **kw):
+        return g.three_part(first, middle, last, **kw)
 
     a = band()
 

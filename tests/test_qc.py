@@ -251,13 +251,16 @@ def test_cli_json_and_plot(a, tmp_path):
 
 # ---------------------------------------------------------------- the five profile dimensions
 
-def three_part(first=10.0, middle=10.0, last=10.0, bpm=120.0, middle_root=146.8, shift_semis=(0, 0, 0)):
+def three_part(first=10.0, middle=10.0, last=10.0, bpm=120.0, middle_root=146.8, shift_semis=(0, 0, 0),
+               bright_add=0.0, **song_kw):
     """A B A: generated band sections of the given lengths (s); the middle one in another key
-    and timbre; shift_semis moves each section's harmony (bass and chords) by semitones."""
+    and timbre; shift_semis moves each section's harmony (bass and chords) by semitones;
+    bright_add brightens every section's chords; song_kw (kick_keep, shifted) goes to each."""
     parts = []
     for k, (secs, root, bright, seed) in enumerate(((first, 110.0, 0.6, 0), (middle, middle_root, 0.2, 1),
                                                      (last, 110.0, 0.6, 0))):
-        parts.append(song(seed, bpm=bpm, root_hz=root * 2 ** (shift_semis[k] / 12), bright=bright, seconds=secs))
+        parts.append(song(seed, bpm=bpm, root_hz=root * 2 ** (shift_semis[k] / 12), bright=bright + bright_add,
+                          seconds=secs, **song_kw))
     return np.concatenate(parts)
 
 
@@ -463,8 +466,7 @@ def test_the_tempo_of_even_eighths_without_kicks_is_not_read_at_two_thirds():
     relatives had to win clearly; now 120 within 2 %, and bpm against A is 95 or more."""
     from auracore.offline.profile import profile
 
-    b = np.concatenate([song(seed, bpm=120.0, root_hz=root, bright=bright, seconds=10.0, kick_keep=0.0)
-                        for root, bright, seed in ((110.0, 0.6, 0), (146.8, 0.2, 1), (110.0, 0.6, 0))])
+    b = three_part(kick_keep=0.0)
     pb = profile(b, FS)
     assert abs(pb.tempo_bpm - 120.0) < 2.4, pb.tempo_bpm
     assert _profile_dim("bpm", three_part(), b) >= 95.0

@@ -26,6 +26,8 @@ import math
 
 import numpy as np
 
+from auracore.offline.fft32 import rfft32
+
 CARRIERS_HZ = (250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
 MODULATIONS_HZ = tuple(1.0 * 2.0 ** (k / 3.0) for k in range(12))  # 1.0 .. 12.7 Hz
 FRAME_S = 0.02
@@ -53,7 +55,7 @@ def band_levels_db(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
     view = np.lib.stride_tricks.sliding_window_view(mono, n_fft)[::hop]
     out = np.empty((view.shape[0], len(CARRIERS_HZ)), dtype=np.float64)
     for i in range(0, view.shape[0], CHUNK_FRAMES):
-        spec = np.fft.rfft(view[i:i + CHUNK_FRAMES] * window, axis=1)
+        spec = rfft32(view[i:i + CHUNK_FRAMES] * window)
         out[i:i + CHUNK_FRAMES] = (spec.real ** 2 + spec.imag ** 2) @ bands
     floor = out.max(axis=0, keepdims=True) * 10.0 ** (-FLOOR_DB / 10.0) + 1e-20
     return 10.0 * np.log10(out + floor), sample_rate / hop
