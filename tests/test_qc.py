@@ -319,6 +319,20 @@ def test_chords_fall_as_more_sections_change_harmony(aba):
     assert scores[2] < 70.0 and scores[3] < 40.0
 
 
+def test_chords_and_sections_hold_when_other_properties_change(aba):
+    """An EQ tilt of 8 dB/decade, brighter instruments, a 14 dB compressor and removed kicks
+    leave the chord and arrangement dimensions at 90 or more (the tilt cost the chords 70
+    points, and brighter instruments merged this 30 s band's sections, before the chord
+    reader took the track's spectral tilt out and the section kernel shrank on short tracks)."""
+    a, pa = aba
+    others = {"tilt": tilt(a, 8.0), "brighter": three_part(bright_add=0.35), "compressor": squash(a, 14.0),
+              "no kicks": three_part(kick_keep=0.0)}
+    for name, b in others.items():
+        chords = _profile_dim("harmonic_progression", a, b, pa)
+        sections = _profile_dim("arrangement", a, b, pa)
+        assert chords >= 90.0 and sections >= 90.0, (name, chords, sections)
+
+
 def test_bpm_falls_with_time_stretch(aba):
     """The same parts at 2 %, 5 % and 10 % faster: the BPM dimension falls each time and is
     under 15 at 10 %."""

@@ -10,7 +10,10 @@ start and after the end), so the features do not depend on the block size.
   the log-mel spectral flux ``onset`` (mean over 64 mel bands of the half-wave rectified
   rise in dB) and ``onset_low`` (the same over the bands below 200 Hz: kick and bass).
 - Chroma frames (every ``CHROMA_STEP`` onset frames, 4x longer window for pitch resolution):
-  ``chroma`` (12, n) pitch-class energy from 55 Hz to 5 kHz, and ``mel_db`` (64, n).
+  ``semitones`` (79, n) energy per semitone from A1 (55 Hz) to 5 kHz, ``chroma`` (12, n) the
+  same folded to pitch classes, and ``mel_db`` (64, n). ``Features.whitened_chroma()`` is the
+  chroma of the semitone energies with the track's long-term spectral tilt taken out (then
+  weighted by a fixed register curve): a static EQ tilt cancels out of it.
 - Level frames (one per ``hop`` samples of the input, all channels): energy sums for RMS,
   peak and mid/side energy, for any span (a section) to be summed afterwards.
 - The EBU R128 momentary loudness every 100 ms (``auracore.kernels.loudness.LoudnessMeter``),
@@ -32,6 +35,12 @@ CHROMA_HI_HZ = 5000.0
 LOW_BAND_HZ = 200.0
 FLOOR_DB = -100.0
 LOG_HOPS = 1000
+SEMITONE_LO = 33  # MIDI note of CHROMA_LO_HZ (A1)
+# after the tilt is taken out, registers are weighted by a fixed Gaussian over MIDI notes
+# (middle C, 15 semitones): a flat spectrum gives the bass's smear and the hats' noise as much
+# weight as the harmony (chosen on bench/profile.py's pieces, docs/profile.md)
+REGISTER_CENTRE_MIDI = 60.0
+REGISTER_SIGMA_SEMIS = 15.0
 
 
 def frame_params(sample_rate: int) -> tuple[int, int]:
@@ -45,19 +54,46 @@ def _mel_filters(sample_rate: int, n_fft: int) -> np.ndarray:
     return mel.filter_bank(sample_rate, n_fft, N_MELS, 30.0, min(16000.0, sample_rate / 2.0)).astype(np.float64)
 
 
-def _chroma_filters(sample_rate: int, n_fft: int) -> np.ndarray:
-    """(12, bins): each bin in CHROMA_LO..HI_HZ goes to its nearest pitch class, C = 0."""
+def _semitone_filters(sample_rate: int, n_fft: int) -> np.ndarray:
+    """(semitones, bins): each bin in CHROMA_LO..HI_HZ spreads over its two nearest
+    semitones by distance (linear in semitones); row 0 is MIDI note SEMITONE_LO (A1)."""
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    fb = np.zeros((12, freqs.size))
+    top = int(math.floor(69.0 + 12.0 * math.log2(CHROMA_HI_HZ / 440.0))) + 1
+    fb = np.zeros((top - SEMITONE_LO + 1, freqs.size))
     ok = (freqs >= CHROMA_LO_HZ) & (freqs <= CHROMA_HI_HZ)
     midi = 69.0 + 12.0 * np.log2(freqs[ok] / 440.0)
-    # a bin spreads over the two nearest pitch classes by distance (linear in semitones)
     lo = np.floor(midi)
     frac = midi - lo
     cols = np.flatnonzero(ok)
-    np.add.at(fb, ((lo.astype(int)) % 12, cols), 1.0 - frac)
-    np.add.at(fb, ((lo.astype(int) + 1) % 12, cols), frac)
+    row = lo.astype(int) - SEMITONE_LO
+    np.add.at(fb, (row, cols), 1.0 - frac)
+    np.add.at(fb, (row + 1, cols), frac)
     return fb
+
+
+def fold_chroma(semitones: np.ndarray) -> np.ndarray:
+    """(12, n) pitch-class sums (C = 0) of (semitones, n) energies from MIDI SEMITONE_LO up."""
+    out = np.zeros((12, semitones.shape[1]), dtype=np.float64)
+    for i in range(semitones.shape[0]):
+        out[(SEMITONE_LO + i) % 12] += semitones[i]
+    return out
+
+
+def whiten_semitones(semitones: np.ndarray) -> np.ndarray:
+    """Semitone energies (rows from MIDI SEMITONE_LO up) with the track's spectral tilt taken
+    out: divided by the straight line (log level against semitone, least squares) fitted to
+    their long-term mean levels. An EQ tilt (a level linear in log frequency) changes only
+    that line, so it cancels exactly; a shelf or a peak cancels in part."""
+    s = np.asarray(semitones, dtype=np.float64)
+    if s.shape[1] == 0:
+        return s
+    mean = s.mean(axis=1)
+    ok = mean > 0.0  # a semitone no FFT bin reaches (the lowest, at some rates) stays out of the fit
+    if ok.sum() < 2:
+        return s
+    idx = np.arange(mean.size, dtype=np.float64)
+    slope, icept = np.polyfit(idx[ok], np.log(mean[ok]), 1)
+    return s * np.exp(-(slope * idx + icept))[:, None]
 
 
 class LevelFrames:
@@ -156,6 +192,13 @@ class Features:
     def chroma_times_s(self) -> np.ndarray:
         return np.arange(self.chroma.shape[1]) * self.hop * CHROMA_STEP / self.sample_rate
 
+    def whitened_chroma(self) -> np.ndarray:
+        """(12, n) chroma of the detilted semitone energies (``whiten_semitones``), each
+        register weighted by a fixed Gaussian (REGISTER_CENTRE_MIDI, REGISTER_SIGMA_SEMIS)."""
+        midi = SEMITONE_LO + np.arange(self.semitones.shape[0])
+        weight = np.exp(-0.5 * ((midi - REGISTER_CENTRE_MIDI) / REGISTER_SIGMA_SEMIS) ** 2)
+        return fold_chroma(whiten_semitones(self.semitones) * weight[:, None])
+
 
 class FeatureStream:
     """Streaming extractor: ``process(block)`` with (frames, channels) float blocks, then
@@ -174,7 +217,7 @@ class FeatureStream:
         self.mel_fb_big = _sparse(_mel_filters(self.sample_rate, self.n_big))
         centres = np.array([0.0] + list(_mel_centres(self.sample_rate)))
         self.low_bands = np.flatnonzero(centres[1:] < LOW_BAND_HZ)
-        self.chroma_fb = _sparse(_chroma_filters(self.sample_rate, self.n_big))
+        self.semitone_fb = _sparse(_semitone_filters(self.sample_rate, self.n_big))
         # the buffer starts with n_big/2 zeros so that frame k is centred on sample k*hop
         self.pad = self.n_big // 2
         self.buf = np.zeros(self.pad)
@@ -185,6 +228,7 @@ class FeatureStream:
         self.onset: list[np.ndarray] = []
         self.onset_low: list[np.ndarray] = []
         self.chroma: list[np.ndarray] = []
+        self.semitones: list[np.ndarray] = []
         self.mel_db: list[np.ndarray] = []
         self.levels = LevelFrames(self.hop, self.channels)
         self.loudness = MomentaryLog(self.sample_rate, self.channels) if loudness else None
@@ -231,7 +275,9 @@ class FeatureStream:
             hb = self.n_big // 2
             idxb = cc[:, None] - hb + np.arange(self.n_big)[None, :]
             pb = np.maximum(np.abs(np.fft.rfft(self.buf[idxb] * self.window_big, axis=1)) ** 2 * self.scale_big, 1e-20)
-            self.chroma.append((self.chroma_fb @ pb.T).astype(np.float32))
+            semis = self.semitone_fb @ pb.T
+            self.semitones.append(semis.astype(np.float32))
+            self.chroma.append(fold_chroma(semis).astype(np.float32))
             mdb = 10.0 * np.log10(np.maximum(self.mel_fb_big @ pb.T, 1e-10))
             self.mel_db.append(np.maximum(mdb, FLOOR_DB).astype(np.float32))
         self.next_frame = int(k[-1]) + 1
@@ -254,6 +300,7 @@ class FeatureStream:
             frames=self.frames_in, duration_s=self.frames_in / self.sample_rate,
             onset=cat(self.onset, (0,)), onset_low=cat(self.onset_low, (0,)),
             chroma=cat(self.chroma, (12, 0)).astype(np.float64),
+            semitones=cat(self.semitones, (self.semitone_fb.shape[0], 0)),
             mel_db=cat(self.mel_db, (N_MELS, 0)).astype(np.float64),
             levels=self.levels.finish(), momentary_times_s=m_times, momentary_lufs=momentary,
             integrated_lufs=integrated)

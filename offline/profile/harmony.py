@@ -4,7 +4,10 @@
   loudness share, so loud and quiet passages count by their length) correlated with the 24
   rotations of the Krumhansl-Kessler major and minor profiles. The confidence is the gap
   between the best and the runner-up correlation over the best's distance to -1, 0..1.
-- Chords: the chroma averaged between consecutive beats, log-compressed and normalised,
+- Chords: the whitened chroma (``Features.whitened_chroma``: the semitone energies with the
+  track's long-term spectral tilt taken out and a fixed register weight put in, so a static
+  EQ tilt does not change which notes win) averaged between consecutive beats,
+  log-compressed and normalised,
   matched by cosine against templates for 12 roots x (maj, min, 7, maj7, min7) (chord tones
   weighted root 1, fifth 0.8, third 1, seventh 0.7, each with its
   harmonics) and ``N`` (no chord: a beat whose
@@ -166,7 +169,7 @@ def from_features(feat: Features, tempo: TempoBeats) -> KeyChords:
     """Key and chords from extracted features and the beats of ``tempo``."""
     key, conf, runner, scores = estimate_key(feat.chroma)
     frame_s = feat.hop * CHROMA_STEP / feat.sample_rate
-    chords = estimate_chords(feat.chroma, frame_s, tempo.beats_s, feat.duration_s)
+    chords = estimate_chords(feat.whitened_chroma(), frame_s, tempo.beats_s, feat.duration_s)
     return KeyChords(key=key, key_confidence=conf, key_runner_up=runner, key_scores=scores, chords=chords)
 
 

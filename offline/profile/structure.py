@@ -3,7 +3,10 @@
 - Boundaries: per beat, the chroma (unit norm) and timbre (MFCC 1..12 of the mel frames,
   z-scored) are stacked over ``EMBED_BEATS`` beats; the cosine self-similarity matrix is
   scanned with a Gaussian-tapered checkerboard kernel of ``KERNEL_BEATS`` beats on each
-  side (Foote's novelty). Peaks that are the largest within ``MIN_SECTION_BEATS`` beats and
+  side (Foote's novelty), fewer on a short track: at most a sixth of its beats (not under
+  ``MIN_KERNEL_BEATS``), so that the whole kernel spans no more than a third of the track
+  (on a 30 s track of three sections a 16-beat kernel spreads each boundary's peak over
+  half the track, and the threshold below rises with it). Peaks that are the largest within ``MIN_SECTION_BEATS`` beats and
   above the novelty's median + ``PEAK_MADS`` median absolute deviations become boundaries,
   snapped to the nearest downbeat. The count follows from the track.
 - Labels: each section's mean feature (chroma and timbre) is compared with the first
@@ -28,6 +31,7 @@ from .tempo import TempoBeats, from_features as _tempo_from_features
 
 EMBED_BEATS = 1
 KERNEL_BEATS = 16
+MIN_KERNEL_BEATS = 8
 MIN_SECTION_BEATS = 16
 PEAK_MADS = 1.5
 SAME_SIM = 0.93
@@ -117,7 +121,7 @@ def boundaries(feat_beats: np.ndarray) -> np.ndarray:
         return np.array([0])
     e = _embed(feat_beats, EMBED_BEATS)
     ssm = e @ e.T
-    nov = novelty(ssm, KERNEL_BEATS)
+    nov = novelty(ssm, int(min(KERNEL_BEATS, max(MIN_KERNEL_BEATS, n // 6))))
     med = np.median(nov)
     mad = np.median(np.abs(nov - med)) + 1e-12
     thr = med + PEAK_MADS * mad
