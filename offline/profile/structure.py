@@ -6,9 +6,10 @@
   side (Foote's novelty), fewer on a short track: at most a sixth of its beats (not under
   ``MIN_KERNEL_BEATS``), so that the whole kernel spans no more than a third of the track
   (on a 30 s track of three sections a 16-beat kernel spreads each boundary's peak over
-  half the track, and the threshold below rises with it). Peaks that are the largest within ``MIN_SECTION_BEATS`` beats and
-  above the novelty's median + ``PEAK_MADS`` median absolute deviations become boundaries,
-  snapped to the nearest downbeat. The count follows from the track.
+  half the track, and the threshold below rises with it). Peaks that are the largest
+  within ``MIN_SECTION_BEATS`` beats and above the novelty's median + ``PEAK_MADS`` median
+  absolute deviations become boundaries, snapped to the nearest downbeat. The count
+  follows from the track.
 - Labels: each section's mean feature (chroma and timbre) is compared with the first
   section of every label so far: cosine similarity >= ``SAME_SIM`` takes that label,
   >= ``VARIANT_SIM`` takes it with a prime (A'), else a new letter.
