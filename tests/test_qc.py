@@ -486,6 +486,18 @@ def test_the_tempo_of_even_eighths_without_kicks_is_not_read_at_two_thirds():
     assert _profile_dim("bpm", three_part(), b) >= 95.0
 
 
+def test_the_reported_tempo_is_the_one_the_reader_chose():
+    """The 90 s band without kicks: the reader's best candidate is 80 BPM (a 3:2 relative,
+    short of the issue), and its beats now keep to it within 2 %; the tempo curve spanned
+    x0.7..x1.45 of it before, its beats drifted a second apart, and it reported 60, a
+    tempo that none of its candidates named."""
+    from auracore.offline.profile import profile
+
+    pb = profile(three_part(30.0, 30.0, 30.0, kick_keep=0.0), FS)
+    best = pb.tempo.tempo_candidates[0][0]
+    assert abs(pb.tempo_bpm / best - 1.0) < 0.02, (pb.tempo_bpm, pb.tempo.tempo_candidates)
+
+
 def test_bpm_counts_the_tempo_readers_ties_as_readings():
     """The candidates the profile gave the 90 s band and its compressed copy before the 3:2
     weight (A 120.2: 119.9 at 0.715, 80.0 at 0.709; B 60.1: 80.0 at 0.653, 119.9 at 0.624):

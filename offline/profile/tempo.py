@@ -12,7 +12,8 @@
    bass) strikes there about as hard as on the grid's beats, the bass moves at twice the
    grid's rate, and the candidate's score is lowered by ``FILL_WEIGHT`` times that ratio.
 3. The tempo curve: the same salience in 8 s windows every 1 s, a Viterbi path over the
-   grid within x0.7..x1.45 of the global tempo with a cost on log-tempo jumps.
+   grid within ``CURVE_RANGE`` (x0.78..x1.3) of the global tempo with a cost on log-tempo
+   jumps (short of 3:4 and 4:3, where a beat tracker drifts to another reading of the pulse).
 4. Beats: dynamic programming (Ellis 2007) on the onset envelope with the local period of
    the curve: each beat's score is its onset strength plus the best predecessor's score
    less a penalty on the log ratio of the interval to the local period.
@@ -40,6 +41,7 @@ PRIOR_OCTAVES = 0.85
 CURVE_WINDOW_S = 8.0
 CURVE_HOP_S = 1.0
 CURVE_JUMP_COST = 40.0
+CURVE_RANGE = (0.78, 1.3)  # the tempo curve's span around the global tempo: short of 3:4 and 4:3
 TIGHTNESS = 100.0
 METER_WEIGHTS = (1.0, 1.0, 0.5)  # low-band onset, chroma change, onset strength
 METER_BIAS = {4: 1.0, 3: 1.0, 2: 1.0}
@@ -217,9 +219,9 @@ def global_tempo(o: np.ndarray, fps: float, o_low: np.ndarray | None = None,
 
 def tempo_curve(o: np.ndarray, fps: float, tempo_bpm: float) -> tuple[np.ndarray, np.ndarray]:
     """(times_s, tempo_bpm) every CURVE_HOP_S: the Viterbi path of windowed comb salience
-    within x0.7..x1.45 of tempo_bpm."""
+    within CURVE_RANGE of tempo_bpm."""
     grid = bpm_grid()
-    grid = grid[(grid >= tempo_bpm * 0.7) & (grid <= tempo_bpm * 1.45)]
+    grid = grid[(grid >= tempo_bpm * CURVE_RANGE[0]) & (grid <= tempo_bpm * CURVE_RANGE[1])]
     win = int(round(CURVE_WINDOW_S * fps))
     hop = int(round(CURVE_HOP_S * fps))
     n = o.size
