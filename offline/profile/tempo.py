@@ -10,7 +10,10 @@
    (``tempo_candidates``) with their scores. The confidence is the winner's share.
    A grid twice too slow is told by its half-beat points: where the low band (kick and
    bass) strikes there about as hard as on the grid's beats, the bass moves at twice the
-   grid's rate, and the candidate's score is lowered by ``FILL_WEIGHT`` times that ratio.
+   grid's rate, and the candidate's score is lowered by ``FILL_WEIGHT`` times that ratio,
+   or times the same ratio in the whole mix where that is the lesser (a bass in even
+   eighths under off-beat hats fills a 120 BPM grid's half-beats in the low band; in the
+   mix the hats make its beats the stronger).
 3. The tempo curve: the same salience in 8 s windows every 1 s, a Viterbi path over the
    grid within ``CURVE_RANGE`` (x0.78..x1.3) of the global tempo with a cost on log-tempo
    jumps (short of 3:4 and 4:3, where a beat tracker drifts to another reading of the pulse).
@@ -207,7 +210,9 @@ def global_tempo(o: np.ndarray, fps: float, o_low: np.ndarray | None = None,
         j = near[np.argmax(sal[near])]
         b = float(grid[j])
         contrast, alternation = _grid_contrast(o_low, fps, b)
-        fill = 0.0 if o_bass is None else _half_beat_fill(o_bass, fps, b)
+        # twice too slow only if its half-beats are filled in the low band and in the whole mix
+        # alike: an even bass line in eighths under off-beat hats fills the first, not the second
+        fill = 0.0 if o_bass is None else min(_half_beat_fill(o_bass, fps, b), _half_beat_fill(o, fps, b))
         s = (max(float(sal[j]), 0.0) * float(_prior(b)) * contrast ** 2 * (1.0 - ALTERNATION_WEIGHT * alternation)
              * (1.0 - FILL_WEIGHT * fill) * THREE_TWO_WEIGHT.get(ratio, 1.0))
         cands.append((b, s))
