@@ -35,7 +35,7 @@ QC_SEPARATOR = "dsp"
 # line, which is kept
 UNCACHED = ("stems",)
 # part of the disk cache's key: raise it when an analysis the cache keeps changes
-QC_CACHE_VERSION = 3
+QC_CACHE_VERSION = 4
 
 
 @dataclass(frozen=True)
