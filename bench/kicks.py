@@ -10,8 +10,8 @@ lead playing; 12 s at 44.1 kHz), two sets of seeds. Readers:
   and bass stems summed (reconstruct's reading).
 
 Figure: onset F1 within 50 ms (mir_eval), the mean over each set's pieces. ``--squash``
-also reads each piece through a fast 14 dB compressor (a static curve on a 10 ms envelope,
-as tests/test_qc.py's ``squash``), in columns of their own.
+also reads each piece through a fast 14 dB compressor (bench/qc_reverb.py's: a static curve
+on a 10 ms envelope), in columns of their own.
 Usage:
     python bench/kicks.py [--model] [--squash] [--seconds 12] [--first-seeds 1000 1100]
 """
@@ -59,12 +59,13 @@ def readers(model: bool) -> dict:
     return out
 
 
-def squash(x: np.ndarray, rate: int, amount_db: float = 14.0) -> np.ndarray:
-    """A crude static compressor on a 10 ms envelope: amount_db of reduction at the top."""
-    n = max(1, int(0.01 * rate))
-    env = np.sqrt(np.convolve(x.mean(axis=1) ** 2, np.ones(n) / n, mode="same")) + 1e-9
-    level = 20 * np.log10(env / env.max())
-    return x * 10 ** (-amount_db * np.clip((level + 30) / 30, 0, 1) / 20)[:, None]
+def _squash():
+    """bench/qc_reverb.py's compressor (a static curve on a 10 ms envelope at 44.1 kHz, the
+    pieces' rate), loaded by path as bench/reconstruct.py is."""
+    spec = importlib.util.spec_from_file_location("bench_qc_reverb", os.path.join(os.path.dirname(__file__), "qc_reverb.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.squash
 
 
 def main() -> None:
@@ -78,7 +79,8 @@ def main() -> None:
     make_piece = _make_piece()
     rd = readers(args.model)
     if args.squash:
-        rd.update({f"{k}, compressed": (lambda x, r, fn=fn: fn(squash(x, r), r)) for k, fn in list(rd.items())})
+        squash = _squash()
+        rd.update({f"{k}, compressed": (lambda x, r, fn=fn: fn(squash(x, 14.0), r)) for k, fn in list(rd.items())})
     print("| seeds | " + " | ".join(rd) + " |")
     print("|---" * (len(rd) + 1) + "|")
     for first in args.first_seeds:
