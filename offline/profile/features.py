@@ -227,7 +227,6 @@ class FeatureStream:
         self.prev_db = None
         self.onset: list[np.ndarray] = []
         self.onset_low: list[np.ndarray] = []
-        self.chroma: list[np.ndarray] = []
         self.semitones: list[np.ndarray] = []
         self.mel_db: list[np.ndarray] = []
         self.levels = LevelFrames(self.hop, self.channels)
@@ -277,7 +276,6 @@ class FeatureStream:
             pb = np.maximum(np.abs(np.fft.rfft(self.buf[idxb] * self.window_big, axis=1)) ** 2 * self.scale_big, 1e-20)
             semis = self.semitone_fb @ pb.T
             self.semitones.append(semis.astype(np.float32))
-            self.chroma.append(fold_chroma(semis).astype(np.float32))
             mdb = 10.0 * np.log10(np.maximum(self.mel_fb_big @ pb.T, 1e-10))
             self.mel_db.append(np.maximum(mdb, FLOOR_DB).astype(np.float32))
         self.next_frame = int(k[-1]) + 1
@@ -295,12 +293,12 @@ class FeatureStream:
         else:
             m_times, momentary, integrated = np.zeros(0), np.zeros(0), -math.inf
         cat = (lambda parts, shape: np.concatenate(parts, axis=-1) if parts else np.zeros(shape))
+        semitones = cat(self.semitones, (self.semitone_fb.shape[0], 0))  # the chroma is their fold
         return Features(
             sample_rate=self.sample_rate, channels=self.channels, hop=self.hop, n_fft=self.n_fft,
             frames=self.frames_in, duration_s=self.frames_in / self.sample_rate,
             onset=cat(self.onset, (0,)), onset_low=cat(self.onset_low, (0,)),
-            chroma=cat(self.chroma, (12, 0)).astype(np.float64),
-            semitones=cat(self.semitones, (self.semitone_fb.shape[0], 0)),
+            chroma=fold_chroma(semitones), semitones=semitones,
             mel_db=cat(self.mel_db, (N_MELS, 0)).astype(np.float64),
             levels=self.levels.finish(), momentary_times_s=m_times, momentary_lufs=momentary,
             integrated_lufs=integrated)
