@@ -122,7 +122,7 @@ def test_identical_scores_99_or_more_everywhere(identical):
                              "kick_pattern"}
     assert all(v >= 99.0 for v in computed.values()), identical.dimensions
     assert identical.score >= 99.0
-    assert identical.alignment == {"offset_s": 0.0, "gain_db": 0.0}
+    assert identical.alignment == {"offset_s": 0.0, "gain_db": 0.0, "time_scale": 1.0, "time_offset_s": 0.0}
     assert set(identical.dimensions) == set(DIMENSIONS)
 
 
@@ -354,6 +354,42 @@ def test_bpm_falls_with_time_stretch(aba):
     assert scores[0] >= 99.0
     assert scores[0] > scores[1] > scores[2] > scores[3], scores
     assert scores[3] < 15.0
+
+
+def test_a_time_stretch_moves_the_bpm_and_not_the_notes(aba):
+    """The whole band 10 % faster (every section as many beats, 132 BPM): B's time is mapped
+    on A's by the tempo ratio (1.1 within 0.5 %), and the dimensions that compare events and
+    frames in time hold (read on B's own time they were bass 4, kicks 23, chords 36, energy
+    45), while the BPM falls under 15. A compressed copy at A's tempo keeps B's own time."""
+    a, _ = aba
+    stretched = three_part(10.0 / 1.1, 10.0 / 1.1, 10.0 / 1.1, bpm=132.0)
+    r = qc(a, stretched, FS)
+    assert abs(r.alignment["time_scale"] - 1.1) <= 0.0055, r.alignment
+    d = r.dimensions
+    assert d["bpm"] < 15.0, d
+    assert d["bass_notes"] >= 70.0 and d["kick_pattern"] >= 85.0, d
+    assert d["harmonic_progression"] >= 90.0 and d["energy_curve"] >= 85.0 and d["arrangement"] >= 99.0, d
+    same_tempo = qc(a, squash(a, 14.0), FS)
+    assert same_tempo.alignment["time_scale"] == 1.0 and same_tempo.alignment["time_offset_s"] == 0.0
+
+
+def test_the_time_map_finds_a_stretch_over_minutes_and_refuses_a_misread_tempo():
+    """Events (kicks and pitched notes) of 3 minutes, B 8.37 % faster and 0.3 s late with 10 ms
+    of jitter: the map finds the scale within 0.02 % (36 ms over 3 minutes) and the offset
+    within 15 ms. The same events with B's tempo misread by 3:2 keep B's own time."""
+    from auracore.offline.qc.timemap import choose
+
+    rng = np.random.default_rng(3)
+    ta = np.sort(rng.uniform(0.0, 180.0, 1000))
+    ev_a = [(float(t), int(rng.choice([0, 33, 36, 40]))) for t in ta]
+    ev_b = [(t / 1.0837 + 0.3 + float(rng.normal(0.0, 0.01)), p) for t, p in ev_a]
+    m, info = choose(ev_a, ev_b, 120.0, 130.0, 180.0, 180.0 / 1.0837 + 0.3)
+    assert abs(m.scale / 1.0837 - 1.0) <= 2e-4, (m, info)
+    assert abs(m.offset_s - (-0.3 * 1.0837)) <= 0.015, (m, info)
+    assert info["mapped_agreement"] >= 0.95
+    same = [(t + float(rng.normal(0.0, 0.01)), p) for t, p in ev_a]
+    m2, info2 = choose(ev_a, same, 120.0, 80.0 * 1.05, 180.0, 180.0)
+    assert m2.identity, (m2, info2)
 
 
 def test_arrangement_falls_as_boundaries_move(aba):

@@ -18,6 +18,7 @@ from auracore.errors import AudioFileError, AuraCoreError
 from . import dimensions as D
 from .align import align, integrated_lufs, to_rate
 from .modulation import modulation_spectrum
+from .timemap import TimeMap, choose
 
 # name: weight (points of 100) -- see docs/qc.md for why each weighs what it does
 WEIGHTS = {
@@ -85,11 +86,12 @@ def _embedding(x: np.ndarray, sample_rate: int, runner) -> np.ndarray:
     return runner.embed_batch(y[:n * runner.block, 0].reshape(n, runner.block).astype(np.float32))
 
 
-def _timbre(al, runner=None, memo=None) -> tuple[float, dict]:
+def _timbre(al, runner=None, memo=None, tmap=None) -> tuple[float, dict]:
     """The project's embedding (extractor: 1024-sample mono blocks -> 32 numbers), both
     signals at the models' rate and reference loudness, block by block: score
-    100 (s - EMBED_FLOOR) / (1 - EMBED_FLOOR), s the mean cosine similarity of paired blocks.
-    runner: default the shipped models; memo: default none (computed here)."""
+    100 (s - EMBED_FLOOR) / (1 - EMBED_FLOOR), s the mean cosine similarity of paired blocks
+    (paired on A's time by tmap, default B's own). runner: default the shipped models;
+    memo: default none (computed here)."""
     if runner is None:
         from auracore.models.runtime import ModelRunner
 
@@ -97,7 +99,7 @@ def _timbre(al, runner=None, memo=None) -> tuple[float, dict]:
     memo = memo or (lambda side, name, fn: fn())
     embs = [memo(side, "embedding", lambda x=x: _embedding(x, al.sample_rate, runner))
             for side, x in (("a", al.a), ("b", al.b))]
-    s = D.embedding_similarity(*embs)
+    s = D.embedding_similarity(*embs, tmap=tmap, hop_s=runner.block / runner.sample_rate)
     return 100.0 * min(max((s - D.EMBED_FLOOR) / (1.0 - D.EMBED_FLOOR), 0.0), 1.0), {"cosine": s, "blocks": int(embs[0].shape[0])}
 
 
@@ -285,14 +287,15 @@ def _notes(x, sample_rate, kind):
     return transcribe(x, sample_rate, kind).notes
 
 
-def _profile_dimensions(al, profile, scores: dict, details: dict, memo) -> None:
+def _profile_dimensions(al, profile, scores: dict, details: dict, memo, tmap: TimeMap) -> None:
     """RMS per section, chords, reverb, BPM and arrangement from the profiles of the aligned
-    A and B (``auracore.offline.profile``)."""
+    A and B (``auracore.offline.profile``); B's times on A's through tmap."""
     duration_s = al.a.shape[0] / al.sample_rate
     pa = memo("a", "profile", lambda: profile.profile(al.a, al.sample_rate))
     pb = memo("b", "profile", lambda: profile.profile(al.b, al.sample_rate))
-    scores["rms_per_section"], details["rms_per_section"] = D.rms_per_section(al, pa)
-    scores["harmonic_progression"], details["harmonic_progression"] = D.harmonic_progression(pa, pb, duration_s)
+    scores["rms_per_section"], details["rms_per_section"] = D.rms_per_section(al, pa, tmap)
+    scores["harmonic_progression"], details["harmonic_progression"] = D.harmonic_progression(pa, pb, duration_s,
+                                                                                             tmap)
     rt_a = memo("a", "rt60", lambda: profile.rt60(al.a, al.sample_rate))
     rt_b = memo("b", "rt60", lambda: profile.rt60(al.b, al.sample_rate))
     mods = [memo(side, "modulation", lambda x=x: modulation_spectrum(x, al.sample_rate))
@@ -300,7 +303,28 @@ def _profile_dimensions(al, profile, scores: dict, details: dict, memo) -> None:
     scores["reverb"], details["reverb"] = D.reverb(rt_a, rt_b, *mods)
     scores["bpm"], details["bpm"] = D.bpm(pa.tempo_bpm, pb.tempo_bpm, pa.tempo.tempo_candidates,
                                           pb.tempo.tempo_candidates)
-    scores["arrangement"], details["arrangement"] = D.arrangement(pa, pb, duration_s)
+    scores["arrangement"], details["arrangement"] = D.arrangement(pa, pb, duration_s, tmap)
+
+
+def _time_map(al, memo, stems, profile) -> tuple[TimeMap, dict]:
+    """B's time on A's (``timemap.choose``): from the profiles' tempi, on the kicks and the
+    bass lines' notes. B's own time when a step is missing or fails."""
+    try:
+        if profile is None:
+            return TimeMap(), {"unavailable": "no tempo (auracore.offline.profile is not in this build)"}
+        pa = memo("a", "profile", lambda: profile.profile(al.a, al.sample_rate))
+        pb = memo("b", "profile", lambda: profile.profile(al.b, al.sample_rate))
+        events = {}  # kicks (label 0) and bass notes (label the pitch)
+        for side, x in (("a", al.a), ("b", al.b)):
+            ev = list(memo(side, "kicks", lambda x=x: _kicks(x, al.sample_rate)))
+            if stems is not None:
+                ev += memo(side, "bass_line", lambda x=x, side=side: bass_line(
+                    _notes(x - stems(side)["drums"], al.sample_rate, "bass")))
+            events[side] = ev
+    except AuraCoreError as exc:
+        return TimeMap(), {"unavailable": str(exc)}
+    duration_s = al.a.shape[0] / al.sample_rate
+    return choose(events["a"], events["b"], pa.tempo_bpm, pb.tempo_bpm, duration_s, duration_s)
 
 
 def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None, runner=None,
@@ -353,14 +377,15 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
         except AuraCoreError as exc:
             runner_error = exc
     _prefetch(_side_steps(al, memo, stems, profile, runner))
-    for name, fn in (("spectral", D.spectral), ("width", D.width), ("energy_curve", D.energy),
-                     ("dynamic_range", D.dynamics)):
+    tmap, details["time_map"] = _time_map(al, memo, stems, profile)
+    for name, fn in (("spectral", lambda al: D.spectral(al, tmap)), ("width", D.width),
+                     ("energy_curve", lambda al: D.energy(al, tmap)), ("dynamic_range", D.dynamics)):
         scores[name], details[name] = fn(al)
     if runner_error is not None:
         unavailable("timbre", str(runner_error))
     else:
         try:
-            scores["timbre"], details["timbre"] = _timbre(al, runner, memo)
+            scores["timbre"], details["timbre"] = _timbre(al, runner, memo, tmap)
         except AuraCoreError as exc:
             unavailable("timbre", str(exc))
     if stems is None:
@@ -368,19 +393,19 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
     else:
         na = memo("a", "bass_line", lambda: bass_line(_notes(al.a - stems("a")["drums"], al.sample_rate, "bass")))
         nb = memo("b", "bass_line", lambda: bass_line(_notes(al.b - stems("b")["drums"], al.sample_rate, "bass")))
-        f1 = D.note_f1(na, nb)
+        f1 = D.note_f1(*tmap.events(na, nb))
         scores["bass_notes"] = 100.0 * f1
         details["bass_notes"] = {"f1": f1, "a_notes": len(na), "b_notes": len(nb)}
     ka = memo("a", "kicks", lambda: _kicks(al.a, al.sample_rate))
     kb = memo("b", "kicks", lambda: _kicks(al.b, al.sample_rate))
-    f1 = D.note_f1(ka, kb, pitch=False)
+    f1 = D.note_f1(*tmap.events(ka, kb), pitch=False)
     scores["kick_pattern"] = 100.0 * f1
     details["kick_pattern"] = {"f1": f1, "a_kicks": len(ka), "b_kicks": len(kb)}
     if profile is None:
         for name in ("rms_per_section", "harmonic_progression", "reverb", "bpm", "arrangement"):
             unavailable(name, "needs auracore.offline.profile (sections, chords, RT60, tempo), not in this build")
     else:
-        _profile_dimensions(al, profile, scores, details, memo)
+        _profile_dimensions(al, profile, scores, details, memo, tmap)
     notes = side_notes["a"] + side_notes["b"]
     if notes:
         details["notes"] = notes
@@ -392,4 +417,4 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
     details["weights"] = dict(WEIGHTS)
     details["weighed_over"] = sorted(avail)
     return QCReport(round(float(score), 2), dims, weakest,
-                    {"offset_s": round(al.offset_s, 5), "gain_db": round(al.gain_db, 3)}, details)
+                    {"offset_s": round(al.offset_s, 5), "gain_db": round(al.gain_db, 3), **tmap.to_dict()}, details)

@@ -43,6 +43,10 @@ def _mel_filters(sample_rate: int, n_fft: int) -> np.ndarray:
     return fb
 
 
+def _mel_hop_s(sample_rate: int) -> float:
+    return (1 << int(round(math.log2(MEL_FFT_S * sample_rate)))) // 2 / sample_rate
+
+
 def mel_db(x: np.ndarray, sample_rate: int) -> np.ndarray:
     """Mel spectrogram of the mono mix in dB: (frames, MEL_BANDS); Hann frames of about
     43 ms, hop half of it."""
@@ -61,11 +65,15 @@ def mel_db(x: np.ndarray, sample_rate: int) -> np.ndarray:
     return out
 
 
-def spectral(al) -> tuple[float, dict]:
+def spectral(al, tmap=None) -> tuple[float, dict]:
     """Mel-spectrogram similarity: the mean per-frame Pearson correlation r of the two mel
-    spectra (dB, over frames where A is within 60 dB of its loudest frame) times
-    exp(-d / SPECTRAL_SCALE_DB), d the mean |difference| of the time-averaged mel spectra (dB)."""
+    spectra (dB, over frames where A is within 60 dB of its loudest frame; frames paired on
+    A's time by tmap, a ``timemap.TimeMap``, default B's own) times exp(-d /
+    SPECTRAL_SCALE_DB), d the mean |difference| of the time-averaged mel spectra (dB)."""
     ma, mb = mel_db(al.a, al.sample_rate), mel_db(al.b, al.sample_rate)
+    if tmap is not None and not tmap.identity:
+        ia, ib = tmap.frames(ma.shape[0], mb.shape[0], _mel_hop_s(al.sample_rate))
+        ma, mb = ma[ia], mb[ib]
     floor = ma.max() - MEL_RANGE_DB
     ma, mb = np.maximum(ma, floor), np.maximum(mb, floor)
     frame_db = 10 * np.log10(np.mean(10 ** (ma / 10), axis=1))
@@ -144,12 +152,17 @@ def energy_curve(x: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.maximum(log["momentary_lufs"][::step], -70.0)
 
 
-def energy(al) -> tuple[float, dict]:
+def energy(al, tmap=None) -> tuple[float, dict]:
     """Energy-curve correlation: Pearson r of A's and B's momentary loudness every 100 ms
-    (LUFS, after the gain alignment); score 100 max(r, 0)."""
+    (LUFS, after the gain alignment; points paired on A's time by tmap, default B's own);
+    score 100 max(r, 0)."""
     ea, eb = energy_curve(al.a, al.sample_rate), energy_curve(al.b, al.sample_rate)
-    n = min(ea.shape[0], eb.shape[0])
-    ea, eb = ea[:n], eb[:n]
+    if tmap is None:
+        n = min(ea.shape[0], eb.shape[0])
+        ea, eb = ea[:n], eb[:n]
+    else:
+        ia, ib = tmap.frames(ea.shape[0], eb.shape[0], ENERGY_HOP_S)
+        ea, eb, n = ea[ia], eb[ib], ia.shape[0]
     if np.std(ea) < 1e-9 or np.std(eb) < 1e-9:
         r = 1.0 if np.allclose(ea, eb, atol=0.1) else 0.0
     else:
@@ -204,10 +217,15 @@ def note_f1(ref: list, est: list, tolerance_s: float = NOTE_ONSET_TOLERANCE_S, p
     return 0.0 if hits == 0 else 2 * p * r / (p + r)
 
 
-def embedding_similarity(ea: np.ndarray, eb: np.ndarray) -> float:
-    """Mean cosine similarity of paired embeddings (N, D) each."""
-    n = min(ea.shape[0], eb.shape[0])
-    a, b = ea[:n], eb[:n]
+def embedding_similarity(ea: np.ndarray, eb: np.ndarray, tmap=None, hop_s: float = 0.0) -> float:
+    """Mean cosine similarity of paired embeddings (N, D) each: block k with block k, or
+    the blocks (hop_s apart) that tmap puts together on A's time."""
+    if tmap is None or tmap.identity:
+        n = min(ea.shape[0], eb.shape[0])
+        a, b = ea[:n], eb[:n]
+    else:
+        ia, ib = tmap.frames(ea.shape[0], eb.shape[0], hop_s)
+        a, b = ea[ia], eb[ib]
     den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return float(np.mean(np.sum(a * b, axis=1) / np.maximum(den, 1e-12)))
 
@@ -227,17 +245,24 @@ def _rms_db(x: np.ndarray) -> float:
     return 10 * math.log10(float(np.mean(x ** 2)) + 1e-20)
 
 
-def rms_per_section(al, prof_a) -> tuple[float, dict]:
+def rms_per_section(al, prof_a, tmap=None) -> tuple[float, dict]:
     """RMS per section: over A's sections (A's profile), d = the duration-weighted mean of
     |RMS of B - RMS of A| (dB) on the same spans of the aligned signals (B after the gain
-    alignment); score 100 exp(-d / SECTION_SCALE_DB)."""
+    alignment; B's span through tmap, default its own time); score 100 exp(-d / SECTION_SCALE_DB)."""
     spans = [(s.start_s, s.end_s) for s in prof_a.sections] or [(0.0, al.a.shape[0] / al.sample_rate)]
     diffs, weights = [], []
+    sr = al.sample_rate
     for t0, t1 in spans:
-        i0, i1 = int(t0 * al.sample_rate), min(int(t1 * al.sample_rate), al.a.shape[0], al.b.shape[0])
-        if i1 - i0 < int(0.1 * al.sample_rate):
+        if tmap is not None and not tmap.identity:
+            t0, t1 = max(t0, tmap.start_s), min(t1, tmap.end_s)
+            i0, i1 = int(t0 * sr), min(int(t1 * sr), al.a.shape[0])
+            j0, j1 = max(0, int(tmap.to_b(t0) * sr)), min(int(tmap.to_b(t1) * sr), al.b.shape[0])
+        else:
+            i0, i1 = int(t0 * sr), min(int(t1 * sr), al.a.shape[0], al.b.shape[0])
+            j0, j1 = i0, i1
+        if i1 - i0 < int(0.1 * sr) or j1 - j0 < int(0.1 * sr):
             continue
-        diffs.append(abs(_rms_db(al.b[i0:i1]) - _rms_db(al.a[i0:i1])))
+        diffs.append(abs(_rms_db(al.b[j0:j1]) - _rms_db(al.a[i0:i1])))
         weights.append(i1 - i0)
     d = float(np.average(diffs, weights=weights)) if diffs else 0.0
     return 100.0 * math.exp(-d / SECTION_SCALE_DB), {"sections": len(diffs), "mean_difference_db": d,
@@ -251,13 +276,18 @@ def _chord_at(chords, t: float) -> str:
     return "N"
 
 
-def harmonic_progression(prof_a, prof_b, duration_s: float) -> tuple[float, dict]:
+def harmonic_progression(prof_a, prof_b, duration_s: float, tmap=None) -> tuple[float, dict]:
     """Chords: on a 100 ms grid over the aligned span, the share of the points where A has a
-    chord (not N) at which B's chord (its own profile) has the same root and quality;
-    score 100 x that share (100 when A has no chord anywhere and B none either)."""
+    chord (not N) at which B's chord (its own profile, at the point's time on B's side
+    through tmap, default the same time) has the same root and quality; score 100 x that
+    share (100 when A has no chord anywhere and B none either)."""
     grid = np.arange(0.0, duration_s, CHORD_GRID_S)
+    grid_b = grid
+    if tmap is not None and not tmap.identity:
+        grid = grid[tmap.inside(grid)]
+        grid_b = tmap.to_b(grid)
     la = [_chord_at(prof_a.chords, t) for t in grid]
-    lb = [_chord_at(prof_b.chords, t) for t in grid]
+    lb = [_chord_at(prof_b.chords, t) for t in grid_b]
     on = [i for i, c in enumerate(la) if c != "N"]
     if not on:
         agree = 1.0 if all(c == "N" for c in lb) else 0.0
@@ -314,11 +344,15 @@ def _boundaries(prof, duration_s: float) -> list:
     return [s.start_s for s in prof.sections if 0.5 < s.start_s < duration_s - 0.5]
 
 
-def arrangement(prof_a, prof_b, duration_s: float) -> tuple[float, dict]:
-    """Arrangement: F-measure of B's inner section boundaries against A's (each from its own
-    profile) within +-BOUNDARY_TOLERANCE_S, each boundary matched once; score 100 F (100
-    when neither has an inner boundary), and whether the label sequences agree."""
+def arrangement(prof_a, prof_b, duration_s: float, tmap=None) -> tuple[float, dict]:
+    """Arrangement: F-measure of B's inner section boundaries (on A's time through tmap,
+    default its own) against A's (each from its own profile) within
+    +-BOUNDARY_TOLERANCE_S, each boundary matched once; score 100 F (100 when neither has
+    an inner boundary), and whether the label sequences agree."""
     ba, bb = _boundaries(prof_a, duration_s), _boundaries(prof_b, duration_s)
+    if tmap is not None and not tmap.identity:
+        ref, est = tmap.events([(t, 0) for t in ba], [(t, 0) for t in bb])
+        ba, bb = [t for t, _ in ref], [t for t, _ in est]
     f = note_f1([(t, 0) for t in ba], [(t, 0) for t in bb], tolerance_s=BOUNDARY_TOLERANCE_S, pitch=False)
     return 100.0 * f, {"f_measure": f, "a_boundaries_s": [round(t, 2) for t in ba],
                        "b_boundaries_s": [round(t, 2) for t in bb],
