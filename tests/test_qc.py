@@ -321,6 +321,22 @@ def test_rms_per_section_falls_with_a_louder_middle(aba):
     assert fast_scores(a, louder(6.0))["spectral"] > 80.0
 
 
+def test_rms_per_section_ignores_a_change_of_tonal_balance(aba):
+    """An EQ tilt of 8 dB/decade and brighter instruments change every section's RMS by about
+    one amount against the loudness the gain aligns: RMS per section stays at 90 or more (it
+    read 73 and 78 while the common offset counted); one section has no balance to compare
+    (null)."""
+    a, pa = aba
+    assert _profile_dim("rms_per_section", a, tilt(a, 8.0), pa) >= 90.0
+    assert _profile_dim("rms_per_section", a, three_part(bright_add=0.35), pa) >= 90.0
+    from auracore.offline.profile import profile
+
+    one = song()
+    p1 = profile(one, FS)
+    assert len(p1.sections) == 1
+    assert D.rms_per_section(align(one, tilt(one, 8.0), FS), p1)[0] is None
+
+
 def test_chords_fall_as_more_sections_change_harmony(aba):
     """One, then two, then three sections' harmony moved by a whole tone: the chord
     dimension falls each time (below 70 with two, below 40 with all three)."""

@@ -245,10 +245,15 @@ def _rms_db(x: np.ndarray) -> float:
     return 10 * math.log10(float(np.mean(x ** 2)) + 1e-20)
 
 
-def rms_per_section(al, prof_a, tmap=None) -> tuple[float, dict]:
-    """RMS per section: over A's sections (A's profile), d = the duration-weighted mean of
-    |RMS of B - RMS of A| (dB) on the same spans of the aligned signals (B after the gain
-    alignment; B's span through tmap, default its own time); score 100 exp(-d / SECTION_SCALE_DB)."""
+def rms_per_section(al, prof_a, tmap=None) -> tuple[float | None, dict]:
+    """RMS per section: over A's sections (A's profile), the differences RMS of B - RMS of A
+    (dB) on the same spans of the aligned signals (B's span through tmap, default its own
+    time), less their duration-weighted mean; d = the duration-weighted mean of their
+    |values|; score 100 exp(-d / SECTION_SCALE_DB). The mean is taken out because the gain
+    alignment brings B to A's integrated loudness (K-weighted) and this reads RMS
+    (unweighted): a change of tonal balance alone moved every section's RMS by one amount
+    and read as a level error in each. What is left is the balance between the sections;
+    with one section (of 0.1 s or more) there is none: None."""
     spans = [(s.start_s, s.end_s) for s in prof_a.sections] or [(0.0, al.a.shape[0] / al.sample_rate)]
     diffs, weights = [], []
     sr = al.sample_rate
@@ -262,10 +267,15 @@ def rms_per_section(al, prof_a, tmap=None) -> tuple[float, dict]:
             j0, j1 = i0, i1
         if i1 - i0 < int(0.1 * sr) or j1 - j0 < int(0.1 * sr):
             continue
-        diffs.append(abs(_rms_db(al.b[j0:j1]) - _rms_db(al.a[i0:i1])))
+        diffs.append(_rms_db(al.b[j0:j1]) - _rms_db(al.a[i0:i1]))
         weights.append(i1 - i0)
-    d = float(np.average(diffs, weights=weights)) if diffs else 0.0
+    if len(diffs) < 2:
+        return None, {"sections": len(diffs), "unavailable": "A has one section: no balance between sections "
+                      "to compare"}
+    common = float(np.average(diffs, weights=weights))
+    d = float(np.average(np.abs(np.subtract(diffs, common)), weights=weights))
     return 100.0 * math.exp(-d / SECTION_SCALE_DB), {"sections": len(diffs), "mean_difference_db": d,
+                                                     "common_difference_db": common,
                                                      "differences_db": [round(v, 3) for v in diffs]}
 
 
