@@ -324,7 +324,8 @@ def _time_map(al, memo, stems, profile) -> tuple[TimeMap, dict]:
     except AuraCoreError as exc:
         return TimeMap(), {"unavailable": str(exc)}
     duration_s = al.a.shape[0] / al.sample_rate
-    return choose(events["a"], events["b"], pa.tempo_bpm, pb.tempo_bpm, duration_s, duration_s)
+    readings = [[p.tempo_bpm] + [bpm for bpm, _ in (p.tempo.tempo_candidates or ())] for p in (pa, pb)]
+    return choose(events["a"], events["b"], readings[0], readings[1], duration_s, duration_s)
 
 
 def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None, runner=None,

@@ -4,12 +4,13 @@ The alignment (``align.py``) shifts B by one offset. A candidate at another temp
 time-stretch, a rebuild at a misread tempo) then drifts off A note by note, and every
 dimension that compares events or frames in time (bass notes, kicks, chords, sections,
 the energy curve, the per-frame spectra and embeddings) fell with the tempo: on a 30 s
-band 10 % faster, bass notes 4, kicks 20, chords 74, arrangement 50. The tempo is the BPM
+band 10 % faster, bass notes 4, kicks 23, chords 36, energy 45. The tempo is the BPM
 dimension's to judge; the others should hear whether the same things happen in the same
 order.
 
-``choose`` takes the ratio of the profiles' tempi (octave-folded), refines it and an extra
-offset on the onsets both sides already have (the kicks and the bass line), and keeps the
+``choose`` takes the ratios of the profiles' tempo readings (each tempo and the candidates
+its reader weighed, octave-folded, within 1.5-30 %), refines the best of them and an extra
+offset on the events both sides already have (the kicks and the bass notes), and keeps the
 map only when its onset agreement beats B's own time by ``MIN_GAIN``: a tempo the reader
 got wrong on one side (the same music at the same tempo) lines up fewer onsets and is
 refused, and a ratio within ``MIN_SCALE_STEP`` of 1 is not tried, so a candidate at A's
@@ -143,20 +144,41 @@ def _least_squares(ta, la, tb, lb, scale, off, s, duration_a_s, duration_b_s):
     return (float(scale2), float(off2), s2) if s2 >= s else (scale, off, s)
 
 
+def _readings(tempo) -> list:
+    """A tempo or a list of readings (the profile's tempo and its candidates) as a list of
+    finite positive BPM."""
+    values = tempo if isinstance(tempo, (list, tuple)) else [tempo]
+    return [float(v) for v in values if v and math.isfinite(v) and v > 0]
+
+
+def _ratios(tempi_a, tempi_b) -> list:
+    """The folded log ratios of every pair of readings within the stretch range, one per
+    0.5 %, the first reading's pair first."""
+    out = []
+    for x in _readings(tempi_a):
+        for y in _readings(tempi_b):
+            r = _folded_ratio(x, y)
+            if r is not None and MIN_SCALE_STEP <= abs(r) <= MAX_SCALE_STEP and all(abs(r - q) > 0.005 for q in out):
+                out.append(r)
+    return out
+
+
 def choose(events_a, events_b, tempo_a, tempo_b, duration_a_s: float, duration_b_s: float) -> tuple[TimeMap, dict]:
     """The map from B's time to A's (see the module docstring) and what was tried. events_*:
     (onset_s, label) of each side (its kicks, label 0, and its bass line, label the MIDI
-    pitch); tempo_*: each profile's BPM; duration_*: each side's length (s)."""
+    pitch); tempo_*: each profile's BPM, or a list of its readings (its tempo first, then
+    the candidates its tempo reader weighed: a 3:2 misreading on one side still leaves the
+    true ratio among the pairs); duration_*: each side's length (s)."""
     ea = np.asarray(events_a, dtype=np.float64).reshape(-1, 2)
     eb = np.asarray(events_b, dtype=np.float64).reshape(-1, 2)
     ta, la, tb, lb = ea[:, 0], ea[:, 1], eb[:, 0], eb[:, 1]
     own = TimeMap(end_s=min(duration_a_s, duration_b_s))
     base = agreement(ta, tb, 0.0, own.end_s, labels_a=la, labels_b=lb)
-    info = {"own_time_agreement": round(base, 4), "a_bpm": tempo_a, "b_bpm": tempo_b}
-    r = _folded_ratio(tempo_a, tempo_b)
-    if r is None or not (MIN_SCALE_STEP <= abs(r) <= MAX_SCALE_STEP) or min(ta.size, tb.size) < MIN_ONSETS:
+    info = {"own_time_agreement": round(base, 4), "a_bpm": (_readings(tempo_a) or [None])[0],
+            "b_bpm": (_readings(tempo_b) or [None])[0]}
+    ratios = _ratios(tempo_a, tempo_b)
+    if not ratios or min(ta.size, tb.size) < MIN_ONSETS:
         return TimeMap(), info
-    centre = math.exp(r)
 
     def search(scales, offsets, window_s):
         """The best (weighted agreement, scale, offset, agreement) over A's first window_s."""
@@ -174,13 +196,14 @@ def choose(events_a, events_b, tempo_a, tempo_b, duration_a_s: float, duration_b
 
     # first on A's first FIRST_WINDOW_S, where a scale 0.1 % off drifts by under the tolerance;
     # then over the whole span, the scale finer (0.01 % is 18 ms over 3 minutes)
-    _, scale, off, _ = search(centre * np.exp(np.arange(-REFINE_SCALE, REFINE_SCALE + 1e-9, REFINE_SCALE_STEP)),
-                              np.arange(-MAX_EXTRA_OFFSET_S, MAX_EXTRA_OFFSET_S + 1e-9, OFFSET_STEP_S), FIRST_WINDOW_S)
+    steps = np.exp(np.arange(-REFINE_SCALE, REFINE_SCALE + 1e-9, REFINE_SCALE_STEP))
+    offsets = np.arange(-MAX_EXTRA_OFFSET_S, MAX_EXTRA_OFFSET_S + 1e-9, OFFSET_STEP_S)
+    _, scale, off, _ = max(search(math.exp(r) * steps, offsets, FIRST_WINDOW_S) for r in ratios)
     best = search(scale * np.exp(np.arange(-FINE_SCALE, FINE_SCALE + 1e-9, FINE_SCALE_STEP)),
                   off + np.arange(-FINE_OFFSET_S, FINE_OFFSET_S + 1e-9, FINE_OFFSET_STEP_S), math.inf)
     _, scale, off, s = best
     scale, off, s = _least_squares(ta, la, tb, lb, scale, off, s, duration_a_s, duration_b_s)
-    info.update({"tempo_ratio": round(centre, 5), "mapped_agreement": round(s, 4)})
+    info.update({"tempo_ratios": [round(math.exp(r), 5) for r in ratios], "mapped_agreement": round(s, 4)})
     if s < base + MIN_GAIN:
         return TimeMap(), info
     return TimeMap(scale, off, max(0.0, off), min(duration_a_s, off + scale * duration_b_s)), info
