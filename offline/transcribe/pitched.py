@@ -40,6 +40,7 @@ from .notes import Note
 
 MODEL_RATE = 22050
 HOP = 256
+GAP_MS = 35.0  # a note holds through gaps in its activation up to this long
 WINDOW = 43844
 WINDOW_FRAMES = 172
 PITCHES = 88
@@ -221,7 +222,7 @@ class PitchedTranscriber:
 
     def __init__(self, sample_rate: int = MODEL_RATE, onset_threshold: float = 0.7, frame_threshold: float = 0.3,
                  min_note_ms: float = 58.0, min_hz: float | None = None, max_hz: float | None = None,
-                 sustain_threshold: float = 0.8, gap_ms: float = 35.0, release_ratio: float = 0.0,
+                 sustain_threshold: float = 0.8, gap_ms: float = GAP_MS, release_ratio: float = 0.0,
                  session=None):
         if int(sample_rate) != MODEL_RATE:
             raise ValueError(f"the model runs at {MODEL_RATE} Hz, not {sample_rate}")

@@ -5,11 +5,20 @@
 a whole array; ``transcribe_stems`` runs one per stem into one multi-track ``Notes``.
 
 Stem types: ``pitched`` (basic-pitch's model, 88 keys), ``bass`` (the same, limited to
-``BASS_RANGE_HZ``, GM program 33), ``drums`` (onsets split into kit pieces, channel 10),
+``BASS_RANGE_HZ``, GM program 33, heard at ``BASS_SPEED`` times its speed: see below), ``drums`` (onsets split into kit pieces, channel 10),
 and ``auto``, which runs the pitched and the drum paths side by side on the same audio and
 keeps the drums when it is a drum stem: at least ``DRUM_HITS_PER_S`` hits a second while
 the model's notes of 250 ms or longer cover under ``DRUM_MAX_NOTE_S_PER_S`` seconds per
 second (a kit rings, but holds no pitch).
+
+A bass is heard at double speed, an octave up (the audio resampled to half the model's
+rate and read as if at its rate; notes' times doubled and pitches an octave down after):
+the model misses or octave-doubles most notes under about 70 Hz, which at double speed sit
+in its comfortable range. Measured (2026-12-07, bench/reconstruct.py's 30 s pieces, the
+bass line against the true bass notes, onset and pitch F1 within 50 ms): from the mix
+less the DSP separator's drums 0.778 -> 0.897 and from the true bass stem 0.930 -> 0.977
+on the 12 pieces 1004-1007 and 1100-1107 (0.793 -> 0.942 and 0.969 -> 0.986 on
+1000-1003, where it was found). The model also reads half the frames.
 """
 
 import math
@@ -21,11 +30,12 @@ from auracore.kernels.sane import sanitised
 from auracore.errors import ParamError
 
 from .drums import DrumTranscriber
-from .notes import Notes, TempoMap, Track
-from .pitched import MODEL_RATE, PitchedTranscriber, StreamResampler
+from .notes import Note, Notes, TempoMap, Track
+from .pitched import GAP_MS, MODEL_RATE, PitchedTranscriber, StreamResampler
 
 STEM_TYPES = ("auto", "pitched", "drums", "bass")
 BASS_RANGE_HZ = (27.5, 400.0)
+BASS_SPEED = 2  # a bass is heard at this many times its speed (an octave up): see above
 # GM programs (0-based) per stem name, for multi-stem transcription
 STEM_PROGRAMS = {"vocals": 53, "bass": 33, "piano": 0, "guitar": 25, "other": 0, "strings": 48}
 DEFAULT_PROGRAM = 0
@@ -72,11 +82,15 @@ class Transcriber:
         self.stem_type = stem_type
         self.program = program
         self.name = name
-        self.resampler = StreamResampler(self.sample_rate, MODEL_RATE)
+        # a bass at double speed: resampled to half the model's rate, read at its rate
+        self.speed = BASS_SPEED if stem_type == "bass" else 1
+        self.resampler = StreamResampler(self.sample_rate, MODEL_RATE // self.speed)
         self.pitched = None
         if stem_type != "drums":
-            self.pitched = PitchedTranscriber(MODEL_RATE, onset_threshold, frame_threshold, min_note_ms,
-                                              min_hz, max_hz)
+            k = self.speed
+            self.pitched = PitchedTranscriber(MODEL_RATE, onset_threshold, frame_threshold, min_note_ms / k,
+                                              None if min_hz is None else min_hz * k,
+                                              None if max_hz is None else max_hz * k, gap_ms=GAP_MS / k)
         self.drums = DrumTranscriber() if stem_type in ("drums", "auto") else None
         self.frames = 0
         self.peak = 0.0
@@ -103,6 +117,8 @@ class Transcriber:
         """The track and its warnings."""
         self._feed(self.resampler.finish())
         pitched = self.pitched.finish() if self.pitched is not None else []
+        if self.speed != 1:
+            pitched = [_slowed(n, self.speed) for n in pitched]
         hits = self.drums.finish() if self.drums is not None else []
         kind = self.stem_type
         if kind == "auto":
@@ -131,6 +147,14 @@ class Transcriber:
         track, warnings = self.finish_track()
         return Notes((track,), tempo_map or TempoMap.constant(), self.frames / self.sample_rate,
                      self.sample_rate, tuple(warnings))
+
+
+def _slowed(note: Note, speed: int) -> Note:
+    """A note heard at speed times the speed, back at the real speed: times x speed, the
+    pitch log2(speed) octaves down."""
+    down = 12 * int(round(math.log2(speed)))
+    return Note(note.onset_s * speed, note.offset_s * speed, note.pitch - down, note.velocity,
+                tuple((t * speed, st) for t, st in note.bends))
 
 
 def _db_text(v: float) -> str:
