@@ -36,7 +36,7 @@ QC_SEPARATOR = "dsp"
 # line, which is kept
 UNCACHED = ("stems",)
 # part of the disk cache's key: raise it when an analysis the cache keeps changes
-QC_CACHE_VERSION = 4
+QC_CACHE_VERSION = 5
 
 
 @dataclass(frozen=True)
