@@ -25,9 +25,9 @@ import numpy as np
 MIN_SCALE_STEP = 0.015         # |ln scale| under this: B's own time, no search
 MAX_SCALE_STEP = math.log(1.3)  # |ln scale| over this (after octave folding): not a stretch
 REFINE_SCALE = 0.02            # the scale is refined within +-2 % of the tempo ratio ...
-REFINE_SCALE_STEP = 0.001      # ... in steps of 0.1 %
-MAX_EXTRA_OFFSET_S = 1.0       # the extra offset is searched within +-1 s ...
-OFFSET_STEP_S = 0.01           # ... in 10 ms steps (the tolerance is 50 ms) ...
+REFINE_SCALE_STEP = 0.002      # ... in steps of 0.2 % (0.1 % off at most: 30 ms over the first window) ...
+MAX_EXTRA_OFFSET_S = 1.0       # the extra offset within +-1 s ...
+OFFSET_STEP_S = 0.02           # ... in 20 ms steps (10 ms off at most; the tolerance is 50 ms) ...
 FIRST_WINDOW_S = 30.0          # ... on A's first 30 s; then over the whole span:
 FINE_SCALE = 0.0015            # the scale within +-0.15 % of the first search's ...
 FINE_SCALE_STEP = 0.0001       # ... in steps of 0.01 %,
@@ -153,12 +153,12 @@ def _readings(tempo) -> list:
 
 def _ratios(tempi_a, tempi_b) -> list:
     """The folded log ratios of every pair of readings within the stretch range, one per
-    0.5 %, the first reading's pair first."""
+    REFINE_SCALE (the search around each covers that much), the first reading's pair first."""
     out = []
     for x in _readings(tempi_a):
         for y in _readings(tempi_b):
             r = _folded_ratio(x, y)
-            if r is not None and MIN_SCALE_STEP <= abs(r) <= MAX_SCALE_STEP and all(abs(r - q) > 0.005 for q in out):
+            if r is not None and MIN_SCALE_STEP <= abs(r) <= MAX_SCALE_STEP and all(abs(r - q) > REFINE_SCALE for q in out):
                 out.append(r)
     return out
 
@@ -177,7 +177,8 @@ def choose(events_a, events_b, tempo_a, tempo_b, duration_a_s: float, duration_b
     info = {"own_time_agreement": round(base, 4), "a_bpm": (_readings(tempo_a) or [None])[0],
             "b_bpm": (_readings(tempo_b) or [None])[0]}
     ratios = _ratios(tempo_a, tempo_b)
-    if not ratios or min(ta.size, tb.size) < MIN_ONSETS:
+    # no map can beat an agreement over 1 - MIN_GAIN by MIN_GAIN: B is at A's tempo
+    if not ratios or min(ta.size, tb.size) < MIN_ONSETS or base > 1.0 - MIN_GAIN:
         return TimeMap(), info
 
     def search(scales, offsets, window_s):
