@@ -63,6 +63,8 @@ def main() -> None:
         # the same parts 10 % faster: every section as many beats (a time-stretch, not new sections)
         "10 % faster": ("bpm", lambda: band(first=sec / 1.1, middle=sec / 1.1, last=sec / 1.1, bpm=132.0)),
         f"boundaries moved {0.6 * sec:g} s": ("arrangement", lambda: band(first=1.6 * sec, middle=sec, last=0.4 * sec)),
+        "first two sections swapped": ("arrangement", lambda: np.concatenate(
+            [a[int(sec * fs):int(2 * sec * fs)], a[:int(sec * fs)], a[int(2 * sec * fs):]])),
         "brighter instruments": ("timbre", lambda: band(bright_add=0.35)),
     }
     runner = ModelRunner()
