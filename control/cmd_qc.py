@@ -65,6 +65,10 @@ def plot_report(report, path: str, inputs: tuple) -> None:
 def format_report(r, a: str, b: str) -> str:
     lines = [f"{a} (A) vs {b} (B)",
              f"  aligned: B offset {r.alignment['offset_s'] * 1000:+.1f} ms, gain {r.alignment['gain_db']:+.2f} dB"]
+    scale = r.alignment.get("time_scale", 1.0)
+    if scale != 1.0:  # B at another tempo: its time mapped on A's (docs/qc.md, Alignment step 4)
+        lines.append(f"  tempo: B plays at {scale:.3f}x A's tempo; its time mapped on A's (then "
+                     f"{r.alignment.get('time_offset_s', 0.0) * 1000:+.1f} ms) for the notes, chords, sections and curves")
     for name in DIMENSIONS:
         v = r.dimensions[name]
         text = f"{v:6.1f}" if v is not None else "     -"

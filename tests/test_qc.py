@@ -387,6 +387,9 @@ def test_a_time_stretch_moves_the_bpm_and_not_the_notes(aba):
     assert d["harmonic_progression"] >= 90.0 and d["energy_curve"] >= 85.0 and d["arrangement"] >= 99.0, d
     same_tempo = qc(a, squash(a, 14.0), FS)
     assert same_tempo.alignment["time_scale"] == 1.0 and same_tempo.alignment["time_offset_s"] == 0.0
+    from auracore.control.cmd_qc import format_report
+
+    assert "B plays at 1.1" in format_report(r, "a", "b") and "tempo:" not in format_report(same_tempo, "a", "b")
 
 
 def test_the_time_map_finds_a_stretch_over_minutes_and_refuses_a_misread_tempo():
