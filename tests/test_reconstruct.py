@@ -116,7 +116,8 @@ def test_repeated_notes_are_struck_again():
     """A transcription ends a repeated note where the next begins; played so, a fretless bass
     (GM 35) slides between them with no new attack. The loop leaves a release before each
     repeat (12 % of the time between the onsets, at least 30 ms), and the transcription of the
-    render finds every note again (F1 over (onset within 50 ms, pitch))."""
+    render finds every note again (F1 over (onset within 50 ms, pitch)), 0.15 or more over
+    the legato render."""
     from auracore.offline.qc import dimensions as D
     from auracore.offline.reconstruct.core import articulated
     from auracore.offline.transcribe import transcribe
@@ -135,7 +136,8 @@ def test_repeated_notes_are_struck_again():
                                 sample_format="float")
         f1[name] = D.note_f1(truth, [(n.onset_s, n.pitch) for n in transcribe(y, 44100, "bass").notes])
     assert f1["played"] >= 0.95, f1   # measured 1.00
-    assert f1["legato"] <= 0.8, f1    # measured 0.61: what the release is for
+    # what the release is for: legato measured 0.81 (0.61 before a bass was heard an octave up)
+    assert f1["played"] - f1["legato"] >= 0.15, f1
 
 def test_kits_and_bass_programs_are_found_under_effects_with_their_own_weights():
     """The drums and the bass weigh the timbre distances their own way (timbre.STEM_WEIGHTS,
