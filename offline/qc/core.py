@@ -86,7 +86,7 @@ def _embedding(x: np.ndarray, sample_rate: int, runner) -> np.ndarray:
     return runner.embed_batch(y[:n * runner.block, 0].reshape(n, runner.block).astype(np.float32))
 
 
-def _timbre(al, runner=None, memo=None, tmap=None) -> tuple[float, dict]:
+def _timbre(al, runner=None, memo=None, tmap: TimeMap = D.OWN_TIME) -> tuple[float, dict]:
     """The project's embedding (extractor: 1024-sample mono blocks -> 32 numbers), both
     signals at the models' rate and reference loudness, block by block: score
     100 (s - EMBED_FLOOR) / (1 - EMBED_FLOOR), s the mean cosine similarity of paired blocks
@@ -229,9 +229,8 @@ def _side_steps(al, memo, stems, profile, runner) -> dict:
         if runner is not None:
             todo.append(lambda side=side, x=x: memo(side, "embedding", lambda: _embedding(x, al.sample_rate, runner)))
         if stems is not None:
-            todo.append(lambda side=side, x=x: memo(side, "bass_line", lambda: bass_line(
-                _notes(x - stems(side)["drums"], al.sample_rate, "bass"))))
-        todo.append(lambda side=side, x=x: memo(side, "kicks", lambda: _kicks(x, al.sample_rate)))
+            todo.append(lambda side=side: _side_bass_line(al, memo, stems, side))
+        todo.append(lambda side=side: _side_kicks(al, memo, side))
         if profile is not None:
             todo.append(lambda side=side, x=x: memo(side, "profile", lambda: profile.profile(x, al.sample_rate)))
             todo.append(lambda side=side, x=x: memo(side, "rt60", lambda: profile.rt60(x, al.sample_rate)))
@@ -264,6 +263,18 @@ def _prefetch(steps: dict) -> None:
     finally:
         stop.set()  # on a signal (KeyboardInterrupt, Terminated): the steps under way finish, no more start
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _side_bass_line(al, memo, stems, side: str) -> list:
+    """One side's bass line (through memo): the transcription, in the bass range, of the
+    aligned signal without its separated drums."""
+    x = al.a if side == "a" else al.b
+    return memo(side, "bass_line", lambda: bass_line(_notes(x - stems(side)["drums"], al.sample_rate, "bass")))
+
+
+def _side_kicks(al, memo, side: str) -> list:
+    """One side's kicks (through memo)."""
+    return memo(side, "kicks", lambda: _kicks(al.a if side == "a" else al.b, al.sample_rate))
 
 
 def bass_line(notes, cluster_s: float = D.NOTE_ONSET_TOLERANCE_S) -> list:
@@ -314,13 +325,9 @@ def _time_map(al, memo, stems, profile) -> tuple[TimeMap, dict]:
             return TimeMap(), {"unavailable": "no tempo (auracore.offline.profile is not in this build)"}
         pa = memo("a", "profile", lambda: profile.profile(al.a, al.sample_rate))
         pb = memo("b", "profile", lambda: profile.profile(al.b, al.sample_rate))
-        events = {}  # kicks (label 0) and bass notes (label the pitch)
-        for side, x in (("a", al.a), ("b", al.b)):
-            ev = list(memo(side, "kicks", lambda x=x: _kicks(x, al.sample_rate)))
-            if stems is not None:
-                ev += memo(side, "bass_line", lambda x=x, side=side: bass_line(
-                    _notes(x - stems(side)["drums"], al.sample_rate, "bass")))
-            events[side] = ev
+        # kicks (label 0) and bass notes (label the pitch)
+        events = {side: _side_kicks(al, memo, side) + (_side_bass_line(al, memo, stems, side) if stems else [])
+                  for side in ("a", "b")}
     except AuraCoreError as exc:
         return TimeMap(), {"unavailable": str(exc)}
     duration_s = al.a.shape[0] / al.sample_rate
@@ -392,13 +399,11 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
     if stems is None:
         unavailable("bass_notes", "needs auracore.offline.separate (not in this build)")
     else:
-        na = memo("a", "bass_line", lambda: bass_line(_notes(al.a - stems("a")["drums"], al.sample_rate, "bass")))
-        nb = memo("b", "bass_line", lambda: bass_line(_notes(al.b - stems("b")["drums"], al.sample_rate, "bass")))
+        na, nb = (_side_bass_line(al, memo, stems, side) for side in ("a", "b"))
         f1 = D.note_f1(*tmap.events(na, nb))
         scores["bass_notes"] = 100.0 * f1
         details["bass_notes"] = {"f1": f1, "a_notes": len(na), "b_notes": len(nb)}
-    ka = memo("a", "kicks", lambda: _kicks(al.a, al.sample_rate))
-    kb = memo("b", "kicks", lambda: _kicks(al.b, al.sample_rate))
+    ka, kb = (_side_kicks(al, memo, side) for side in ("a", "b"))
     f1 = D.note_f1(*tmap.events(ka, kb), pitch=False)
     scores["kick_pattern"] = 100.0 * f1
     details["kick_pattern"] = {"f1": f1, "a_kicks": len(ka), "b_kicks": len(kb)}

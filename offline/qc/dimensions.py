@@ -10,6 +10,10 @@ import numpy as np
 
 from auracore.kernels.loudness import LoudnessMeter
 
+from .timemap import TimeMap
+
+OWN_TIME = TimeMap()  # B's own time: the default of every dimension that compares in time
+
 MEL_BANDS = 64
 MEL_LOW_HZ = 30.0
 MEL_HIGH_HZ = 16000.0
@@ -65,15 +69,14 @@ def mel_db(x: np.ndarray, sample_rate: int) -> np.ndarray:
     return out
 
 
-def spectral(al, tmap=None) -> tuple[float, dict]:
+def spectral(al, tmap: TimeMap = OWN_TIME) -> tuple[float, dict]:
     """Mel-spectrogram similarity: the mean per-frame Pearson correlation r of the two mel
     spectra (dB, over frames where A is within 60 dB of its loudest frame; frames paired on
     A's time by tmap, a ``timemap.TimeMap``, default B's own) times exp(-d /
     SPECTRAL_SCALE_DB), d the mean |difference| of the time-averaged mel spectra (dB)."""
     ma, mb = mel_db(al.a, al.sample_rate), mel_db(al.b, al.sample_rate)
-    if tmap is not None and not tmap.identity:
-        ia, ib = tmap.frames(ma.shape[0], mb.shape[0], _mel_hop_s(al.sample_rate))
-        ma, mb = ma[ia], mb[ib]
+    ia, ib = tmap.frames(ma.shape[0], mb.shape[0], _mel_hop_s(al.sample_rate))
+    ma, mb = ma[ia], mb[ib]
     floor = ma.max() - MEL_RANGE_DB
     ma, mb = np.maximum(ma, floor), np.maximum(mb, floor)
     frame_db = 10 * np.log10(np.mean(10 ** (ma / 10), axis=1))
@@ -152,17 +155,13 @@ def energy_curve(x: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.maximum(log["momentary_lufs"][::step], -70.0)
 
 
-def energy(al, tmap=None) -> tuple[float, dict]:
+def energy(al, tmap: TimeMap = OWN_TIME) -> tuple[float, dict]:
     """Energy-curve correlation: Pearson r of A's and B's momentary loudness every 100 ms
     (LUFS, after the gain alignment; points paired on A's time by tmap, default B's own);
     score 100 max(r, 0)."""
     ea, eb = energy_curve(al.a, al.sample_rate), energy_curve(al.b, al.sample_rate)
-    if tmap is None:
-        n = min(ea.shape[0], eb.shape[0])
-        ea, eb = ea[:n], eb[:n]
-    else:
-        ia, ib = tmap.frames(ea.shape[0], eb.shape[0], ENERGY_HOP_S)
-        ea, eb, n = ea[ia], eb[ib], ia.shape[0]
+    ia, ib = tmap.frames(ea.shape[0], eb.shape[0], ENERGY_HOP_S)
+    ea, eb, n = ea[ia], eb[ib], ia.shape[0]
     if np.std(ea) < 1e-9 or np.std(eb) < 1e-9:
         r = 1.0 if np.allclose(ea, eb, atol=0.1) else 0.0
     else:
@@ -217,15 +216,11 @@ def note_f1(ref: list, est: list, tolerance_s: float = NOTE_ONSET_TOLERANCE_S, p
     return 0.0 if hits == 0 else 2 * p * r / (p + r)
 
 
-def embedding_similarity(ea: np.ndarray, eb: np.ndarray, tmap=None, hop_s: float = 0.0) -> float:
+def embedding_similarity(ea: np.ndarray, eb: np.ndarray, tmap: TimeMap = OWN_TIME, hop_s: float = 0.0) -> float:
     """Mean cosine similarity of paired embeddings (N, D) each: block k with block k, or
     the blocks (hop_s apart) that tmap puts together on A's time."""
-    if tmap is None or tmap.identity:
-        n = min(ea.shape[0], eb.shape[0])
-        a, b = ea[:n], eb[:n]
-    else:
-        ia, ib = tmap.frames(ea.shape[0], eb.shape[0], hop_s)
-        a, b = ea[ia], eb[ib]
+    ia, ib = tmap.frames(ea.shape[0], eb.shape[0], hop_s)
+    a, b = ea[ia], eb[ib]
     den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return float(np.mean(np.sum(a * b, axis=1) / np.maximum(den, 1e-12)))
 
@@ -245,7 +240,7 @@ def _rms_db(x: np.ndarray) -> float:
     return 10 * math.log10(float(np.mean(x ** 2)) + 1e-20)
 
 
-def rms_per_section(al, prof_a, tmap=None) -> tuple[float | None, dict]:
+def rms_per_section(al, prof_a, tmap: TimeMap = OWN_TIME) -> tuple[float | None, dict]:
     """RMS per section: over A's sections (A's profile), the differences RMS of B - RMS of A
     (dB) on the same spans of the aligned signals (B's span through tmap, default its own
     time), less their duration-weighted mean; d = the duration-weighted mean of their
@@ -258,13 +253,9 @@ def rms_per_section(al, prof_a, tmap=None) -> tuple[float | None, dict]:
     diffs, weights = [], []
     sr = al.sample_rate
     for t0, t1 in spans:
-        if tmap is not None and not tmap.identity:
-            t0, t1 = max(t0, tmap.start_s), min(t1, tmap.end_s)
-            i0, i1 = int(t0 * sr), min(int(t1 * sr), al.a.shape[0])
-            j0, j1 = max(0, int(tmap.to_b(t0) * sr)), min(int(tmap.to_b(t1) * sr), al.b.shape[0])
-        else:
-            i0, i1 = int(t0 * sr), min(int(t1 * sr), al.a.shape[0], al.b.shape[0])
-            j0, j1 = i0, i1
+        t0, t1 = max(t0, tmap.start_s), min(t1, tmap.end_s)
+        i0, i1 = int(t0 * sr), min(int(t1 * sr), al.a.shape[0])
+        j0, j1 = max(0, int(tmap.to_b(t0) * sr)), min(int(tmap.to_b(t1) * sr), al.b.shape[0])
         if i1 - i0 < int(0.1 * sr) or j1 - j0 < int(0.1 * sr):
             continue
         diffs.append(_rms_db(al.b[j0:j1]) - _rms_db(al.a[i0:i1]))
@@ -286,16 +277,14 @@ def _chord_at(chords, t: float) -> str:
     return "N"
 
 
-def harmonic_progression(prof_a, prof_b, duration_s: float, tmap=None) -> tuple[float, dict]:
+def harmonic_progression(prof_a, prof_b, duration_s: float, tmap: TimeMap = OWN_TIME) -> tuple[float, dict]:
     """Chords: on a 100 ms grid over the aligned span, the share of the points where A has a
     chord (not N) at which B's chord (its own profile, at the point's time on B's side
     through tmap, default the same time) has the same root and quality; score 100 x that
     share (100 when A has no chord anywhere and B none either)."""
     grid = np.arange(0.0, duration_s, CHORD_GRID_S)
-    grid_b = grid
-    if tmap is not None and not tmap.identity:
-        grid = grid[tmap.inside(grid)]
-        grid_b = tmap.to_b(grid)
+    grid = grid[tmap.inside(grid)]
+    grid_b = tmap.to_b(grid)
     la = [_chord_at(prof_a.chords, t) for t in grid]
     lb = [_chord_at(prof_b.chords, t) for t in grid_b]
     on = [i for i, c in enumerate(la) if c != "N"]
@@ -354,15 +343,14 @@ def _boundaries(prof, duration_s: float) -> list:
     return [s.start_s for s in prof.sections if 0.5 < s.start_s < duration_s - 0.5]
 
 
-def arrangement(prof_a, prof_b, duration_s: float, tmap=None) -> tuple[float, dict]:
+def arrangement(prof_a, prof_b, duration_s: float, tmap: TimeMap = OWN_TIME) -> tuple[float, dict]:
     """Arrangement: F-measure of B's inner section boundaries (on A's time through tmap,
     default its own) against A's (each from its own profile) within
     +-BOUNDARY_TOLERANCE_S, each boundary matched once; score 100 F (100 when neither has
     an inner boundary), and whether the label sequences agree."""
     ba, bb = _boundaries(prof_a, duration_s), _boundaries(prof_b, duration_s)
-    if tmap is not None and not tmap.identity:
-        ref, est = tmap.events([(t, 0) for t in ba], [(t, 0) for t in bb])
-        ba, bb = [t for t, _ in ref], [t for t, _ in est]
+    ref, est = tmap.events([(t, 0) for t in ba], [(t, 0) for t in bb])
+    ba, bb = [t for t, _ in ref], [t for t, _ in est]
     f = note_f1([(t, 0) for t in ba], [(t, 0) for t in bb], tolerance_s=BOUNDARY_TOLERANCE_S, pitch=False)
     return 100.0 * f, {"f_measure": f, "a_boundaries_s": [round(t, 2) for t in ba],
                        "b_boundaries_s": [round(t, 2) for t in bb],

@@ -172,8 +172,7 @@ def choose(events_a, events_b, tempo_a, tempo_b, duration_a_s: float, duration_b
     ea = np.asarray(events_a, dtype=np.float64).reshape(-1, 2)
     eb = np.asarray(events_b, dtype=np.float64).reshape(-1, 2)
     ta, la, tb, lb = ea[:, 0], ea[:, 1], eb[:, 0], eb[:, 1]
-    own = TimeMap(end_s=min(duration_a_s, duration_b_s))
-    base = agreement(ta, tb, 0.0, own.end_s, labels_a=la, labels_b=lb)
+    base = agreement(ta, tb, 0.0, min(duration_a_s, duration_b_s), labels_a=la, labels_b=lb)
     info = {"own_time_agreement": round(base, 4), "a_bpm": (_readings(tempo_a) or [None])[0],
             "b_bpm": (_readings(tempo_b) or [None])[0]}
     ratios = _ratios(tempo_a, tempo_b)
