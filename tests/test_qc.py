@@ -299,7 +299,7 @@ def _profile_dim(name, a, b, prof_a=None):
     if name == "bpm":
         return D.bpm(pa.tempo_bpm, pb.tempo_bpm, pa.tempo.tempo_candidates, pb.tempo.tempo_candidates)[0]
     if name == "arrangement":
-        return D.arrangement(pa, pb, dur)[0]
+        return D.arrangement(al, pa, pb)[0]
     raise KeyError(name)
 
 
@@ -420,6 +420,33 @@ def test_arrangement_falls_as_boundaries_move(aba):
     assert scores[0] >= 99.0
     assert scores[0] > scores[1] > scores[2] or (scores[1] <= 70.0 and scores[2] <= 30.0), scores
     assert scores[1] <= 70.0 and scores[2] <= 30.0
+
+
+def test_arrangement_hears_a_section_swap(aba):
+    """The first two sections swapped (B A A) and the last two (A A B): on A's own section
+    edges (0, 10, 20, 30 s) the structure reads 0.5 or less, so a swap counts even where
+    the boundaries would not move (the sections are as long); a tilt, brighter instruments,
+    a compressor, no kicks, a louder middle, the middle's chords a tone up and reverb keep it
+    at 0.95 or more. The whole dimension on B A A: 30 or less (50 on boundaries alone)."""
+    a, pa = aba
+    edges = [0.0, 10.0, 20.0, 30.0]
+
+    def structure(b):
+        return D.structure(D.mel_pair(align(a, b, FS)), edges)[0]
+
+    i1, i2 = 10 * FS, 20 * FS
+    swaps = {"B A A": np.concatenate([a[i1:i2], a[:i1], a[i2:]]), "A A B": np.concatenate([a[:i1], a[i2:], a[i1:i2]])}
+    for name, b in swaps.items():
+        assert structure(b) <= 0.5, name
+    louder = a.copy()
+    louder[i1:i2] *= 2.0
+    others = {"tilt": tilt(a, 8.0), "brighter": three_part(bright_add=0.35), "compressor": squash(a, 14.0),
+              "no kicks": three_part(kick_keep=0.0), "middle +6 dB": louder,
+              "chords": three_part(shift_semis=(0, 2, 0)), "reverb": reverb(a, 0.6)}
+    for name, b in others.items():
+        assert structure(b) >= 0.95, name
+    assert structure(a.copy()) >= 0.999
+    assert _profile_dim("arrangement", a, swaps["B A A"], pa) <= 30.0
 
 
 def test_reverb_dimension_follows_rt60():

@@ -298,9 +298,10 @@ def _notes(x, sample_rate, kind):
     return transcribe(x, sample_rate, kind).notes
 
 
-def _profile_dimensions(al, profile, scores: dict, details: dict, memo, tmap: TimeMap) -> None:
+def _profile_dimensions(al, profile, scores: dict, details: dict, memo, tmap: TimeMap, mels: tuple) -> None:
     """RMS per section, chords, reverb, BPM and arrangement from the profiles of the aligned
-    A and B (``auracore.offline.profile``); B's times on A's through tmap."""
+    A and B (``auracore.offline.profile``); B's times on A's through tmap; mels: both sides'
+    mel spectra (``dimensions.mel_pair``)."""
     duration_s = al.a.shape[0] / al.sample_rate
     pa = memo("a", "profile", lambda: profile.profile(al.a, al.sample_rate))
     pb = memo("b", "profile", lambda: profile.profile(al.b, al.sample_rate))
@@ -314,7 +315,7 @@ def _profile_dimensions(al, profile, scores: dict, details: dict, memo, tmap: Ti
     scores["reverb"], details["reverb"] = D.reverb(rt_a, rt_b, *mods)
     scores["bpm"], details["bpm"] = D.bpm(pa.tempo_bpm, pb.tempo_bpm, pa.tempo.tempo_candidates,
                                           pb.tempo.tempo_candidates)
-    scores["arrangement"], details["arrangement"] = D.arrangement(pa, pb, duration_s, tmap)
+    scores["arrangement"], details["arrangement"] = D.arrangement(al, pa, pb, tmap, mels)
 
 
 def _time_map(al, memo, stems, profile) -> tuple[TimeMap, dict]:
@@ -386,7 +387,9 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
             runner_error = exc
     _prefetch(_side_steps(al, memo, stems, profile, runner))
     tmap, details["time_map"] = _time_map(al, memo, stems, profile)
-    for name, fn in (("spectral", lambda al: D.spectral(al, tmap)), ("width", D.width),
+    mels = (memo("a", "mel", lambda: D.mel_db(al.a, al.sample_rate)), memo("b", "mel", lambda: D.mel_db(al.b, al.sample_rate)),
+            D.mel_hop_s(al.sample_rate))
+    for name, fn in (("spectral", lambda al: D.spectral(al, tmap, mels)), ("width", D.width),
                      ("energy_curve", lambda al: D.energy(al, tmap)), ("dynamic_range", D.dynamics)):
         scores[name], details[name] = fn(al)
     if runner_error is not None:
@@ -411,7 +414,7 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
         for name in ("rms_per_section", "harmonic_progression", "reverb", "bpm", "arrangement"):
             unavailable(name, "needs auracore.offline.profile (sections, chords, RT60, tempo), not in this build")
     else:
-        _profile_dimensions(al, profile, scores, details, memo, tmap)
+        _profile_dimensions(al, profile, scores, details, memo, tmap, mels)
     notes = side_notes["a"] + side_notes["b"]
     if notes:
         details["notes"] = notes

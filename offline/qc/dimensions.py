@@ -47,7 +47,7 @@ def _mel_filters(sample_rate: int, n_fft: int) -> np.ndarray:
     return fb
 
 
-def _mel_hop_s(sample_rate: int) -> float:
+def mel_hop_s(sample_rate: int) -> float:
     return (1 << int(round(math.log2(MEL_FFT_S * sample_rate)))) // 2 / sample_rate
 
 
@@ -69,13 +69,19 @@ def mel_db(x: np.ndarray, sample_rate: int) -> np.ndarray:
     return out
 
 
-def spectral(al, tmap: TimeMap = OWN_TIME) -> tuple[float, dict]:
+def mel_pair(al) -> tuple:
+    """(A's mel_db, B's mel_db, hop_s): what ``spectral`` and ``arrangement`` read."""
+    return mel_db(al.a, al.sample_rate), mel_db(al.b, al.sample_rate), mel_hop_s(al.sample_rate)
+
+
+def spectral(al, tmap: TimeMap = OWN_TIME, mels: tuple | None = None) -> tuple[float, dict]:
     """Mel-spectrogram similarity: the mean per-frame Pearson correlation r of the two mel
     spectra (dB, over frames where A is within 60 dB of its loudest frame; frames paired on
     A's time by tmap, a ``timemap.TimeMap``, default B's own) times exp(-d /
-    SPECTRAL_SCALE_DB), d the mean |difference| of the time-averaged mel spectra (dB)."""
-    ma, mb = mel_db(al.a, al.sample_rate), mel_db(al.b, al.sample_rate)
-    ia, ib = tmap.frames(ma.shape[0], mb.shape[0], _mel_hop_s(al.sample_rate))
+    SPECTRAL_SCALE_DB), d the mean |difference| of the time-averaged mel spectra (dB).
+    mels: ``mel_pair(al)`` when the caller has them."""
+    ma, mb, hop_s = mels if mels is not None else mel_pair(al)
+    ia, ib = tmap.frames(ma.shape[0], mb.shape[0], hop_s)
     ma, mb = ma[ia], mb[ib]
     floor = ma.max() - MEL_RANGE_DB
     ma, mb = np.maximum(ma, floor), np.maximum(mb, floor)
@@ -343,15 +349,77 @@ def _boundaries(prof, duration_s: float) -> list:
     return [s.start_s for s in prof.sections if 0.5 < s.start_s < duration_s - 0.5]
 
 
-def arrangement(prof_a, prof_b, duration_s: float, tmap: TimeMap = OWN_TIME) -> tuple[float, dict]:
-    """Arrangement: F-measure of B's inner section boundaries (on A's time through tmap,
-    default its own) against A's (each from its own profile) within
-    +-BOUNDARY_TOLERANCE_S, each boundary matched once; score 100 F (100 when neither has
-    an inner boundary), and whether the label sequences agree."""
+STRUCTURE_FLOOR_DB = 50.0     # each frame's mel bands floored this far under its loudest band
+STRUCTURE_MIN_DB = 1.0        # the least section-to-section distance a side's distances are scaled by
+MIN_SECTION_FRAMES = 8
+
+
+def _section_means(m: np.ndarray, t: np.ndarray, edges: list, active: np.ndarray) -> np.ndarray:
+    """Each section's mean of the level-free mel frames m (rows at A's times t, active
+    frames only); NaN rows for sections with too few frames."""
+    out = np.full((len(edges) - 1, m.shape[1]), np.nan)
+    for k, (s, e) in enumerate(zip(edges[:-1], edges[1:])):
+        sel = (t >= s) & (t < e) & active
+        if np.count_nonzero(sel) >= MIN_SECTION_FRAMES:
+            out[k] = m[sel].mean(axis=0)
+    return out
+
+
+def _level_free(m: np.ndarray) -> np.ndarray:
+    """Mel frames (dB) floored STRUCTURE_FLOOR_DB under each frame's loudest band, each
+    frame's mean taken out: a level change, per frame or per section, leaves them as they are."""
+    m = np.maximum(m, m.max(axis=1, keepdims=True) - STRUCTURE_FLOOR_DB)
+    return m - m.mean(axis=1, keepdims=True)
+
+
+def structure(mels: tuple, edges: list, tmap: TimeMap = OWN_TIME) -> tuple[float, dict]:
+    """Whether B repeats what A repeats, on A's sections (edges: A's section edges, s).
+
+    mels: (A's mel_db, B's mel_db, hop_s). Each side's level-free mean mel spectrum per
+    section (B's frames on A's time by tmap); the mean |difference| (dB) between every two
+    sections gives each side a distance matrix, scaled by its largest distance (at least
+    STRUCTURE_MIN_DB); S = 1 - sum w |dA - dB| / sum w max(dA, dB), w the product of the two
+    sections' lengths. A global EQ, a level per section or another timbre everywhere leaves
+    S near 1; a section swapped with another unlike it moves it. 1 with fewer than three
+    sections (two sections are always as far apart on both sides)."""
+    ma, mb, hop_s = mels
+    ia, ib = tmap.frames(ma.shape[0], mb.shape[0], hop_s)
+    ma, mb = ma[ia], mb[ib]
+    floor = ma.max() - MEL_RANGE_DB
+    frame_db = 10 * np.log10(np.mean(10 ** (np.maximum(ma, floor) / 10), axis=1))
+    active = frame_db > frame_db.max() - 60.0
+    t = ia * hop_s
+    va, vb = (_section_means(_level_free(m), t, edges, active) for m in (ma, mb))
+    keep = ~(np.isnan(va).any(axis=1) | np.isnan(vb).any(axis=1))
+    lengths = np.diff(np.asarray(edges, dtype=np.float64))[keep]
+    va, vb = va[keep], vb[keep]
+    n = va.shape[0]
+    if n < 3:
+        return 1.0, {"sections": int(n)}
+    iu = np.triu_indices(n, 1)
+    da = np.mean(np.abs(va[:, None, :] - va[None, :, :]), axis=2)[iu]
+    db = np.mean(np.abs(vb[:, None, :] - vb[None, :, :]), axis=2)[iu]
+    na, nb = da / max(da.max(), STRUCTURE_MIN_DB), db / max(db.max(), STRUCTURE_MIN_DB)
+    w = (lengths[:, None] * lengths[None, :])[iu]
+    s = 1.0 - float(np.sum(w * np.abs(na - nb)) / max(np.sum(w * np.maximum(na, nb)), 1e-12))
+    return s, {"sections": int(n), "a_distances_db": [round(float(v), 2) for v in da],
+               "b_distances_db": [round(float(v), 2) for v in db]}
+
+
+def arrangement(al, prof_a, prof_b, tmap: TimeMap = OWN_TIME, mels: tuple | None = None) -> tuple[float, dict]:
+    """Arrangement: where the sections change and what repeats. F: the F-measure of B's
+    inner section boundaries (on A's time through tmap, default its own) against A's (each
+    from its own profile) within +-BOUNDARY_TOLERANCE_S, each boundary matched once (1 when
+    neither has an inner boundary); S: ``structure`` on A's sections. Score 100 F S.
+    mels: (A's mel_db, B's mel_db, hop_s) when the caller has them (default: computed)."""
+    duration_s = al.a.shape[0] / al.sample_rate
     ba, bb = _boundaries(prof_a, duration_s), _boundaries(prof_b, duration_s)
     ref, est = tmap.events([(t, 0) for t in ba], [(t, 0) for t in bb])
     ba, bb = [t for t, _ in ref], [t for t, _ in est]
     f = note_f1([(t, 0) for t in ba], [(t, 0) for t in bb], tolerance_s=BOUNDARY_TOLERANCE_S, pitch=False)
-    return 100.0 * f, {"f_measure": f, "a_boundaries_s": [round(t, 2) for t in ba],
-                       "b_boundaries_s": [round(t, 2) for t in bb],
-                       "a_labels": [s.label for s in prof_a.sections], "b_labels": [s.label for s in prof_b.sections]}
+    if mels is None:
+        mels = mel_pair(al)
+    s, info = structure(mels, [0.0] + sorted(ba) + [duration_s], tmap)
+    return 100.0 * f * s, {"f_measure": f, "structure": s, "a_boundaries_s": [round(t, 2) for t in ba],
+                           "b_boundaries_s": [round(t, 2) for t in bb], "structure_details": info,
+                           "a_labels": [s.label for s in prof_a.sections], "b_labels": [s.label for s in prof_b.sections]}
