@@ -17,6 +17,10 @@ import tempfile
 from auracore.errors import AudioFileError
 from auracore.stopping import raise_if_stopped
 
+# the API's default (offline/reconstruct/core.py MAX_ROUNDS; kept here so that the parser
+# loads no numpy): tests/test_reconstruct.py holds them equal
+MAX_ROUNDS = 8
+
 PROG = "auracore reconstruct"
 
 
@@ -34,7 +38,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("input", metavar="IN", help="input audio file (22.05-96 kHz, mono or stereo, at least 2 s)")
     p.add_argument("outdir", metavar="OUTDIR", help="output folder (made when missing; must be empty unless --force)")
     p.add_argument("--target-score", type=_score, default=85.0, help="stop when QC reaches this (0-100, default 85)")
-    p.add_argument("--max-rounds", type=_rounds, default=4, help="most rounds (1-20, default 4)")
+    p.add_argument("--max-rounds", type=_rounds, default=MAX_ROUNDS, help=f"most rounds (1-20, default {MAX_ROUNDS})")
     p.add_argument("--separator", metavar="DIR|dsp", default=None,
                    help="the separation model folder, or dsp (default: the shipped model, else the DSP fallback)")
     p.add_argument("--llm-url", metavar="URL", default=None,
