@@ -339,15 +339,15 @@ def test_a_round_that_does_not_rise_is_undone(piece):
 def test_the_command_and_the_api_share_the_default_rounds():
     """`auracore reconstruct` without --max-rounds runs the API's default (8 rounds, the loop
     ending after 3 without a rise: docs/reconstruct.md measures it against 3 and 2)."""
+    import argparse
     import inspect
 
     from auracore.control import cmd_reconstruct
     from auracore.offline.reconstruct import core
 
-    assert cmd_reconstruct.MAX_ROUNDS == core.MAX_ROUNDS == inspect.signature(reconstruct).parameters["max_rounds"].default == 8
+    api_default = inspect.signature(reconstruct).parameters["max_rounds"].default
+    assert cmd_reconstruct.MAX_ROUNDS == core.MAX_ROUNDS == api_default == 8
     assert core.PATIENCE == 3
-    import argparse
-
     parser = cmd_reconstruct.add_parser(argparse.ArgumentParser().add_subparsers())
     assert parser.parse_args(["in.wav", "out"]).max_rounds == 8
 

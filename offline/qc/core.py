@@ -387,8 +387,8 @@ def qc(a: np.ndarray, b: np.ndarray, sample_rate: int, b_rate: int | None = None
             runner_error = exc
     _prefetch(_side_steps(al, memo, stems, profile, runner))
     tmap, details["time_map"] = _time_map(al, memo, stems, profile)
-    mels = (memo("a", "mel", lambda: D.mel_db(al.a, al.sample_rate)), memo("b", "mel", lambda: D.mel_db(al.b, al.sample_rate)),
-            D.mel_hop_s(al.sample_rate))
+    mels = tuple(memo(side, "mel", lambda x=x: D.mel_db(x, al.sample_rate)) for side, x in (("a", al.a), ("b", al.b)))
+    mels += (D.mel_hop_s(al.sample_rate),)
     for name, fn in (("spectral", lambda al: D.spectral(al, tmap, mels)), ("width", D.width),
                      ("energy_curve", lambda al: D.energy(al, tmap)), ("dynamic_range", D.dynamics)):
         scores[name], details[name] = fn(al)

@@ -419,7 +419,8 @@ def arrangement(al, prof_a, prof_b, tmap: TimeMap = OWN_TIME, mels: tuple | None
     f = note_f1([(t, 0) for t in ba], [(t, 0) for t in bb], tolerance_s=BOUNDARY_TOLERANCE_S, pitch=False)
     if mels is None:
         mels = mel_pair(al)
-    s, info = structure(mels, [0.0] + sorted(ba) + [duration_s], tmap)
-    return 100.0 * f * s, {"f_measure": f, "structure": s, "a_boundaries_s": [round(t, 2) for t in ba],
-                           "b_boundaries_s": [round(t, 2) for t in bb], "structure_details": info,
-                           "a_labels": [s.label for s in prof_a.sections], "b_labels": [s.label for s in prof_b.sections]}
+    same, info = structure(mels, [0.0] + sorted(ba) + [duration_s], tmap)
+    return 100.0 * f * same, {"f_measure": f, "structure": same, "a_boundaries_s": [round(t, 2) for t in ba],
+                              "b_boundaries_s": [round(t, 2) for t in bb], "structure_details": info,
+                              "a_labels": [sec.label for sec in prof_a.sections],
+                              "b_labels": [sec.label for sec in prof_b.sections]}
