@@ -398,9 +398,9 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
         log(f"{name}: program {choice.program} ({choices[name]['family']})")
 
     rt = rt60(x, sr)
-    # every render takes the tonal balance of the stem it replaces (tone.py)
-    synth = Synth(sr, duration_s, tone=lambda name, y: tone.match_tone(y, stems[name], sr))
     sections = [(s.start_s, s.end_s) for s in prof.sections]
+    # every render takes the tonal balance of the stem it replaces, section by section (tone.py)
+    synth = Synth(sr, duration_s, tone=lambda name, y: tone.match_tone_spans(y, stems[name], sr, sections))
     settings = {"reverb": False, "level_window_s": None}
     rounds, tried, changed = [], set(), []
     qc_cache = {}  # the input's QC analyses (stems, notes, profile, embedding), made once for every round

@@ -74,3 +74,40 @@ def match_tone(render: np.ndarray, target: np.ndarray, sample_rate: int) -> np.n
     x = np.asarray(render, dtype=np.float32)
     # overlap-add in float32: 0.2 s for a 3-minute stereo stem (one FFT of the whole took 2 s)
     return oaconvolve(x, h.astype(np.float32)[:, None], axes=0)[delay:delay + x.shape[0]]
+
+
+SPAN_FADE_S = 0.05
+
+
+def match_tone_spans(render: np.ndarray, target: np.ndarray, sample_rate: int, spans) -> np.ndarray:
+    """``match_tone`` span by span (spans: the input's sections, (start_s, end_s) in order):
+    each section of the render takes the long-term spectrum of the same section of target,
+    the filtered sections crossfaded over SPAN_FADE_S at each boundary. One span or none:
+    ``match_tone`` over the whole."""
+    n = render.shape[0]
+    edges = sorted({0, n} | {min(max(int(round(s * sample_rate)), 0), n) for s, _ in spans})
+    edges = [e for e in edges if e == 0 or e == n or 0 < e < n]
+    bounds = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    if len(bounds) <= 1:
+        return match_tone(render, target, sample_rate)
+    x = np.asarray(render, dtype=np.float32)
+    taps = fir_taps(sample_rate)
+    delay = (taps - 1) // 2
+    fade = max(1, int(round(SPAN_FADE_S * sample_rate)))
+    out = np.zeros_like(x)
+    for k, (a, b) in enumerate(bounds):
+        lo, hi = (a - fade // 2 if k else 0), (b + fade - fade // 2 if k < len(bounds) - 1 else n)
+        lo, hi = max(lo, 0), min(hi, n)
+        grid, gain = gain_curve_db(x[a:b], target[a:b], sample_rate)
+        m0, m1 = max(lo - delay, 0), min(hi + delay, n)
+        seg = x[m0:m1]
+        if np.any(gain):
+            h = design_fir(grid, gain, sample_rate, taps).astype(np.float32)
+            seg = oaconvolve(seg, h[:, None], axes=0)[delay:delay + seg.shape[0]]
+        w = np.ones(hi - lo, dtype=np.float32)
+        if k:
+            w[:fade] = np.linspace(0.0, 1.0, fade + 2, dtype=np.float32)[1:-1][:w.size]
+        if k < len(bounds) - 1:
+            w[-fade:] = np.minimum(w[-fade:], np.linspace(1.0, 0.0, fade + 2, dtype=np.float32)[1:-1][-w[-fade:].size:])
+        out[lo:hi] += seg[lo - m0:hi - m0] * w[:, None]
+    return out
