@@ -74,19 +74,25 @@ def mel_pair(al) -> tuple:
     return mel_db(al.a, al.sample_rate), mel_db(al.b, al.sample_rate), mel_hop_s(al.sample_rate)
 
 
+def _paired_mels(mels: tuple, tmap: TimeMap) -> tuple:
+    """(A's frame times s, A's and B's mel frames paired on A's time by tmap and floored
+    MEL_RANGE_DB under A's loudest, the frames where A is within 60 dB of its loudest);
+    mels: ``mel_pair``'s (A's mel_db, B's mel_db, hop_s)."""
+    ma, mb, hop_s = mels
+    ia, ib = tmap.frames(ma.shape[0], mb.shape[0], hop_s)
+    floor = ma[ia].max() - MEL_RANGE_DB
+    ma, mb = np.maximum(ma[ia], floor), np.maximum(mb[ib], floor)
+    frame_db = 10 * np.log10(np.mean(10 ** (ma / 10), axis=1))
+    return ia * hop_s, ma, mb, frame_db > frame_db.max() - 60.0
+
+
 def spectral(al, tmap: TimeMap = OWN_TIME, mels: tuple | None = None) -> tuple[float, dict]:
     """Mel-spectrogram similarity: the mean per-frame Pearson correlation r of the two mel
     spectra (dB, over frames where A is within 60 dB of its loudest frame; frames paired on
     A's time by tmap, a ``timemap.TimeMap``, default B's own) times exp(-d /
     SPECTRAL_SCALE_DB), d the mean |difference| of the time-averaged mel spectra (dB).
     mels: ``mel_pair(al)`` when the caller has them."""
-    ma, mb, hop_s = mels if mels is not None else mel_pair(al)
-    ia, ib = tmap.frames(ma.shape[0], mb.shape[0], hop_s)
-    ma, mb = ma[ia], mb[ib]
-    floor = ma.max() - MEL_RANGE_DB
-    ma, mb = np.maximum(ma, floor), np.maximum(mb, floor)
-    frame_db = 10 * np.log10(np.mean(10 ** (ma / 10), axis=1))
-    active = frame_db > frame_db.max() - 60.0
+    _, ma, mb, active = _paired_mels(mels if mels is not None else mel_pair(al), tmap)
     za = ma[active] - ma[active].mean(axis=1, keepdims=True)
     zb = mb[active] - mb[active].mean(axis=1, keepdims=True)
     den = np.sqrt(np.sum(za ** 2, axis=1) * np.sum(zb ** 2, axis=1))
@@ -382,13 +388,7 @@ def structure(mels: tuple, edges: list, tmap: TimeMap = OWN_TIME) -> tuple[float
     sections' lengths. A global EQ, a level per section or another timbre everywhere leaves
     S near 1; a section swapped with another unlike it moves it. 1 with fewer than three
     sections (two sections are always as far apart on both sides)."""
-    ma, mb, hop_s = mels
-    ia, ib = tmap.frames(ma.shape[0], mb.shape[0], hop_s)
-    ma, mb = ma[ia], mb[ib]
-    floor = ma.max() - MEL_RANGE_DB
-    frame_db = 10 * np.log10(np.mean(10 ** (np.maximum(ma, floor) / 10), axis=1))
-    active = frame_db > frame_db.max() - 60.0
-    t = ia * hop_s
+    t, ma, mb, active = _paired_mels(mels, tmap)
     va, vb = (_section_means(_level_free(m), t, edges, active) for m in (ma, mb))
     keep = ~(np.isnan(va).any(axis=1) | np.isnan(vb).any(axis=1))
     lengths = np.diff(np.asarray(edges, dtype=np.float64))[keep]

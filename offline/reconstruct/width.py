@@ -26,11 +26,10 @@ QUIET = 1e-4  # a band under this share of the input's loudest band is left alon
 MIN_RATIO = 1e-4  # side/mid under -40 dB: no side to scale (or to aim for)
 
 
-def side_gains_db(mix: np.ndarray, ref: np.ndarray, sample_rate: int) -> np.ndarray:
-    """(bands,) side gain in dB per band of WIDTH_BANDS_HZ that brings mix's side/mid ratio
-    to ref's (0 where a band is quiet or has no side), within +-MAX_GAIN_DB."""
-    r_ref, e_ref = band_side_mid(ref, sample_rate)
-    r_mix, _ = band_side_mid(mix, sample_rate)
+def side_gains_db(r_mix: np.ndarray, r_ref: np.ndarray, e_ref: np.ndarray) -> np.ndarray:
+    """(bands,) side gain in dB per band of WIDTH_BANDS_HZ that brings the mix's side/mid ratio
+    r_mix to the input's r_ref (0 where the input's band energy e_ref is quiet or either has
+    no side), within +-MAX_GAIN_DB; the ratios and energies as ``band_side_mid`` gives them."""
     used = (e_ref > e_ref.max() * QUIET) & (r_ref > MIN_RATIO) & (r_mix > MIN_RATIO)
     gains = np.zeros(len(WIDTH_BANDS_HZ))
     # the ratio is of energies: a side gain of g dB moves it by g dB
@@ -42,13 +41,11 @@ FILL_TAU_S = 0.02      # the decorrelating filter: white noise decaying with thi
 FILL_LENGTH_S = 0.1    # ... over this length (fixed seed)
 
 
-def fill_gains(mix: np.ndarray, ref: np.ndarray, sample_rate: int, gains_db: np.ndarray) -> np.ndarray:
+def fill_gains(r_mix: np.ndarray, r_ref: np.ndarray, e_ref: np.ndarray, gains_db: np.ndarray) -> np.ndarray:
     """(bands,) amplitude of a decorrelated copy of the mid to add to the side, per band of
-    WIDTH_BANDS_HZ: where ref has side in a band that is not quiet and the mix's own side,
-    scaled by gains_db, stays short of ref's side/mid ratio (no side to scale, or more than
+    WIDTH_BANDS_HZ: where the input has side in a band that is not quiet and the mix's own
+    side, scaled by gains_db, stays short of the input's ratio (no side to scale, or more than
     MAX_GAIN_DB short), the copy makes up the missing side energy; 0 elsewhere."""
-    r_ref, e_ref = band_side_mid(ref, sample_rate)
-    r_mix, _ = band_side_mid(mix, sample_rate)
     reached = r_mix * 10.0 ** (gains_db / 10.0)
     need = (e_ref > e_ref.max() * QUIET) & (r_ref > MIN_RATIO) & (reached < r_ref / 10.0 ** (1.0 / 10.0))
     out = np.zeros(len(WIDTH_BANDS_HZ))
@@ -80,8 +77,10 @@ def match_band_width(mix: np.ndarray, ref: np.ndarray, sample_rate: int) -> np.n
     follows ref's (frames', 2); mix unchanged when either is not stereo."""
     if mix.ndim != 2 or ref.ndim != 2 or mix.shape[1] != 2 or ref.shape[1] != 2 or mix.shape[0] < 2:
         return mix
-    gains_db = side_gains_db(mix, ref, sample_rate)
-    fills = fill_gains(mix, ref, sample_rate, gains_db)
+    r_ref, e_ref = band_side_mid(ref, sample_rate)
+    r_mix, _ = band_side_mid(mix, sample_rate)
+    gains_db = side_gains_db(r_mix, r_ref, e_ref)
+    fills = fill_gains(r_mix, r_ref, e_ref, gains_db)
     if not np.any(gains_db) and not np.any(fills):
         return mix
     n = mix.shape[0]
