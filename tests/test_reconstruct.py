@@ -239,10 +239,12 @@ def test_a_band_with_no_side_to_scale_is_filled_from_the_mid():
 
 def test_each_render_rides_its_stems_short_time_level():
     """level_match sets each span's RMS to the stem's, then rides the render toward the stem's
-    level in 0.4 s windows within 6 dB: a render held at one level against a stem that swells
-    by 4 dB for 3 s (and dips by 12 dB for 3 s) follows the swell within 1 dB and the dip to the
-    6 dB limit, and a window where the render is silent is not raised."""
+    level in 0.4 s windows within 6 dB, then each octave band within 10 dB more: a render held
+    at one level against a stem that swells by 4 dB for 3 s (and dips by 20 dB for 3 s) follows
+    the swell within 1 dB and the dip to the 16 dB limit, and a window where the render is
+    silent is not raised."""
     from auracore.offline.reconstruct.core import FINE_RANGE_DB, level_match
+    from auracore.offline.reconstruct.ride import RANGE_DB
 
     sr = 22050
     rng = np.random.default_rng(3)
@@ -250,7 +252,7 @@ def test_each_render_rides_its_stems_short_time_level():
     render[int(10.5 * sr):] = 0.0                       # the render stops early
     shape = np.ones(12 * sr)
     shape[2 * sr:5 * sr] = 10 ** (4 / 20)
-    shape[6 * sr:9 * sr] = 10 ** (-12 / 20)
+    shape[6 * sr:9 * sr] = 10 ** (-20 / 20)
     target = rng.standard_normal((12 * sr, 2)) * 0.05 * shape[:, None]
     y = level_match(render, target, sr, [(0.0, 12.0)])
 
@@ -260,11 +262,53 @@ def test_each_render_rides_its_stems_short_time_level():
 
     assert abs(db(y, 2.6, 4.4) - db(target, 2.6, 4.4)) < 1.0           # the swell, followed
     assert abs(db(y, 0.2, 1.4) - db(target, 0.2, 1.4)) < 1.0           # the level around it
-    # the dip (12 dB under the level around it) is followed as far as the limit allows: 6 dB
+    # the dip (20 dB under the level around it) is followed as far as the limits allow: 16 dB
     # under the span's level, which is 0.9 dB over the level around it (the swell lifts it)
+    limit = FINE_RANGE_DB + RANGE_DB
     dip = db(y, 6.6, 8.4) - db(y, 0.2, 1.4)
-    assert -FINE_RANGE_DB - 0.5 < dip < -FINE_RANGE_DB + 2.0
+    assert -limit - 0.5 < dip < -limit + 2.0
     assert np.max(np.abs(y[int(10.6 * sr):])) == 0.0                   # silence stays silent
+
+
+def test_each_octave_band_of_a_render_rides_its_stems_band_level():
+    """ride.band_ride moves each octave band toward the stem's level there over 0.4 s windows,
+    within RANGE_DB: a 1-2 kHz band that swells by 6 dB in the stem for 3 s is followed within
+    1 dB (and left within 1 dB of the stem before it), the bands over 4 kHz 20 dB under the
+    render's are followed to the limit, a render that is its own stem comes back unchanged, and where
+    the render is silent it stays silent."""
+    from scipy.signal import butter, sosfiltfilt
+
+    from auracore.offline.reconstruct.ride import RANGE_DB, band_ride
+
+    sr = 22050
+    rng = np.random.default_rng(5)
+    render = (0.1 * rng.standard_normal((10 * sr, 2))).astype(np.float32)
+    render[9 * sr:] = 0.0
+    stem = 0.1 * rng.standard_normal((10 * sr, 2))
+
+    def band(x, lo, hi=None):
+        sos = butter(6, [lo, hi] if hi else lo, "bandpass" if hi else "highpass", fs=sr, output="sos")
+        return sosfiltfilt(sos, x, axis=0)
+
+    swell = np.zeros(10 * sr)
+    swell[3 * sr:6 * sr] = 10 ** (6 / 20) - 1
+    stem = stem + band(stem, 1000, 2000) * swell[:, None] - (1 - 10 ** (-20 / 20)) * band(stem, 4000)
+    y = band_ride(render, stem, sr)
+    assert y.shape == render.shape and y.dtype == np.float32
+
+    def level(x, t0, t1, lo, hi):   # dB of the power in lo-hi Hz over t0-t1 s
+        seg = x[int(t0 * sr):int(t1 * sr)].mean(axis=1)
+        spec = np.abs(np.fft.rfft(seg)) ** 2
+        f = np.fft.rfftfreq(seg.size, 1 / sr)
+        return 10 * np.log10(spec[(f >= lo) & (f < hi)].sum())
+
+    assert abs(level(y, 3.6, 5.4, 1300, 1600) - level(stem, 3.6, 5.4, 1300, 1600)) < 1.0
+    assert abs(level(y, 0.5, 2.5, 1300, 1600) - level(stem, 0.5, 2.5, 1300, 1600)) < 1.0
+    cut = level(y, 0.5, 8.5, 6000, 10000) - level(render, 0.5, 8.5, 6000, 10000)
+    assert -RANGE_DB - 1.0 < cut < -RANGE_DB + 1.0
+    assert abs(level(y, 0.5, 8.5, 300, 400) - level(render, 0.5, 8.5, 300, 400)) < 1.0
+    assert np.max(np.abs(y[int(9.1 * sr):])) == 0.0
+    assert np.max(np.abs(band_ride(render, render, sr) - render)) < 1e-6
 
 
 def test_the_top_line_is_the_notes_nothing_higher_covers():

@@ -7,7 +7,8 @@
    (models/fluid.py, FluidR3 GM) at the input's rate, then filtered to the tonal balance of
    the stem it replaces (``tone.match_tone``).
 3. Mix: each rendered stem at the original stem's level section by section (the profile's
-   sections; after a ``level`` change, in 2 s windows), summed; then mastered by reference to
+   sections; after a ``level`` change, in 2 s windows), ridden toward its short-time level
+   and then band by band (``ride.band_ride``), summed; then mastered by reference to
    the input (``auracore.offline.master``) and scored against it (``auracore.offline.qc``).
 4. Iterate: a decider (decide.py) reads the report and changes a stem's program, adds a
    room, quantises notes or refines the levels; only what changed is rendered again (renders
@@ -25,6 +26,7 @@ import numpy as np
 from auracore.errors import AuraCoreError
 
 from . import timbre, tone
+from .ride import band_ride
 from .decide import RuleDecider
 from .width import match_band_width
 
@@ -177,7 +179,9 @@ def level_match(render: np.ndarray, target: np.ndarray, sample_rate: int, spans:
     20 ms linear ramps between spans), then ridden toward target's short-time level
     (``_fine_gain``: FINE_WINDOW_S windows, within +-FINE_RANGE_DB), as float32. The ride is
     what a mix engineer's fader does: the transcription keeps the notes, not how each swells
-    and fades (docs/reconstruct.md: round 1 +2.8 / +2.2 QC, the energy curve +13 / +11)."""
+    and fades (docs/reconstruct.md: round 1 +2.8 / +2.2 QC, the energy curve +13 / +11).
+    Last, each octave band is ridden the same way (``ride.band_ride``): how the notes' colour
+    moves."""
     n = render.shape[0]
     points_t, points_g = [], []
     for a, b in spans:
@@ -189,7 +193,7 @@ def level_match(render: np.ndarray, target: np.ndarray, sample_rate: int, spans:
         points_g += [g, g]
     gain = np.interp(np.arange(n), points_t, points_g).astype(np.float32)
     gain *= _fine_gain(np.multiply(render, gain[:, None], dtype=np.float32), target, sample_rate, FINE_WINDOW_S)
-    return np.multiply(render, gain[:, None], dtype=np.float32)
+    return band_ride(np.multiply(render, gain[:, None], dtype=np.float32), target, sample_rate)
 
 
 def _fine_gain(render: np.ndarray, target: np.ndarray, sample_rate: int, window_s: float) -> np.ndarray:
