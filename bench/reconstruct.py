@@ -198,7 +198,8 @@ def oracle_part(piece: dict, part: str, program: int | None = None, notes=None) 
                         tuple(info["notes"] if notes is None else notes))
     y = fluid.render_tracks(fluid.SOUNDFONT, [track], seconds, drums=part == "drums", sample_rate=rate,
                             sample_format="float")
-    return level_match(y, piece["stems"][part], rate, _spans(seconds, piece["sections"], None)).astype(np.float64)
+    return level_match(y, piece["stems"][part], rate, _spans(seconds, piece["sections"], None),
+                       drums=part == "drums").astype(np.float64)
 
 
 def score_mix(piece: dict, mix: np.ndarray, runner=None):

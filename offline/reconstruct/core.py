@@ -42,6 +42,10 @@ STEM_FAMILIES = {"bass": (4,), "vocals": _MELODIC_FAMILIES, "other": _MELODIC_FA
 LEVEL_WINDOW_S = 2.0
 FINE_WINDOW_S = 0.4          # the level ride's window (the momentary loudness's) ...
 FINE_RANGE_DB = 6.0          # ... and how far it may move from the span's level
+# the drums are ridden hit by hit: 50 ms windows (a hit's length), within 10 dB (what a
+# drum transcription's velocities miss; docs/reconstruct.md: round 1 +0.6 / +1.0 QC)
+DRUM_WINDOW_S = 0.05
+DRUM_RANGE_DB = 10.0
 MAX_GAIN_DB = 24.0
 RAMP_S = 0.02
 DEFAULT_RT60_S = 1.0
@@ -174,14 +178,15 @@ def _spans(duration_s: float, sections, window_s: float | None) -> list:
     return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b - a > 1e-3]
 
 
-def level_match(render: np.ndarray, target: np.ndarray, sample_rate: int, spans: list) -> np.ndarray:
+def level_match(render: np.ndarray, target: np.ndarray, sample_rate: int, spans: list,
+                drums: bool = False) -> np.ndarray:
     """render scaled span by span so its RMS equals target's there (gains within +-24 dB,
     20 ms linear ramps between spans), then ridden toward target's short-time level
     (``_fine_gain``: FINE_WINDOW_S windows, within +-FINE_RANGE_DB), as float32. The ride is
     what a mix engineer's fader does: the transcription keeps the notes, not how each swells
     and fades (docs/reconstruct.md: round 1 +2.8 / +2.2 QC, the energy curve +13 / +11).
     Last, each octave band is ridden the same way (``ride.band_ride``): how the notes' colour
-    moves."""
+    moves. drums: the ride reads DRUM_WINDOW_S windows within +-DRUM_RANGE_DB, hit by hit."""
     n = render.shape[0]
     points_t, points_g = [], []
     for a, b in spans:
@@ -192,13 +197,15 @@ def level_match(render: np.ndarray, target: np.ndarray, sample_rate: int, spans:
         points_t += [i0 + RAMP_S * sample_rate / 2, i1 - RAMP_S * sample_rate / 2]
         points_g += [g, g]
     gain = np.interp(np.arange(n), points_t, points_g).astype(np.float32)
-    gain *= _fine_gain(np.multiply(render, gain[:, None], dtype=np.float32), target, sample_rate, FINE_WINDOW_S)
+    window_s, range_db = (DRUM_WINDOW_S, DRUM_RANGE_DB) if drums else (FINE_WINDOW_S, FINE_RANGE_DB)
+    gain *= _fine_gain(np.multiply(render, gain[:, None], dtype=np.float32), target, sample_rate, window_s, range_db)
     return band_ride(np.multiply(render, gain[:, None], dtype=np.float32), target, sample_rate)
 
 
-def _fine_gain(render: np.ndarray, target: np.ndarray, sample_rate: int, window_s: float) -> np.ndarray:
+def _fine_gain(render: np.ndarray, target: np.ndarray, sample_rate: int, window_s: float,
+               range_db: float) -> np.ndarray:
     """A gain (n,) that moves render's short-time RMS (windows of window_s, half overlapping)
-    toward target's, within +-FINE_RANGE_DB, smoothed over three windows; windows where the
+    toward target's, within +-range_db, smoothed over three windows; windows where the
     render is near silent are left alone."""
     n = render.shape[0]
     hop = max(1, int(window_s * sample_rate / 2))
@@ -207,7 +214,7 @@ def _fine_gain(render: np.ndarray, target: np.ndarray, sample_rate: int, window_
     pt = np.array([float(np.mean(np.square(target[i:i + 2 * hop], dtype=np.float64))) for i in starts])
     floor = 1e-6 * max(float(pr.max()), 1e-30)
     db = np.where((pr > floor) & (pt > 0), 10.0 * np.log10(np.maximum(pt, 1e-30) / np.maximum(pr, 1e-30)), 0.0)
-    db = np.clip(db, -FINE_RANGE_DB, FINE_RANGE_DB)
+    db = np.clip(db, -range_db, range_db)
     if db.size >= 3:
         db = np.convolve(np.pad(db, 1, mode="edge"), np.ones(3) / 3.0, mode="valid")
     centres = starts + hop
@@ -421,7 +428,8 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
             y = synth.render(part, _played(part.notes, part.quantise, prof.beats_s), channels)
             if not key_known:
                 rendered_now.append(name)
-            y = level_match(y, stems[name], sr, _spans(duration_s, sections, settings["level_window_s"]))
+            y = level_match(y, stems[name], sr, _spans(duration_s, sections, settings["level_window_s"]),
+                            drums=part.drums)
             if settings["reverb"] and not part.drums:
                 y = room(y, sr, rt or DEFAULT_RT60_S)
             out_stems[name] = y
