@@ -8,7 +8,8 @@
    the stem it replaces (``tone.match_tone``).
 3. Mix: each rendered stem at the original stem's level section by section (the profile's
    sections; after a ``level`` change, in 2 s windows), ridden toward its short-time level
-   and then band by band (``ride.band_ride``), summed; then mastered by reference to
+   and then band by band (``ride.band_ride``), summed, and the sum ridden band by band
+   toward the input; then mastered by reference to
    the input (``auracore.offline.master``) and scored against it (``auracore.offline.qc``).
 4. Iterate: a decider (decide.py) reads the report and changes a stem's program, adds a
    room, quantises notes or refines the levels; only what changed is rendered again (renders
@@ -46,6 +47,9 @@ FINE_RANGE_DB = 6.0          # ... and how far it may move from the span's level
 # drum transcription's velocities miss; docs/reconstruct.md: round 1 +0.6 / +1.0 QC)
 DRUM_WINDOW_S = 0.05
 DRUM_RANGE_DB = 10.0
+# the mix's band ride toward the input, within this many dB (docs/reconstruct.md: round 1
+# +0.4 / +0.7 QC)
+MIX_RIDE_RANGE_DB = 6.0
 MAX_GAIN_DB = 24.0
 RAMP_S = 0.02
 DEFAULT_RT60_S = 1.0
@@ -436,6 +440,9 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
         mix = sum(out_stems.values())
         if not np.any(mix):
             raise ReconstructError("the re-synthesised stems are silent")
+        # the sum ridden band by band toward the input: what the stems' rides, each toward a
+        # separated stem with its leaks and gaps, leave between them
+        mix = band_ride(mix, x, sr, range_db=MIX_RIDE_RANGE_DB)
         mix = match_band_width(mix, x, sr)
         mastered = master(mix, x, sr).audio
         report = qc(x, mastered, sr, runner=runner, log=log, cache=qc_cache)
