@@ -11,9 +11,10 @@ over ``WINDOW_S`` (the momentary loudness's 0.4 s, as the level ride's), each ba
 within +-``RANGE_DB``, interpolated across frequency in log frequency. Bands where the
 render is near silent are left alone (a gain cannot make a note the render does not play).
 
-Applied through a short-time Fourier transform (Hann windows, a quarter overlap, weighted
-overlap-add normalised by the windows' sum of squares: 0 dB everywhere gives the render
-back), in batches of frames, so memory stays a few arrays of the input's length.
+Applied through a short-time Fourier transform (Hann windows of about 46 ms, hops of a
+quarter window, weighted overlap-add normalised by the windows' sum of squares: 0 dB
+everywhere gives the render back), in batches of frames, so memory stays a few arrays of
+the input's length.
 """
 
 import math
@@ -102,22 +103,23 @@ def band_ride(render: np.ndarray, target: np.ndarray, sample_rate: int, window_s
     g_db = band_gains_db(mono(render), mono(target), sample_rate, window_s, range_db)
     if not np.any(g_db):
         return render
-    gain = 10.0 ** ((g_db @ _interp_matrix(sample_rate, nfft).T) / 20.0)   # (frames, bins)
+    spread = _interp_matrix(sample_rate, nfft).T                          # (bands, bins)
     win = np.hanning(nfft + 1)[:-1]
     q = nfft // hop
+    n_frames = g_db.shape[0]
+    # the windows' sum of squares at every sample, the same for every channel
+    wsum = np.zeros((n_frames + q, hop))
+    for i, w2 in enumerate((win * win).reshape(q, hop)):
+        wsum[i:i + n_frames] += w2
     x2 = render[:, None] if render.ndim == 1 else render
     out = np.empty(x2.shape, dtype=render.dtype)
     for c in range(x2.shape[1]):
-        batches, n_frames = _frames(x2[:, c].astype(np.float64), nfft, hop)
+        batches, _ = _frames(x2[:, c].astype(np.float64), nfft, hop)
         acc = np.zeros((n_frames + q, hop))
-        wsum = np.zeros((n_frames + q, hop))
-        w2 = (win * win).reshape(q, hop)
         for j, fr in batches:
-            y = np.fft.irfft(np.fft.rfft(fr * win, axis=1) * gain[j:j + fr.shape[0]], n=nfft, axis=1) * win
-            y = y.reshape(-1, q, hop)
+            gain = 10.0 ** ((g_db[j:j + fr.shape[0]] @ spread) / 20.0)    # (frames, bins)
+            y = (np.fft.irfft(np.fft.rfft(fr * win, axis=1) * gain, n=nfft, axis=1) * win).reshape(-1, q, hop)
             for i in range(q):
                 acc[j + i:j + i + y.shape[0]] += y[:, i]
-                wsum[j + i:j + i + y.shape[0]] += w2[i]
-        flat = (acc / np.maximum(wsum, 1e-12)).reshape(-1)
-        out[:, c] = flat[nfft - hop:nfft - hop + n]
+        out[:, c] = (acc / np.maximum(wsum, 1e-12)).reshape(-1)[nfft - hop:nfft - hop + n]
     return out[:, 0] if render.ndim == 1 else out
