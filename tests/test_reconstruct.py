@@ -271,10 +271,10 @@ def test_each_render_rides_its_stems_short_time_level():
 
 
 def test_the_drums_are_ridden_hit_by_hit():
-    """level_match(drums=True) rides in 50 ms windows: sixteenths struck alike in the render,
-    every other one 8 dB softer in the stem, come out 8 dB apart within 2.5 dB (measured 6.2:
-    the gain moves over a window and a half, so a soft hit's onset keeps some of the loud
-    hit's gain before it); the pitched stems' 0.4 s ride (drums=False) cannot follow them
+    """level_match(drums=True) rides in 50 ms windows, broadband and band by band: sixteenths
+    struck alike in the render, every other one 8 dB softer in the stem, come out 8 dB apart
+    within 1 dB (measured 8.04; 6.2 with the broadband ride alone, whose gain moves over a
+    window and a half); the pitched stems' 0.4 s rides (drums=False) cannot follow them
     (under 4 dB apart; measured 2.1 the other way)."""
     from auracore.offline.reconstruct.core import level_match
 
@@ -299,7 +299,7 @@ def test_the_drums_are_ridden_hit_by_hit():
         return 10 * np.log10(e[1:-1:2].mean()) - 10 * np.log10(e[2:-1:2].mean())
 
     assert abs(spread(target) + 8.0) < 1.0
-    assert abs(spread(level_match(render, target, sr, [(0.0, 8.0)], drums=True)) + 8.0) < 2.5
+    assert abs(spread(level_match(render, target, sr, [(0.0, 8.0)], drums=True)) + 8.0) < 1.0
     assert spread(level_match(render, target, sr, [(0.0, 8.0)])) > -4.0
 
 

@@ -44,7 +44,8 @@ LEVEL_WINDOW_S = 2.0
 FINE_WINDOW_S = 0.4          # the level ride's window (the momentary loudness's) ...
 FINE_RANGE_DB = 6.0          # ... and how far it may move from the span's level
 # the drums are ridden hit by hit: 50 ms windows (a hit's length), within 10 dB (what a
-# drum transcription's velocities miss; docs/reconstruct.md: round 1 +0.6 / +1.0 QC)
+# drum transcription's velocities miss; docs/reconstruct.md: round 1 +0.6 / +1.0 QC), and
+# band by band in the same windows (a hit's colour: round 1 +0.4 / +0.9)
 DRUM_WINDOW_S = 0.05
 DRUM_RANGE_DB = 10.0
 # the mix's band ride toward the input, within this many dB (docs/reconstruct.md: round 1
@@ -190,7 +191,8 @@ def level_match(render: np.ndarray, target: np.ndarray, sample_rate: int, spans:
     what a mix engineer's fader does: the transcription keeps the notes, not how each swells
     and fades (docs/reconstruct.md: round 1 +2.8 / +2.2 QC, the energy curve +13 / +11).
     Last, each octave band is ridden the same way (``ride.band_ride``): how the notes' colour
-    moves. drums: the ride reads DRUM_WINDOW_S windows within +-DRUM_RANGE_DB, hit by hit."""
+    moves. drums: both rides read DRUM_WINDOW_S windows (the level ride within
+    +-DRUM_RANGE_DB), hit by hit."""
     n = render.shape[0]
     points_t, points_g = [], []
     for a, b in spans:
@@ -203,7 +205,8 @@ def level_match(render: np.ndarray, target: np.ndarray, sample_rate: int, spans:
     gain = np.interp(np.arange(n), points_t, points_g).astype(np.float32)
     window_s, range_db = (DRUM_WINDOW_S, DRUM_RANGE_DB) if drums else (FINE_WINDOW_S, FINE_RANGE_DB)
     gain *= _fine_gain(np.multiply(render, gain[:, None], dtype=np.float32), target, sample_rate, window_s, range_db)
-    return band_ride(np.multiply(render, gain[:, None], dtype=np.float32), target, sample_rate)
+    return band_ride(np.multiply(render, gain[:, None], dtype=np.float32), target, sample_rate,
+                     window_s=DRUM_WINDOW_S if drums else FINE_WINDOW_S)
 
 
 def _fine_gain(render: np.ndarray, target: np.ndarray, sample_rate: int, window_s: float,
