@@ -41,8 +41,10 @@ STEM_TYPES = {"drums": "drums", "bass": "bass", "vocals": "pitched", "other": "p
 _MELODIC_FAMILIES = tuple(f for f in range(16) if f not in (4, 12, 15))
 STEM_FAMILIES = {"bass": (4,), "vocals": _MELODIC_FAMILIES, "other": _MELODIC_FAMILIES}
 LEVEL_WINDOW_S = 2.0
-FINE_WINDOW_S = 0.4          # the level ride's window (the momentary loudness's) ...
-FINE_RANGE_DB = 6.0          # ... and how far it may move from the span's level
+# the level ride's window and the pitched stems' band ride's (0.4 s, the momentary
+# loudness's, until 2026-12-07: 0.2 s raised round 1 by 0.4 / 0.9, docs/reconstruct.md) ...
+FINE_WINDOW_S = 0.2
+FINE_RANGE_DB = 6.0          # ... and how far the level ride may move from the span's level
 # the drums are ridden hit by hit: 50 ms windows (a hit's length), within 10 dB (what a
 # drum transcription's velocities miss; docs/reconstruct.md: round 1 +0.6 / +1.0 QC), and
 # band by band in the same windows (a hit's colour: round 1 +0.4 / +0.9)
