@@ -5,7 +5,7 @@
 2. Re-synthesise: each stem's GM program is chosen by timbre (``timbre.choose``: family
    first, then the program; drums choose a kit), and its notes are rendered through FluidSynth
    (models/fluid.py, FluidR3 GM) at the input's rate, then filtered to the tonal balance of
-   the stem it replaces (``tone.match_tone``).
+   the stem it replaces, section by section (``tone.match_tone_spans``).
 3. Mix: each rendered stem at the original stem's level section by section (the profile's
    sections; after a ``level`` change, in 2 s windows), ridden toward its short-time level
    and then band by band (``ride.band_ride``), summed, and the sum ridden band by band
@@ -207,8 +207,7 @@ def level_match(render: np.ndarray, target: np.ndarray, sample_rate: int, spans:
     gain = np.interp(np.arange(n), points_t, points_g).astype(np.float32)
     window_s, range_db = (DRUM_WINDOW_S, DRUM_RANGE_DB) if drums else (FINE_WINDOW_S, FINE_RANGE_DB)
     gain *= _fine_gain(np.multiply(render, gain[:, None], dtype=np.float32), target, sample_rate, window_s, range_db)
-    return band_ride(np.multiply(render, gain[:, None], dtype=np.float32), target, sample_rate,
-                     window_s=DRUM_WINDOW_S if drums else FINE_WINDOW_S)
+    return band_ride(np.multiply(render, gain[:, None], dtype=np.float32), target, sample_rate, window_s=window_s)
 
 
 def _fine_gain(render: np.ndarray, target: np.ndarray, sample_rate: int, window_s: float,
@@ -433,6 +432,9 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
         rendered_now = []
         out_stems = {}
         for name, part in parts.items():
+            if best is not None and best[5][0][name] == (part.program, part.quantise) and best[5][1] == settings:
+                out_stems[name] = best[2][name]   # as the best round made it: nothing to do again
+                continue
             key_known = (name, part.program, part.quantise) in synth.cache
             y = synth.render(part, _played(part.notes, part.quantise, prof.beats_s), channels)
             if not key_known:
