@@ -53,6 +53,10 @@ DRUM_RANGE_DB = 10.0
 # the mix's band ride toward the input, within this many dB (docs/reconstruct.md: round 1
 # +0.4 / +0.7 QC)
 MIX_RIDE_RANGE_DB = 6.0
+# the pitched stems (vocals, other) are transcribed with this onset threshold (the transcriber's
+# default is 0.7): a separated stem's onsets come out weaker than a clean part's, and at 0.7 the
+# chords struck once a bar were often missed (docs/reconstruct.md: best round +0.8 on 24 pieces)
+PITCHED_ONSET_THRESHOLD = 0.6
 MAX_GAIN_DB = 24.0
 RAMP_S = 0.02
 DEFAULT_RT60_S = 1.0
@@ -388,7 +392,7 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
     # the drums are heard with the bass stem under them: the separator leaves much of a
     # kick's low end in the bass stem, and the drum stem alone lost kicks (docs/reconstruct.md)
     heard = {**stems, "drums": stems["drums"] + stems["bass"]}
-    notes = transcribe_stems(heard, sr, tempo_map=tmap)
+    notes = transcribe_stems(heard, sr, tempo_map=tmap, onset_threshold=PITCHED_ONSET_THRESHOLD)
     del heard
     notes = _with_bass_line(notes, x, sr, log)
     total = sum(_energy(s) for s in stems.values()) or 1.0
