@@ -53,9 +53,10 @@ DRUM_RANGE_DB = 10.0
 # the mix's band ride toward the input, within this many dB (docs/reconstruct.md: round 1
 # +0.4 / +0.7 QC)
 MIX_RIDE_RANGE_DB = 6.0
-# the pitched stems (vocals, other) are transcribed with this onset threshold (the transcriber's
-# default is 0.7): a separated stem's onsets come out weaker than a clean part's, and at 0.7 the
-# chords struck once a bar were often missed (docs/reconstruct.md: best round +0.8 on 24 pieces)
+# the pitched stems (vocals, other; and the bass, whose notes the bass line replaces unless it is
+# empty) are transcribed with this onset threshold (the transcriber's default is 0.7): a separated
+# stem's onsets come out weaker than a clean part's, and at 0.7 the chords struck once a bar were
+# often missed (docs/reconstruct.md: best round +0.8 on 24 pieces)
 PITCHED_ONSET_THRESHOLD = 0.6
 MAX_GAIN_DB = 24.0
 RAMP_S = 0.02
