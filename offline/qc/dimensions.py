@@ -157,14 +157,18 @@ def width(al) -> tuple[float, dict]:
 
 
 def energy_curve(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Momentary loudness (LUFS, 400 ms) every 100 ms, floored at -70."""
+    """Momentary loudness (LUFS, 400 ms) every 100 ms, floored at -70; NaN where the window
+    reaches back before the signal's start (the meter counts that time as silence, so the
+    first points read the first few milliseconds alone)."""
     m = LoudnessMeter(sample_rate, x.shape[1], true_peak=False)
     n_hops = int(x.shape[0] / (m.hop)) + 2
     m.hop_log_enable(n_hops)
     m.process(np.ascontiguousarray(x))
     log = m.hop_log()
     step = max(1, int(round(ENERGY_HOP_S * sample_rate / m.hop)))
-    return np.maximum(log["momentary_lufs"][::step], -70.0)
+    out = np.maximum(log["momentary_lufs"][::step], -70.0)
+    out[log["time_s"][::step] < ENERGY_WINDOW_S - 0.5 * m.hop / sample_rate] = np.nan
+    return out
 
 
 def energy(al, tmap: TimeMap = OWN_TIME) -> tuple[float, dict]:
@@ -173,7 +177,9 @@ def energy(al, tmap: TimeMap = OWN_TIME) -> tuple[float, dict]:
     score 100 max(r, 0)."""
     ea, eb = energy_curve(al.a, al.sample_rate), energy_curve(al.b, al.sample_rate)
     ia, ib = tmap.frames(ea.shape[0], eb.shape[0], ENERGY_HOP_S)
-    ea, eb, n = ea[ia], eb[ib], ia.shape[0]
+    ea, eb = ea[ia], eb[ib]
+    full = np.isfinite(ea) & np.isfinite(eb)  # both windows within their signals
+    ea, eb, n = ea[full], eb[full], int(np.count_nonzero(full))
     if np.std(ea) < 1e-9 or np.std(eb) < 1e-9:
         r = 1.0 if np.allclose(ea, eb, atol=0.1) else 0.0
     else:
