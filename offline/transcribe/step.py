@@ -31,11 +31,17 @@ from auracore.errors import ParamError
 
 from .drums import DrumTranscriber
 from .notes import Note, Notes, TempoMap, Track
-from .pitched import GAP_MS, MODEL_RATE, PitchedTranscriber, StreamResampler
+from .pitched import FRAME_LAG_SAMPLES, GAP_MS, MODEL_RATE, PitchedTranscriber, StreamResampler
 
 STEM_TYPES = ("auto", "pitched", "drums", "bass")
 BASS_RANGE_HZ = (27.5, 400.0)
 BASS_SPEED = 2  # a bass is heard at this many times its speed (an octave up): see above
+# Heard at double speed, the notes came out 10.7 ms earlier than at the real speed (mean over
+# the eight GM basses of FluidR3, 72 lines of 24 notes E1-E3: -12.9 ms against -2.2 ms; the
+# median -16.6 against -4.4), which is the model's frame lag (pitched.FRAME_LAG_SAMPLES,
+# -236 samples at 22050 Hz) doubled with the times. _slowed takes the stretched part back
+# out (then -3.3 ms mean, -6.5 median; docs/transcribe.md).
+_SPED_LAG_S = -FRAME_LAG_SAMPLES / MODEL_RATE
 # GM programs (0-based) per stem name, for multi-stem transcription
 STEM_PROGRAMS = {"vocals": 53, "bass": 33, "piano": 0, "guitar": 25, "other": 0, "strings": 48}
 DEFAULT_PROGRAM = 0
@@ -150,11 +156,17 @@ class Transcriber:
 
 
 def _slowed(note: Note, speed: int) -> Note:
-    """A note heard at speed times the speed, back at the real speed: times x speed, the
-    pitch log2(speed) octaves down."""
+    """A note heard at speed times the speed, back at the real speed: times x speed, less the
+    model's frame lag stretched with them (``_SPED_LAG_S``), the pitch log2(speed) octaves
+    down."""
     down = 12 * int(round(math.log2(speed)))
-    return Note(note.onset_s * speed, note.offset_s * speed, note.pitch - down, note.velocity,
-                tuple((t * speed, st) for t, st in note.bends))
+    late = (speed - 1) * _SPED_LAG_S
+
+    def t(v):
+        return max(0.0, v * speed + late)
+
+    return Note(t(note.onset_s), t(note.offset_s), note.pitch - down, note.velocity,
+                tuple((t(b), st) for b, st in note.bends))
 
 
 def _db_text(v: float) -> str:
