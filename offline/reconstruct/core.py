@@ -26,7 +26,7 @@ import numpy as np
 
 from auracore.errors import AuraCoreError
 
-from . import timbre, tone
+from . import timbre, timing, tone
 from .ride import band_ride
 from .decide import RuleDecider
 from .width import match_band_width
@@ -58,6 +58,7 @@ MIX_RIDE_RANGE_DB = 6.0
 # stem's onsets come out weaker than a clean part's, and at 0.7 the chords struck once a bar were
 # often missed (docs/reconstruct.md: best round +0.8 on 24 pieces)
 PITCHED_ONSET_THRESHOLD = 0.6
+ONSET_LAG = True  # move each pitched part's notes back by its program's onset lag (timing.py)
 MAX_GAIN_DB = 24.0
 RAMP_S = 0.02
 DEFAULT_RT60_S = 1.0
@@ -340,6 +341,16 @@ def _with_bass_line(notes, x: np.ndarray, sample_rate: int, log):
     return replace(notes, tracks=tuple(replace(t, notes=tuple(line)) if t.name == "bass" else t for t in notes.tracks))
 
 
+def _onset_reader(name: str):
+    """How the stem's notes were read, as a function (audio, rate) -> onset times: the bass
+    line as ``_with_bass_line`` reads it, the other pitched stems as ``transcribe_stems`` does."""
+    from auracore.offline.transcribe import lowest_line, transcribe
+
+    if name == "bass":
+        return lambda y, rate: [n.onset_s for n in lowest_line(transcribe(y, rate, "bass").notes)]
+    return lambda y, rate: [n.onset_s for n in transcribe(y, rate, "pitched", onset_threshold=PITCHED_ONSET_THRESHOLD).notes]
+
+
 def _excerpt_render(part: Part, a: float, b: float, sample_rate: int):
     from auracore.models import fluid
 
@@ -420,6 +431,14 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
         part.choice = choice
         choices[name] = choice.to_dict()
         log(f"{name}: program {choice.program} ({choices[name]['family']})")
+        if ONSET_LAG and not part.drums:
+            # the transcriber reads this program's onsets late or early: play the notes that much
+            # earlier or later (timing.py), judged over the same excerpt
+            played = tuple((s - a, d, p, v) for s, d, p, v in part.notes if a <= s < b)
+            lag = timing.onset_lag(played, _excerpt_render(part, a, b, sr)(part.program), sr, _onset_reader(name))
+            part.notes = timing.shifted(part.notes, lag)
+            choices[name]["onset_lag_ms"] = round(1000 * lag, 1)
+            log(f"{name}: the transcriber reads program {part.program} {1000 * lag:+.0f} ms off; notes moved back by it")
 
     rt = rt60(x, sr)
     sections = [(s.start_s, s.end_s) for s in prof.sections]
