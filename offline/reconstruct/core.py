@@ -93,6 +93,11 @@ class Part:
     program: int = 0
     quantise: bool = False
     choice: object = None
+    lag: float = 0.0             # the onset lag (s) the transcriber reads the first program chosen with
+
+    def timed_notes(self) -> tuple:
+        """The notes as they are rendered: moved back by the onset lag (timing.py)."""
+        return timing.shifted(self.notes, self.lag)
 
     def next_program(self):
         """The next candidate after the current program in the ranking, or None."""
@@ -351,6 +356,17 @@ def _onset_reader(name: str):
     return lambda y, rate: [n.onset_s for n in transcribe(y, rate, "pitched", onset_threshold=PITCHED_ONSET_THRESHOLD).notes]
 
 
+def _read_lag(part: Part, a: float, b: float, sample_rate: int, log) -> float:
+    """The onset lag (s) the transcriber reads the part's program with, by synthesis over
+    the excerpt a..b s (timing.py)."""
+    played = tuple((s - a, d, p, v) for s, d, p, v in part.notes if a <= s < b)
+    lag = timing.onset_lag(played, _excerpt_render(part, a, b, sample_rate)(part.program), sample_rate,
+                           _onset_reader(part.name))
+    log(f"{part.name}: the transcriber reads program {part.program} {1000 * lag:+.0f} ms off; its notes are played "
+        f"{abs(1000 * lag):.0f} ms {'earlier' if lag > 0 else 'later'}")
+    return lag
+
+
 def _excerpt_render(part: Part, a: float, b: float, sample_rate: int):
     from auracore.models import fluid
 
@@ -432,13 +448,8 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
         choices[name] = choice.to_dict()
         log(f"{name}: program {choice.program} ({choices[name]['family']})")
         if ONSET_LAG and not part.drums:
-            # the transcriber reads this program's onsets late or early: play the notes that much
-            # earlier or later (timing.py), judged over the same excerpt
-            played = tuple((s - a, d, p, v) for s, d, p, v in part.notes if a <= s < b)
-            lag = timing.onset_lag(played, _excerpt_render(part, a, b, sr)(part.program), sr, _onset_reader(name))
-            part.notes = timing.shifted(part.notes, lag)
-            choices[name]["onset_lag_ms"] = round(1000 * lag, 1)
-            log(f"{name}: the transcriber reads program {part.program} {1000 * lag:+.0f} ms off; notes moved back by it")
+            part.lag = _read_lag(part, a, b, sr, log)
+            choices[name]["onset_lag_ms"] = round(1000 * part.lag, 1)
 
     rt = rt60(x, sr)
     sections = [(s.start_s, s.end_s) for s in prof.sections]
@@ -460,7 +471,7 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
                 out_stems[name] = best[2][name]   # as the best round made it: nothing to do again
                 continue
             key_known = (name, part.program, part.quantise) in synth.cache
-            y = synth.render(part, _played(part.notes, part.quantise, prof.beats_s), channels)
+            y = synth.render(part, _played(part.timed_notes(), part.quantise, prof.beats_s), channels)
             if not key_known:
                 rendered_now.append(name)
             y = level_match(y, stems[name], sr, _spans(duration_s, sections, settings["level_window_s"]),
@@ -521,7 +532,7 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
         if t.name in programs and not t.is_drums:
             t = replace(t, program=int(programs[t.name]))
         if t.name in parts:  # the MIDI holds the notes as the best round played them
-            played = _played(parts[t.name].notes, quant[t.name], prof.beats_s)
+            played = _played(parts[t.name].timed_notes(), quant[t.name], prof.beats_s)
             t = replace(t, notes=tuple(Note(s, s + d, p, v) for s, d, p, v in played))
         tracks.append(t)
     final_notes = replace(notes, tracks=tuple(tracks))
