@@ -8,7 +8,8 @@
    the stem it replaces, section by section (``tone.match_tone_spans``).
 3. Mix: each rendered stem at the original stem's level section by section (the profile's
    sections; after a ``level`` change, in 2 s windows), ridden toward its short-time level
-   and then band by band (``ride.band_ride``), summed, and the sum ridden band by band
+   and then band by band (``ride.band_ride``), balanced left/right as the stem
+   (``place.place``), summed, and the sum ridden band by band
    toward the input; then mastered by reference to
    the input (``auracore.offline.master``) and scored against it (``auracore.offline.qc``).
 4. Iterate: a decider (decide.py) reads the report and changes a stem's program, adds a
@@ -27,6 +28,7 @@ import numpy as np
 from auracore.errors import AuraCoreError
 
 from . import timbre, timing, tone
+from .place import place
 from .ride import band_ride
 from .decide import RuleDecider
 from .width import match_band_width
@@ -58,6 +60,7 @@ MIX_RIDE_RANGE_DB = 6.0
 # stem's onsets come out weaker than a clean part's, and at 0.7 the chords struck once a bar were
 # often missed (docs/reconstruct.md: best round +0.8 on 24 pieces)
 PITCHED_ONSET_THRESHOLD = 0.6
+PLACE = True  # each render balanced left/right as its stem is (place.py)
 ONSET_LAG = True  # move each pitched part's notes back by its program's onset lag (timing.py)
 MAX_GAIN_DB = 24.0
 RAMP_S = 0.02
@@ -476,6 +479,8 @@ def reconstruct(x, sample_rate: int, target_score: float = 85.0, max_rounds: int
                 rendered_now.append(name)
             y = level_match(y, stems[name], sr, _spans(duration_s, sections, settings["level_window_s"]),
                             drums=part.drums)
+            if PLACE:
+                y = place(y, stems[name])  # the stem's left/right balance (place.py)
             if settings["reverb"] and not part.drums:
                 y = room(y, sr, rt or DEFAULT_RT60_S)
             out_stems[name] = y

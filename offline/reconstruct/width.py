@@ -1,8 +1,8 @@
 """Stereo width band by band: the rebuild's side channel reshaped to the input's side/mid ratios.
 
-Each stem is placed and widened as a whole (its pan and width), and the master matches one
-width for the whole mix; what neither can do is give the rebuild the input's width in each
-octave band (a wide pad over a centred bass, hats wider than the guitar). This step measures
+Each render is balanced left/right as its stem (place.py), and the master matches one width
+for the whole mix; what neither can do is give the rebuild the input's width in each octave
+band (a wide pad over a centred bass, hats wider than the guitar). This step measures
 the side/mid energy ratio of the input and of the mix in the octave bands of qc's ``width``
 dimension (``band_side_mid``), and scales the mix's side channel by a gain that follows those
 ratios in log frequency (zero phase, one FFT of the whole side channel), at most
