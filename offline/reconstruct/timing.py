@@ -4,10 +4,11 @@ The transcriber places a note's onset where its model's onset activation peaks, 
 long after the note-on that is depends on the instrument's attack: on the bench's pieces the
 lead's notes were read 11 ms late and the bass line's 14 ms early (median), where the drums'
 were within 3 ms. Rendered at the times read, a part then plays that much late or early
-against the drums. ``onset_lag`` renders a part's own notes over an excerpt with the program
-chosen for it, transcribes the render as the part was transcribed, and returns the median
-signed error of the onsets read against the onsets played: the chosen program's lag, which
-stands for the original's. ``shifted`` moves the notes back by it.
+against the drums. ``onset_lag`` takes a render of the part's own notes over an excerpt, with
+the program chosen for it (``core._read_lag`` makes it), transcribes it as the part was
+transcribed, and returns the median signed error of the onsets read against the onsets
+played: the chosen program's lag, which stands for the original's. ``shifted`` moves the
+notes back by it.
 """
 
 import numpy as np
