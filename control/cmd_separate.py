@@ -62,6 +62,7 @@ def _threads(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from auracore.offline.separate import separate_file
+    from auracore.stopping import finish  # a stop after the stems are renamed into place is too late to undo them
 
     from .progress import progress_factory
 
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = separate_file(args.input, args.outdir, stems=stems, fmt=args.format, model=args.model,
                            force=args.force, subtype=args.subtype, threads=args.threads,
-                           progress_factory=progress_factory(), log=note)
+                           progress_factory=progress_factory(), log=note, before_commit=finish)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, allow_nan=False))
     else:

@@ -316,6 +316,30 @@ def test_cli_keeps_existing_files_without_force(song, tmp_path):
     assert sorted(os.listdir(out)) == sorted(f"{s}.wav" for s in STEMS4)
 
 
+def test_the_stems_are_committed_together_after_the_last_check(song, tmp_path):
+    """before_commit (the command line's stopping.finish) runs once, with every stem still a
+    temporary file; a stop raised there leaves nothing, not even the folder it made."""
+    from auracore.offline.separate.files import separate_file
+
+    out = tmp_path / "o"
+    seen = []
+
+    def check():
+        seen.append(sorted(os.listdir(out)))
+
+    separate_file(str(song), str(out), model="dsp", before_commit=check)
+    assert len(seen) == 1 and not any(n.endswith(".wav") and not n.startswith(".") for n in seen[0]), seen
+    assert sorted(os.listdir(out)) == sorted(f"{s}.wav" for s in STEMS4)
+
+    def stop():
+        raise KeyboardInterrupt
+
+    other = tmp_path / "p"
+    with pytest.raises(KeyboardInterrupt):
+        separate_file(str(song), str(other), model="dsp", before_commit=stop)
+    assert not other.exists()
+
+
 def test_cli_bad_input_leaves_nothing(tmp_path):
     garbage = tmp_path / "garbage.wav"
     garbage.write_bytes(b"RIFF not really audio" * 10)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from auracore.errors import AudioFileError
+from auracore.stopping import holding_stops, raise_if_stopped
 
 from ..audio_io import (Quantizer, atomic_output, check_output_path, make_output_folder, open_input, read_blocks,
                         resolve_subtype)
@@ -52,11 +53,14 @@ def stem_paths(outdir: str, stems, fmt: str) -> dict:
 
 
 def separate_file(in_path: str, outdir: str, stems=STEMS4, fmt: str = "wav", model=None, force: bool = False,
-                  subtype: str | None = None, threads: int | None = None, progress_factory=None, log=None) -> SeparateResult:
+                  subtype: str | None = None, threads: int | None = None, progress_factory=None, log=None,
+                  before_commit=None) -> SeparateResult:
     """Separate in_path into OUTDIR/<stem>.<fmt>, one file per stem at the input's rate,
     channel count and length. model: None (the shipped model, or the DSP fallback with a
     note when its files are missing or bad), "dsp" or a model folder. log(line) gets the
-    fallback note. Raises AudioFileError (input, output) or SeparationError (stems)."""
+    fallback note. before_commit: called with the stop signals held, just before the stems
+    are renamed into place (the command line's ``stopping.finish``: a stop from then on is
+    too late to undo them). Raises AudioFileError (input, output) or SeparationError (stems)."""
     if fmt not in FORMATS:
         raise AudioFileError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
     stems = check_stems(stems)
@@ -75,7 +79,8 @@ def separate_file(in_path: str, outdir: str, stems=STEMS4, fmt: str = "wav", mod
         sep, note = load_separator(model, threads=threads)
         if note and log:
             log(note)
-        result = _run(in_path, paths, sep, note, stems, rate, channels, total, fmt, subtype, progress_factory)
+        result = _run(in_path, paths, sep, note, stems, rate, channels, total, fmt, subtype, progress_factory,
+                      before_commit)
     except BaseException:
         if made_dir:
             try:
@@ -87,7 +92,7 @@ def separate_file(in_path: str, outdir: str, stems=STEMS4, fmt: str = "wav", mod
     return result
 
 
-def _run(in_path, paths, sep, note, stems, rate, channels, total, fmt, subtype, progress_factory):
+def _run(in_path, paths, sep, note, stems, rate, channels, total, fmt, subtype, progress_factory, before_commit=None):
     started = time.perf_counter()
     run = ChunkedSeparation(sep, rate, channels, stems)
     energy = {s: 0.0 for s in stems}
@@ -96,8 +101,9 @@ def _run(in_path, paths, sep, note, stems, rate, channels, total, fmt, subtype, 
     written = 0
     bar = progress_factory(total, "separate") if progress_factory else None
     wav_sub = subtype
+    hold = ExitStack()
     try:
-        with ExitStack() as stack:
+        with hold, ExitStack() as stack:
             outs = {s: stack.enter_context(atomic_output(p, rate, channels, wav_sub, inputs=(in_path,)))
                     for s, p in paths.items()}
             quant = {s: Quantizer(resolve_subtype("FLAC" if fmt == "flac" else "WAV", subtype), seed=0x5EED + i)
@@ -127,6 +133,13 @@ def _run(in_path, paths, sep, note, stems, rate, channels, total, fmt, subtype, 
             write(run.finish())
             if written != frames:
                 raise AudioFileError(f"{in_path}: internal length mismatch ({written} of {frames} frames)")
+            # the stems are renamed into place as the stack closes: all of them with the stops held
+            # (a stop between two renames once left some; the fuzz suite), and after
+            # before_commit a stop is too late to undo them
+            hold.enter_context(holding_stops())
+            raise_if_stopped()
+            if before_commit is not None:
+                before_commit()
     finally:
         if bar is not None:
             bar.close()
