@@ -338,24 +338,31 @@ def _with_bass_line(notes, x: np.ndarray, sample_rate: int, log):
     transcription on the bench's pieces (note F1 0.775 / 0.675 against 0.755 / 0.593 on
     1000-1007 / 1100-1107, docs/reconstruct.md). Kept when that line is empty."""
     from auracore.offline.separate import separate
-    from auracore.offline.transcribe import lowest_line, transcribe
 
     if not any(t.name == "bass" for t in notes.tracks):
         return notes
     drums = separate(x, sample_rate, stems=("drums",), model="dsp", log=log)["drums"]
-    line = lowest_line(transcribe(x - drums, sample_rate, "bass").notes)
+    line = _bass_line(x - drums, sample_rate)
     if not line:
         return notes
     return replace(notes, tracks=tuple(replace(t, notes=tuple(line)) if t.name == "bass" else t for t in notes.tracks))
 
 
+def _bass_line(y: np.ndarray, sample_rate: int) -> list:
+    """The lowest line of y transcribed in the bass range: of notes struck within 50 ms of
+    each other the lowest (``transcribe.lowest_line``)."""
+    from auracore.offline.transcribe import lowest_line, transcribe
+
+    return lowest_line(transcribe(y, sample_rate, "bass").notes)
+
+
 def _onset_reader(name: str):
     """How the stem's notes were read, as a function (audio, rate) -> onset times: the bass
     line as ``_with_bass_line`` reads it, the other pitched stems as ``transcribe_stems`` does."""
-    from auracore.offline.transcribe import lowest_line, transcribe
+    from auracore.offline.transcribe import transcribe
 
     if name == "bass":
-        return lambda y, rate: [n.onset_s for n in lowest_line(transcribe(y, rate, "bass").notes)]
+        return lambda y, rate: [n.onset_s for n in _bass_line(y, rate)]
     return lambda y, rate: [n.onset_s for n in transcribe(y, rate, "pitched", onset_threshold=PITCHED_ONSET_THRESHOLD).notes]
 
 
